@@ -1,0 +1,4 @@
+pub mod event;
+pub mod geo;
+pub mod money;
+pub mod time;
