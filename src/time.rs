@@ -85,6 +85,36 @@ impl Serialize for Timestamp {
     }
 }
 
+/// A span of event time written as `<number><unit>` in rule files: `90s`, `10m`, `6h`, `7d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span(pub i64);
+
+impl Span {
+    /// Parses `<number><unit>` with unit `s`, `m`, `h` or `d`.
+    pub fn parse(text: &str) -> Result<Span, String> {
+        let text = text.trim();
+        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let n: i64 =
+            number.parse().map_err(|_| format!("`{text}` is not a duration such as 10m, 6h or 7d"))?;
+        let unit_ms = match unit {
+            "s" => SECOND,
+            "m" => MINUTE,
+            "h" => HOUR,
+            "d" => DAY,
+            _ => return Err(format!("`{text}` has unknown unit `{unit}` (use s, m, h or d)")),
+        };
+        n.checked_mul(unit_ms).map(Span).ok_or_else(|| format!("`{text}` is too long"))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Span {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Span::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// `YYYY-MM-DD`.
 const DATE: &[time::format_description::BorrowedFormatItem<'static>] =
     time::macros::format_description!("[year]-[month]-[day]");
@@ -121,6 +151,14 @@ mod tests {
     fn displays_as_utc() {
         let t = Timestamp::parse_rfc3339("2026-11-24T10:00:00.250+07:00").unwrap();
         assert_eq!(t.to_string(), "2026-11-24T03:00:00.250Z");
+    }
+
+    #[test]
+    fn spans() {
+        assert_eq!(Span::parse("10m"), Ok(Span(10 * MINUTE)));
+        assert_eq!(Span::parse("7d"), Ok(Span(7 * DAY)));
+        assert!(Span::parse("7 days").is_err());
+        assert!(Span::parse("h").is_err());
     }
 
     #[test]

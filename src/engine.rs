@@ -1,0 +1,270 @@
+//! The engine ties state, rules and incidents together: `process(event) → task changes`.
+//!
+//! Pure: no async, no clock, no I/O. Time is event time: the engine's "now" is the newest event
+//! time seen, less the allowed lateness (the watermark); event-time timers (a customer falling
+//! silent) fire when the watermark passes them. The same engine runs in `serve`, `replay`,
+//! `demo` and the benches.
+//!
+//! Concurrency: `process` takes `&self`. A customer's state is locked (its `DashMap` shard entry)
+//! for the whole of one event, so events of one customer are applied one at a time; events of
+//! different customers may be processed in parallel. The timer queue is locked only to schedule
+//! or pop, never while a customer is being processed by the same thread.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
+
+use crate::detect::{
+    churn_risk, event_facts, DetectInput, DetectorKind, DetectorParams, Evidence, Phase, Signal,
+};
+use crate::event::{Event, EventBody};
+use crate::incident::{self, Firing};
+use crate::rules::features::FeatureView;
+use crate::rules::{Mode, RuleSet};
+use crate::state::{CustomerState, StateStore};
+use crate::task::{Outcome, TaskChange};
+use crate::time::{Timestamp, MINUTE};
+
+/// Engine settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EngineConfig {
+    /// How late an event may arrive (behind the newest seen) and still count before timers
+    /// that it could have cancelled fire.
+    pub allowed_lateness: i64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { allowed_lateness: 10 * MINUTE }
+    }
+}
+
+/// A rule that fired (live or shadow), for counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    /// Index of the rule in the rule set.
+    pub rule: usize,
+    pub shadow: bool,
+}
+
+/// What one event (and the timers it let fire) caused.
+#[derive(Debug, Default)]
+pub struct Processed {
+    /// The event id was seen before for this customer: nothing was applied.
+    pub duplicate: bool,
+    pub hits: Vec<Hit>,
+    pub changes: Vec<TaskChange>,
+}
+
+/// The alerting engine.
+#[derive(Debug, Default)]
+pub struct Engine {
+    pub state: StateStore,
+    config: EngineConfig,
+    /// Pending event-time timers: (when, customer). At most one live entry per customer; an
+    /// entry whose time no longer matches the customer's `timer_at` is stale and skipped.
+    timers: Mutex<BTreeSet<(Timestamp, Box<str>)>>,
+    /// Newest event time seen (milliseconds).
+    newest: AtomicI64,
+}
+
+impl Engine {
+    /// A new engine with no state.
+    pub fn new(config: EngineConfig) -> Engine {
+        Engine { config, newest: AtomicI64::new(i64::MIN), ..Engine::default() }
+    }
+
+    /// The watermark: newest event time seen less the allowed lateness.
+    pub fn watermark(&self) -> Timestamp {
+        Timestamp(self.newest.load(Ordering::Relaxed).saturating_sub(self.config.allowed_lateness))
+    }
+
+    /// Number of pending event-time timers (including stale entries).
+    pub fn pending_timers(&self) -> usize {
+        self.timers.lock().expect("timer lock poisoned").len()
+    }
+
+    /// Processes one validated event: de-duplicates, runs the rules, updates state, opens or
+    /// enriches tasks, then fires the timers the advancing event time makes due.
+    pub fn process(&self, rules: &RuleSet, event: &Event) -> Processed {
+        let mut out = Processed::default();
+        {
+            let customers = &self.state.customers;
+            let mut entry = match customers.get_mut(event.customer_id.as_str()) {
+                Some(e) => e,
+                None => customers.entry(event.customer_id.as_str().into()).or_default(),
+            };
+            let state: &mut CustomerState = &mut entry;
+            if state.has_seen(&event.event_id) {
+                out.duplicate = true;
+                return out;
+            }
+            let on = rules.for_event(event.kind());
+            let mut firings = Vec::new();
+            evaluate(
+                rules,
+                on,
+                Phase::BeforeApply,
+                Some(event),
+                event.ts,
+                state,
+                &mut firings,
+                &mut out.hits,
+            );
+            state.apply(event, &self.state.interner);
+            evaluate(rules, on, Phase::AfterApply, Some(event), event.ts, state, &mut firings, &mut out.hits);
+            if !firings.is_empty() {
+                out.changes = incident::open_or_enrich(firings, state, &event.customer_id);
+            }
+            self.schedule(rules, state, &event.customer_id, event.ts);
+        }
+        self.newest.fetch_max(event.ts.0, Ordering::Relaxed);
+        self.fire_due_timers(rules, &mut out);
+        out
+    }
+
+    /// Schedules the customer's silence timer if timer rules exist and none is pending.
+    fn schedule(&self, rules: &RuleSet, state: &mut CustomerState, customer_id: &str, now: Timestamp) {
+        let Some(params) = timer_params(rules) else { return };
+        let Some(deadline) = churn_risk::silence_deadline(state, now, params) else { return };
+        if state.timer_at.is_some_and(|t| t <= deadline) {
+            return; // the pending timer fires first and re-schedules
+        }
+        state.timer_at = Some(deadline);
+        self.timers.lock().expect("timer lock poisoned").insert((deadline, customer_id.into()));
+    }
+
+    /// Fires every timer at or before the watermark.
+    fn fire_due_timers(&self, rules: &RuleSet, out: &mut Processed) {
+        let watermark = self.watermark();
+        loop {
+            let due = {
+                let mut timers = self.timers.lock().expect("timer lock poisoned");
+                match timers.first() {
+                    Some((at, _)) if *at <= watermark => timers.pop_first(),
+                    _ => None,
+                }
+            };
+            let Some((at, customer_id)) = due else { break };
+            let Some(mut entry) = self.state.customers.get_mut(&customer_id) else { continue };
+            let state: &mut CustomerState = &mut entry;
+            if state.timer_at != Some(at) {
+                continue; // stale: superseded by an earlier schedule
+            }
+            state.timer_at = None;
+            let Some(params) = timer_params(rules) else { continue };
+            match churn_risk::silence_deadline(state, at, params) {
+                Some(deadline) if deadline > at => {
+                    // Activity since scheduling moved the deadline: wait for the new one.
+                    state.timer_at = Some(deadline);
+                    self.timers.lock().expect("timer lock poisoned").insert((deadline, customer_id));
+                    continue;
+                }
+                None => continue,
+                Some(_) => {}
+            }
+            let mut firings = Vec::new();
+            evaluate(
+                rules,
+                rules.for_timers(),
+                Phase::AfterApply,
+                None,
+                at,
+                state,
+                &mut firings,
+                &mut out.hits,
+            );
+            if !firings.is_empty() {
+                out.changes.extend(incident::open_or_enrich(firings, state, &customer_id));
+            }
+        }
+    }
+
+    /// Records an agent's or customer's outcome for an open task; a confirmed-legit outcome
+    /// teaches the customer's state the countries and devices in the task's evidence.
+    pub fn resolve(
+        &self,
+        customer_id: &str,
+        task_id: &str,
+        outcome: Outcome,
+        at: Timestamp,
+    ) -> Option<TaskChange> {
+        let mut entry = self.state.customers.get_mut(customer_id)?;
+        let state: &mut CustomerState = &mut entry;
+        let change = incident::resolve(state, task_id, outcome, at)?;
+        if outcome == Outcome::ConfirmedLegit {
+            let countries: Vec<_> = change.task.context.events.iter().filter_map(|e| e.country).collect();
+            state.trust(&countries, &[]);
+        }
+        Some(change)
+    }
+}
+
+/// The parameters of the first rule using a timer-driven detector.
+fn timer_params(rules: &RuleSet) -> Option<&churn_risk::Params> {
+    match rules.first_with(DetectorKind::ChurnRisk)?.detector.as_ref()? {
+        DetectorParams::ChurnRisk(p) => Some(p),
+        _ => None,
+    }
+}
+
+/// Runs the rules of one phase: detector, condition, cooldown; collects live firings and hits.
+#[allow(clippy::too_many_arguments)]
+fn evaluate<'r>(
+    rules: &'r RuleSet,
+    indexes: &[usize],
+    phase: Phase,
+    event: Option<&Event>,
+    now: Timestamp,
+    state: &mut CustomerState,
+    firings: &mut Vec<Firing<'r>>,
+    hits: &mut Vec<Hit>,
+) {
+    for &i in indexes {
+        let rule = &rules.rules[i];
+        let kind = rule.detector_kind();
+        if kind.map_or(Phase::BeforeApply, DetectorKind::phase) != phase {
+            continue;
+        }
+        let signal = match &rule.detector {
+            Some(d) => match d.detect(&DetectInput { event, state, now }) {
+                Some(s) => Some(s),
+                None => continue,
+            },
+            None => None,
+        };
+        if let Some(condition) = &rule.condition {
+            let view = FeatureView::new(event, state, signal.as_ref(), kind, now);
+            if !condition.eval(&view) {
+                continue;
+            }
+        }
+        if state.in_cooldown(rule.id_hash, now, rule.cooldown) {
+            continue;
+        }
+        state.mark_fired(rule.id_hash, now);
+        let shadow = rule.mode == Mode::Shadow;
+        hits.push(Hit { rule: i, shadow });
+        if !shadow {
+            let signal = signal.unwrap_or_else(|| event_signal(event, now));
+            firings.push(Firing { rule, signal });
+        }
+    }
+}
+
+/// The signal of a rule without a detector: the event itself.
+fn event_signal(event: Option<&Event>, now: Timestamp) -> Signal {
+    let mut facts = Vec::new();
+    let mut evidence = Vec::new();
+    let mut money = 0.0;
+    if let Some(e) = event {
+        event_facts(e, &mut facts);
+        evidence.push(Evidence::from_event(e));
+        money = match &e.body {
+            EventBody::CardTransaction(t) => t.money.to_eur().unwrap_or(0.0),
+            EventBody::Transfer(t) => t.money.to_eur().unwrap_or(0.0),
+            _ => 0.0,
+        };
+    }
+    Signal { at: now, facts, evidence, money_at_risk_eur: money }
+}

@@ -1,0 +1,502 @@
+//! Reading one rule file: TOML text → validated [`Rule`]s plus every error found, each with its
+//! line. Structure errors (unknown keys, wrong types, bad values) are collected per field rather
+//! than stopping at the first, so an author fixes a file in one round.
+
+use serde::Deserialize;
+use toml::{Spanned, Value};
+
+use super::expr::Condition;
+use super::features::RuleSchema;
+use super::template::{Template, CUSTOMER_PLACEHOLDERS};
+use super::{Localized, Mode, Queue, Rule, RuleError, Severity, ACTIONS, REQUIRED_LANGUAGES};
+use crate::detect::{DetectorKind, DetectorParams, EVENT_FACTS};
+use crate::event::EventKind;
+use crate::time::{Span, DAY};
+
+/// Keys a `[[rule]]` table may have.
+const KEYS: &[&str] = &[
+    "id",
+    "description",
+    "queue",
+    "severity",
+    "mode",
+    "detector",
+    "params",
+    "on",
+    "when",
+    "cooldown",
+    "title",
+    "explanation",
+    "script",
+    "actions",
+];
+
+/// Default cooldown: one day.
+const DEFAULT_COOLDOWN: i64 = DAY;
+
+#[derive(Deserialize)]
+struct RawFile {
+    #[serde(default)]
+    rule: Vec<Spanned<RawRule>>,
+}
+
+/// A rule with every field kept as a raw TOML value and its position, validated by hand so that
+/// all problems are reported.
+#[derive(Deserialize)]
+struct RawRule {
+    id: Option<Spanned<Value>>,
+    description: Option<Spanned<Value>>,
+    queue: Option<Spanned<Value>>,
+    severity: Option<Spanned<Value>>,
+    mode: Option<Spanned<Value>>,
+    detector: Option<Spanned<Value>>,
+    params: Option<Spanned<Value>>,
+    on: Option<Spanned<Value>>,
+    when: Option<Spanned<Value>>,
+    cooldown: Option<Spanned<Value>>,
+    title: Option<Spanned<Value>>,
+    explanation: Option<Spanned<Value>>,
+    script: Option<Spanned<Value>>,
+    actions: Option<Spanned<Value>>,
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// Collects errors for one file.
+struct Checker<'a> {
+    file: &'a str,
+    text: &'a str,
+    errors: Vec<RuleError>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, offset: usize, message: impl Into<String>) {
+        self.errors.push(RuleError {
+            file: self.file.to_string(),
+            line: line_of(self.text, offset),
+            message: message.into(),
+        });
+    }
+
+    fn string(&mut self, v: &Spanned<Value>, key: &str) -> Option<String> {
+        match v.get_ref() {
+            Value::String(s) => Some(s.clone()),
+            other => {
+                self.error(v.span().start, format!("`{key}` must be a string, found {}", other.type_str()));
+                None
+            }
+        }
+    }
+
+    fn choice<T: Copy>(
+        &mut self,
+        v: Option<&Spanned<Value>>,
+        key: &str,
+        at: usize,
+        choices: &[(&str, T)],
+    ) -> Option<T> {
+        let Some(v) = v else {
+            self.error(at, format!("missing `{key}`"));
+            return None;
+        };
+        let s = self.string(v, key)?;
+        match choices.iter().find(|(n, _)| *n == s) {
+            Some((_, t)) => Some(*t),
+            None => {
+                let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+                self.error(
+                    v.span().start,
+                    format!("`{key}` is `{s}`; expected one of: {}", names.join(", ")),
+                );
+                None
+            }
+        }
+    }
+
+    fn localized(
+        &mut self,
+        v: Option<&Spanned<Value>>,
+        key: &str,
+        at: usize,
+        known: &dyn Fn(&str) -> bool,
+    ) -> Option<Localized> {
+        let Some(v) = v else {
+            self.error(
+                at,
+                format!("missing `{key}` (a table of languages: {key}.en = \"…\", {key}.ru = \"…\")"),
+            );
+            return None;
+        };
+        let Value::Table(table) = v.get_ref() else {
+            self.error(
+                v.span().start,
+                format!("`{key}` must be a table of languages, e.g. {key}.en = \"…\""),
+            );
+            return None;
+        };
+        let mut by_language = Vec::new();
+        let mut ok = true;
+        for (language, text) in table {
+            let Value::String(text) = text else {
+                self.error(v.span().start, format!("`{key}.{language}` must be a string"));
+                ok = false;
+                continue;
+            };
+            match Template::compile(text, known) {
+                Ok(t) => by_language.push((language.clone(), t)),
+                Err(why) => {
+                    self.error(v.span().start, format!("`{key}.{language}`: {why}"));
+                    ok = false;
+                }
+            }
+        }
+        for required in REQUIRED_LANGUAGES {
+            if !table.contains_key(*required) {
+                self.error(v.span().start, format!("`{key}` has no `{required}` version"));
+                ok = false;
+            }
+        }
+        ok.then_some(Localized { by_language })
+    }
+}
+
+/// Finds `[[rule]]` keys that are not rule keys, with the line where each is written.
+fn unknown_keys(checker: &mut Checker<'_>) {
+    let Ok(table) = checker.text.parse::<toml::Table>() else { return };
+    let Some(Value::Array(rules)) = table.get("rule") else { return };
+    let mut search_from = 0;
+    for rule in rules {
+        let Value::Table(rule) = rule else { continue };
+        for key in rule.keys().filter(|k| !KEYS.contains(&k.as_str())) {
+            let pattern = format!("\n{key}");
+            let offset = checker.text[search_from..]
+                .find(&pattern)
+                .map(|i| search_from + i + 1)
+                .unwrap_or(search_from);
+            checker.error(offset, format!("unknown key `{key}` (rule keys are: {})", KEYS.join(", ")));
+        }
+        if let Some(i) = checker.text[search_from..].find("[[rule]]") {
+            search_from += i + 1;
+        }
+    }
+    let _ = search_from;
+    for key in table.keys().filter(|k| *k != "rule") {
+        let offset = checker.text.find(key.as_str()).unwrap_or(0);
+        checker.error(offset, format!("unknown top-level key `{key}` (a rule file holds `[[rule]]` tables)"));
+    }
+}
+
+/// Parses and validates one rule file. Returns the valid rules and every error found.
+pub fn parse_rules(file: &str, text: &str) -> (Vec<Rule>, Vec<RuleError>) {
+    let mut c = Checker { file, text, errors: Vec::new() };
+    let raw: RawFile = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let offset = e.span().map(|s| s.start).unwrap_or(0);
+            c.error(offset, e.message().trim().to_string());
+            return (Vec::new(), c.errors);
+        }
+    };
+    unknown_keys(&mut c);
+    if raw.rule.is_empty() {
+        c.error(0, "no `[[rule]]` tables in this file");
+    }
+    let mut rules = Vec::new();
+    for spanned in raw.rule {
+        let at = spanned.span().start;
+        let before = c.errors.len();
+        let rule = check_rule(&mut c, spanned.into_inner(), at);
+        if let (Some(rule), true) = (rule, c.errors.len() == before) {
+            rules.push(rule);
+        }
+    }
+    (rules, c.errors)
+}
+
+fn check_rule(c: &mut Checker<'_>, r: RawRule, at: usize) -> Option<Rule> {
+    let id = match &r.id {
+        None => {
+            c.error(at, "missing `id`");
+            None
+        }
+        Some(v) => c.string(v, "id").and_then(|id| {
+            let valid = id.starts_with(|ch: char| ch.is_ascii_lowercase())
+                && id.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_');
+            if !valid {
+                c.error(v.span().start, format!("rule id `{id}` must be lower_snake_case (a-z, 0-9, _)"));
+            }
+            valid.then_some(id)
+        }),
+    };
+    let description = r.description.as_ref().and_then(|v| c.string(v, "description"));
+    let queue = c.choice(r.queue.as_ref(), "queue", at, &[("fraud", Queue::Fraud), ("care", Queue::Care)]);
+    let severity = c.choice(
+        r.severity.as_ref(),
+        "severity",
+        at,
+        &[
+            ("critical", Severity::Critical),
+            ("high", Severity::High),
+            ("medium", Severity::Medium),
+            ("low", Severity::Low),
+        ],
+    );
+    let mode = match &r.mode {
+        None => Some(Mode::Live),
+        some => c.choice(some.as_ref(), "mode", at, &[("live", Mode::Live), ("shadow", Mode::Shadow)]),
+    };
+    let detector_kind = r.detector.as_ref().and_then(|v| {
+        let name = c.string(v, "detector")?;
+        let kind = DetectorKind::parse(&name);
+        if kind.is_none() {
+            let names: Vec<&str> = DetectorKind::ALL.iter().map(|d| d.name()).collect();
+            c.error(
+                v.span().start,
+                format!("unknown detector `{name}`; built-in detectors are: {}", names.join(", ")),
+            );
+        }
+        kind
+    });
+    let detector = match (detector_kind, &r.params) {
+        (Some(kind), None) => {
+            Some(DetectorParams::from_toml(kind, toml::Table::new()).expect("defaults are valid"))
+        }
+        (Some(kind), Some(v)) => match v.get_ref() {
+            Value::Table(t) => match DetectorParams::from_toml(kind, t.clone()) {
+                Ok(p) => Some(p),
+                Err(why) => {
+                    c.error(v.span().start, format!("`params` of detector `{}`: {why}", kind.name()));
+                    None
+                }
+            },
+            other => {
+                c.error(v.span().start, format!("`params` must be a table, found {}", other.type_str()));
+                None
+            }
+        },
+        (None, Some(v)) if r.detector.is_none() => {
+            c.error(v.span().start, "`params` given but no `detector`");
+            None
+        }
+        (None, _) => None,
+    };
+    let on = match &r.on {
+        Some(v) => {
+            let mut kinds = Vec::new();
+            match v.get_ref() {
+                Value::Array(items) => {
+                    for item in items {
+                        match item.as_str().and_then(EventKind::parse) {
+                            Some(k) => {
+                                if let Some(d) = detector_kind {
+                                    if !d.triggers().contains(&k) {
+                                        c.error(
+                                            v.span().start,
+                                            format!("detector `{}` never fires on `{k}`", d.name()),
+                                        );
+                                    }
+                                }
+                                kinds.push(k);
+                            }
+                            None => c.error(v.span().start, format!("`on`: {item:?} is not an event type")),
+                        }
+                    }
+                }
+                _ => c.error(
+                    v.span().start,
+                    "`on` must be a list of event types, e.g. on = [\"card_transaction\"]",
+                ),
+            }
+            kinds
+        }
+        None => match detector_kind {
+            Some(d) => d.triggers().to_vec(),
+            None => {
+                if r.detector.is_none() {
+                    c.error(at, "a rule without a `detector` needs `on` (the event types it runs on)");
+                }
+                Vec::new()
+            }
+        },
+    };
+    let condition = r.when.as_ref().and_then(|v| {
+        let src = c.string(v, "when")?;
+        let schema = RuleSchema { detector: detector_kind };
+        match Condition::compile(&src, &schema) {
+            Ok(cond) => Some(cond),
+            Err(e) => {
+                // The span starts at the opening quote; count lines inside the string too.
+                let quote = if c.text[v.span().start..].starts_with("\"\"\"") { 3 } else { 1 };
+                c.error(v.span().start + quote + e.offset, format!("`when`: {e}"));
+                None
+            }
+        }
+    });
+    if r.detector.is_none() && r.when.is_none() {
+        c.error(at, "a rule needs a `detector`, a `when` condition, or both");
+    }
+    let cooldown = match &r.cooldown {
+        None => Some(DEFAULT_COOLDOWN),
+        Some(v) => c.string(v, "cooldown").and_then(|s| match Span::parse(&s) {
+            Ok(span) => Some(span.0),
+            Err(why) => {
+                c.error(v.span().start, format!("`cooldown`: {why}"));
+                None
+            }
+        }),
+    };
+    let facts = detector_kind.map(DetectorKind::facts).unwrap_or(&[]);
+    let known = |name: &str| {
+        facts.iter().any(|(n, _)| *n == name)
+            || EVENT_FACTS.iter().any(|(n, _)| *n == name)
+            || CUSTOMER_PLACEHOLDERS.contains(&name)
+    };
+    let title = c.localized(r.title.as_ref(), "title", at, &known);
+    let explanation = c.localized(r.explanation.as_ref(), "explanation", at, &known);
+    let script = c.localized(r.script.as_ref(), "script", at, &known);
+    let actions = match &r.actions {
+        None => {
+            c.error(at, "missing `actions` (suggested actions for the agent)");
+            None
+        }
+        Some(v) => match v.get_ref() {
+            Value::Array(items) if !items.is_empty() => {
+                let mut out = Vec::new();
+                for item in items {
+                    match item.as_str() {
+                        Some(a) if ACTIONS.contains(&a) => out.push(a.to_string()),
+                        _ => c.error(
+                            v.span().start,
+                            format!("unknown action {item:?}; known actions: {}", ACTIONS.join(", ")),
+                        ),
+                    }
+                }
+                Some(out)
+            }
+            _ => {
+                c.error(v.span().start, "`actions` must be a non-empty list of action names");
+                None
+            }
+        },
+    };
+    Some(Rule {
+        id_hash: crate::state::hash_text(id.as_deref()?),
+        id: id?,
+        description,
+        queue: queue?,
+        severity: severity?,
+        mode: mode?,
+        detector,
+        on,
+        condition,
+        cooldown: cooldown?,
+        title: title?,
+        explanation: explanation?,
+        script: script?,
+        actions: actions?,
+        file: c.file.to_string(),
+        line: line_of(c.text, at),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[[rule]]
+id = "travel"
+queue = "fraud"
+severity = "high"
+detector = "impossible_travel"
+params = { max_speed_kmh = 900 }
+when = "signal.speed_kmh > 1000"
+cooldown = "6h"
+title.en = "Card {card} in two places"
+title.ru = "Карта {card} в двух местах"
+explanation.en = "{from_city} → {to_city}: {distance_km} km in {minutes} min"
+explanation.ru = "{from_city} → {to_city}: {distance_km} км за {minutes} мин"
+script.en = "Hello {customer_name}"
+script.ru = "Здравствуйте, {customer_name}"
+actions = ["block_card", "confirm_with_customer"]
+"#;
+
+    #[test]
+    fn a_good_rule_loads() {
+        let (rules, errors) = parse_rules("fraud.toml", GOOD);
+        assert!(errors.is_empty(), "{errors:?}");
+        let r = &rules[0];
+        assert_eq!(r.id, "travel");
+        assert_eq!(r.line, 2);
+        assert_eq!(r.cooldown, 6 * crate::time::HOUR);
+        assert_eq!(r.on, vec![EventKind::CardTransaction]);
+        let DetectorParams::ImpossibleTravel(p) = r.detector.as_ref().unwrap() else { panic!() };
+        assert_eq!(p.max_speed_kmh, 900.0);
+        assert_eq!(p.min_distance_km, 100.0, "unset params take defaults");
+    }
+
+    fn errors_of(text: &str) -> Vec<String> {
+        parse_rules("f.toml", text).1.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_line() {
+        let bad = GOOD
+            .replace(r#"when = "signal.speed_kmh > 1000""#, r#"when = "event.country == 42""#)
+            .replace(r#"severity = "high""#, r#"severity = "urgent""#)
+            .replace("{to_city}: {distance_km} km", "{to_cty}: {distance_km} km")
+            .replace(r#"cooldown = "6h""#, "cooldown = \"6h\"\ncolour = \"red\"");
+        let errors = errors_of(&bad);
+        assert_eq!(errors.len(), 4, "{errors:#?}");
+        assert!(errors.iter().any(|e| e.starts_with("f.toml:5: `severity` is `urgent`")), "{errors:#?}");
+        assert!(
+            errors.iter().any(|e| e.starts_with("f.toml:8: `when`") && e.contains("event.country")),
+            "{errors:#?}"
+        );
+        assert!(errors.iter().any(|e| e.starts_with("f.toml:10: unknown key `colour`")), "{errors:#?}");
+        assert!(errors.iter().any(|e| e.contains("unknown placeholder `{to_cty}`")), "{errors:#?}");
+    }
+
+    #[test]
+    fn unknown_feature_and_detector_and_params() {
+        let bad = GOOD.replace("signal.speed_kmh", "signal.speed_mph").replace("max_speed_kmh", "max_speed");
+        let errors = errors_of(&bad);
+        assert!(errors.iter().any(|e| e.contains("signal.speed_mph")), "{errors:#?}");
+        assert!(
+            errors.iter().any(|e| e.starts_with("f.toml:7: `params`") && e.contains("max_speed")),
+            "{errors:#?}"
+        );
+        let errors =
+            errors_of(&GOOD.replace(r#"detector = "impossible_travel""#, r#"detector = "teleport""#));
+        assert!(errors.iter().any(|e| e.starts_with("f.toml:6: unknown detector `teleport`")), "{errors:#?}");
+    }
+
+    #[test]
+    fn missing_language_and_syntax_error() {
+        let errors = errors_of(&GOOD.replace("script.ru = \"Здравствуйте, {customer_name}\"\n", ""));
+        assert!(errors.iter().any(|e| e.contains("`script` has no `ru` version")), "{errors:#?}");
+        let errors = errors_of("[[rule]]\nid = \"x\nqueue = 1\n");
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].starts_with("f.toml:2:"), "{errors:#?}");
+    }
+
+    #[test]
+    fn condition_only_rule_needs_on() {
+        let text = GOOD
+            .replace("detector = \"impossible_travel\"\nparams = { max_speed_kmh = 900 }\n", "")
+            .replace("signal.speed_kmh > 1000", "event.amount_eur > 1000")
+            .replace("{card}", "{merchant}")
+            .replace("{from_city} → {to_city}: {distance_km} km in {minutes} min", "{amount}")
+            .replace("{from_city} → {to_city}: {distance_km} км за {minutes} мин", "{amount}");
+        let errors = errors_of(&text);
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(errors[0].contains("needs `on`"));
+        let (rules, errors) =
+            parse_rules("f.toml", &text.replace("cooldown", "on = [\"card_transaction\"]\ncooldown"));
+        assert!(errors.is_empty(), "{errors:#?}");
+        assert_eq!(rules[0].on, vec![EventKind::CardTransaction]);
+    }
+}

@@ -1,0 +1,286 @@
+//! Rules: what pages whom. A rule names a built-in detector with parameters and/or a condition
+//! over the event and the customer's features, and says which queue, how severe, how often
+//! (cooldown), whether it is live or in shadow mode, and what the agent reads and says.
+//!
+//! Rules are TOML files in a directory (`rules/` by default), edited by hand and reviewed in pull
+//! requests; see `docs/rules.md` for the format and why TOML. Loading validates everything
+//! (types of expressions, placeholders, parameters, duplicates) and reports *every* error as
+//! `file:line: reason`. The loaded [`RuleSet`] is immutable: the service swaps a whole new set
+//! atomically, and a set that fails validation never replaces the running one.
+
+pub mod expr;
+pub mod features;
+mod file;
+pub mod template;
+
+use std::fmt;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::detect::{DetectorKind, DetectorParams};
+use crate::event::EventKind;
+use expr::Condition;
+use template::Template;
+
+pub use file::parse_rules;
+
+/// Which team's queue a task goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Queue {
+    Fraud,
+    Care,
+}
+
+impl Queue {
+    /// The queue's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Queue::Fraud => "fraud",
+            Queue::Care => "care",
+        }
+    }
+}
+
+impl fmt::Display for Queue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How serious a rule's finding is; the base of a task's priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Critical,
+    High,
+    Medium,
+    Low,
+}
+
+/// Live rules open tasks; shadow rules are evaluated and counted but page nobody.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Live,
+    Shadow,
+}
+
+/// Suggested actions a rule may offer the agent.
+pub const ACTIONS: &[&str] = &[
+    "block_card",
+    "reissue_card",
+    "confirm_with_customer",
+    "mark_legit",
+    "call_customer",
+    "reset_credentials",
+    "hold_transfer",
+    "assign_case_owner",
+    "fix_root_cause",
+    "apologise_and_compensate",
+    "offer_retention",
+    "escalate_to_complaints_team",
+];
+
+/// Languages every text of a rule must have.
+pub const REQUIRED_LANGUAGES: &[&str] = &["en", "ru"];
+
+/// A text in several languages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Localized {
+    pub by_language: Vec<(String, Template)>,
+}
+
+impl Localized {
+    /// The template in `language`, or in English.
+    pub fn get(&self, language: &str) -> &Template {
+        self.by_language
+            .iter()
+            .find(|(l, _)| l == language)
+            .or_else(|| self.by_language.iter().find(|(l, _)| l == "en"))
+            .map(|(_, t)| t)
+            .expect("validated: every text has an `en` version")
+    }
+
+    /// The language actually used for `language` (itself if present, else `en`).
+    pub fn language_for<'a>(&'a self, language: &'a str) -> &'a str {
+        if self.by_language.iter().any(|(l, _)| l == language) {
+            language
+        } else {
+            "en"
+        }
+    }
+}
+
+/// One validated rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: String,
+    /// Stable hash of the id (per-customer cooldowns are keyed by it, so they survive reloads).
+    pub id_hash: u64,
+    pub description: Option<String>,
+    pub queue: Queue,
+    pub severity: Severity,
+    pub mode: Mode,
+    pub detector: Option<DetectorParams>,
+    /// Event types the rule is evaluated on.
+    pub on: Vec<EventKind>,
+    pub condition: Option<Condition>,
+    /// Milliseconds after firing for a customer during which the rule does not fire again.
+    pub cooldown: i64,
+    pub title: Localized,
+    pub explanation: Localized,
+    pub script: Localized,
+    pub actions: Vec<String>,
+    /// Where the rule was defined, for messages.
+    pub file: String,
+    pub line: usize,
+}
+
+impl Rule {
+    /// The detector this rule uses, if any.
+    pub fn detector_kind(&self) -> Option<DetectorKind> {
+        self.detector.as_ref().map(DetectorParams::kind)
+    }
+}
+
+/// A problem in a rule file, located by file and line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.message)
+    }
+}
+
+/// Every problem found in a rule directory.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct RuleErrors(pub Vec<RuleError>);
+
+impl fmt::Display for RuleErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// An immutable, validated set of rules, indexed by the event types they run on.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+    by_event: [Vec<usize>; EventKind::ALL.len()],
+    timer_rules: Vec<usize>,
+    /// Hash of the rule sources: tells which rule set produced a result.
+    pub fingerprint: u64,
+}
+
+impl RuleSet {
+    /// Loads and validates every `*.toml` file in `dir` (sorted by name).
+    pub fn load_dir(dir: &Path) -> Result<RuleSet, RuleErrors> {
+        let at_dir = |message: String| {
+            RuleErrors(vec![RuleError { file: dir.display().to_string(), line: 0, message }])
+        };
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| at_dir(format!("cannot read rule directory: {e}")))?;
+        let mut paths: Vec<_> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        paths.sort();
+        if paths.is_empty() {
+            return Err(at_dir("no rule files (*.toml) found".to_string()));
+        }
+        let mut sources = Vec::new();
+        let mut errors = Vec::new();
+        for path in paths {
+            match std::fs::read_to_string(&path) {
+                Ok(text) => sources.push((path.display().to_string(), text)),
+                Err(e) => errors.push(RuleError {
+                    file: path.display().to_string(),
+                    line: 0,
+                    message: format!("cannot read: {e}"),
+                }),
+            }
+        }
+        match RuleSet::from_sources(&sources) {
+            Ok(set) if errors.is_empty() => Ok(set),
+            Ok(_) => Err(RuleErrors(errors)),
+            Err(RuleErrors(more)) => {
+                errors.extend(more);
+                Err(RuleErrors(errors))
+            }
+        }
+    }
+
+    /// Validates rules given as (file name, TOML text) pairs.
+    pub fn from_sources(sources: &[(String, String)]) -> Result<RuleSet, RuleErrors> {
+        let mut rules: Vec<Rule> = Vec::new();
+        let mut errors = Vec::new();
+        for (name, text) in sources {
+            let (parsed, errs) = parse_rules(name, text);
+            errors.extend(errs);
+            for rule in parsed {
+                if let Some(first) = rules.iter().find(|r| r.id == rule.id) {
+                    errors.push(RuleError {
+                        file: rule.file.clone(),
+                        line: rule.line,
+                        message: format!(
+                            "rule id `{}` is already defined at {}:{}",
+                            rule.id, first.file, first.line
+                        ),
+                    });
+                } else {
+                    rules.push(rule);
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(RuleErrors(errors));
+        }
+        let mut by_event: [Vec<usize>; EventKind::ALL.len()] = Default::default();
+        let mut timer_rules = Vec::new();
+        for (i, rule) in rules.iter().enumerate() {
+            for kind in &rule.on {
+                by_event[*kind as usize].push(i);
+            }
+            if rule.detector_kind().is_some_and(DetectorKind::uses_timers) {
+                timer_rules.push(i);
+            }
+        }
+        let mut all_text = String::new();
+        for (name, text) in sources {
+            all_text.push_str(name);
+            all_text.push_str(text);
+        }
+        let fingerprint = xxhash_rust::xxh3::xxh3_64(all_text.as_bytes());
+        Ok(RuleSet { rules, by_event, timer_rules, fingerprint })
+    }
+
+    /// Indexes of the rules evaluated on an event type.
+    pub fn for_event(&self, kind: EventKind) -> &[usize] {
+        &self.by_event[kind as usize]
+    }
+
+    /// Indexes of the rules evaluated when an event-time timer fires.
+    pub fn for_timers(&self) -> &[usize] {
+        &self.timer_rules
+    }
+
+    /// Parameters of the first live-or-shadow rule using `kind` (the engine schedules timers
+    /// with them).
+    pub fn first_with(&self, kind: DetectorKind) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.detector_kind() == Some(kind))
+    }
+}

@@ -1,0 +1,565 @@
+//! Per-customer state: what we remember about each customer, in a `DashMap` keyed by customer id.
+//!
+//! Everything here is event-time and bounded: rings of recent items, fixed-size baselines, and a
+//! small set of recent event ids for de-duplication. Detectors read a customer's state *before*
+//! the event is applied (so an event is compared with the past, not with itself); the engine
+//! then calls [`CustomerState::apply`].
+//!
+//! Invariants:
+//! - an event never moves "latest" facts backwards: a late event is merged by its timestamp
+//!   (the profile, last activity and per-card places keep the newest by event time);
+//! - memory per customer is bounded whatever the stream does (rings, capped vectors);
+//! - nothing here does I/O or reads the wall clock.
+
+pub mod baseline;
+pub mod ring;
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+
+use crate::event::{
+    CardChannel, ComplaintSeverity, Event, EventBody, EventKind, ProductAction, Profile, TravelNotice,
+};
+use crate::geo::{Country, Point};
+use crate::incident::CustomerIncidents;
+use crate::money::{Currency, Money};
+use crate::time::{Timestamp, HOUR};
+
+pub use baseline::{ActivityBaseline, SpendBaseline, SpendStats};
+pub use ring::Ring;
+
+/// How many recent event ids each customer remembers for de-duplication.
+pub const DEDUP_IDS: usize = 16;
+/// Physical card uses kept per card; older than [`PHYSICAL_HORIZON`] before the newest are dropped.
+pub const PHYSICAL_USES: usize = 3;
+/// No flight takes longer than this, so older physical uses cannot make an impossible pair.
+pub const PHYSICAL_HORIZON: i64 = 26 * HOUR;
+/// Cards tracked per customer (the most recently used are kept).
+pub const MAX_CARDS: usize = 4;
+/// Known login devices per customer.
+pub const MAX_DEVICES: usize = 8;
+/// Active travel notices per customer.
+pub const MAX_NOTICES: usize = 4;
+
+/// A stable 64-bit hash of text (event ids, reasons, devices): xxh3, the same on every machine.
+pub fn hash_text(text: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(text.as_bytes())
+}
+
+/// Shares one copy of repeated text (city and merchant names) among all customers.
+#[derive(Debug, Default)]
+pub struct Interner {
+    strings: DashMap<Arc<str>, ()>,
+}
+
+impl Interner {
+    /// The shared copy of `text`.
+    pub fn intern(&self, text: &str) -> Arc<str> {
+        if let Some(hit) = self.strings.get(text) {
+            return hit.key().clone();
+        }
+        self.strings.entry(Arc::from(text)).or_insert(()).key().clone()
+    }
+
+    /// Number of distinct strings held.
+    pub fn len(&self) -> usize {
+        self.strings.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.strings.is_empty()
+    }
+}
+
+/// Where and when a card was physically used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhysicalUse {
+    pub at: Timestamp,
+    pub lat: f32,
+    pub lon: f32,
+    pub country: Country,
+    pub channel: CardChannel,
+    pub city: Arc<str>,
+    pub merchant: Arc<str>,
+    pub money: Money,
+    pub event_id: u64,
+}
+
+impl PhysicalUse {
+    /// The coordinates.
+    pub fn point(&self) -> Point {
+        Point { lat: f64::from(self.lat), lon: f64::from(self.lon) }
+    }
+}
+
+/// A card-not-present attempt that looks like card testing (small or declined).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CnpAttempt {
+    pub at: Timestamp,
+    pub amount_eur: f32,
+    pub declined: bool,
+}
+
+/// What we remember about one card.
+#[derive(Debug, Clone)]
+pub struct CardState {
+    pub card_id: Box<str>,
+    /// Recent physical uses, sorted by time, oldest first.
+    pub uses: Vec<PhysicalUse>,
+    /// Recent small or declined card-not-present attempts.
+    pub cnp: Ring<CnpAttempt, 8>,
+    pub last_seen: Timestamp,
+}
+
+/// A support contact, remembered by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ContactMark {
+    pub at: Timestamp,
+    pub reason: u64,
+    pub resolved: bool,
+}
+
+/// A complaint, remembered by severity.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ComplaintMark {
+    pub at: Timestamp,
+    pub high: bool,
+    pub category: u64,
+}
+
+/// Logins: recent failures, known devices and the last risky success.
+#[derive(Debug, Clone, Default)]
+pub struct LoginState {
+    pub failures: Ring<Timestamp, 8>,
+    /// Hashes of devices that logged in successfully before (or that the customer confirmed).
+    pub devices: Vec<u64>,
+    /// The newest successful login from a never-seen device right after a burst of failures.
+    pub risky_success: Option<RiskyLogin>,
+}
+
+/// A successful login from a new device after failures: the middle step of an account takeover.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RiskyLogin {
+    pub at: Timestamp,
+    pub failures: u32,
+    pub device: u64,
+}
+
+/// Money leaving the account (outgoing transfer or card-not-present payment).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MoneyOut {
+    pub at: Timestamp,
+    pub money_eur: f32,
+}
+
+/// Signals that a customer may be leaving, by when they last happened.
+#[derive(Debug, Clone, Default)]
+pub struct ChurnMarks {
+    /// Money moved to the customer's own account at another bank.
+    pub own_transfer_out: Option<(Timestamp, f32)>,
+    /// A product closed and not replaced (no open of the same product around it).
+    pub product_closed: Option<(Timestamp, u64)>,
+    /// Recent product opens, to tell a replacement from a loss.
+    pub product_opens: Ring<(Timestamp, u64), 4>,
+    /// When the silence timer last fired for the customer's current silence (its `last` activity).
+    pub silence_signalled_for: Option<Timestamp>,
+}
+
+/// A summary of one recent event, for the agent's view of the customer's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryItem {
+    pub at: Timestamp,
+    pub kind: EventKind,
+    pub money: Option<Money>,
+    pub country: Option<Country>,
+    /// City, merchant, reason, product or category: the one word that says what it was.
+    pub detail: Option<Arc<str>>,
+}
+
+impl Default for HistoryItem {
+    fn default() -> Self {
+        HistoryItem { at: Timestamp(0), kind: EventKind::Login, money: None, country: None, detail: None }
+    }
+}
+
+/// Everything we remember about one customer.
+#[derive(Debug, Default)]
+pub struct CustomerState {
+    pub profile: Option<Box<Profile>>,
+    /// Event time of the profile held (a late, older profile does not replace it).
+    pub profile_at: Timestamp,
+    seen_ids: Ring<u64, DEDUP_IDS>,
+    pub cards: Vec<CardState>,
+    pub spend: SpendBaseline,
+    pub activity: ActivityBaseline,
+    pub logins: LoginState,
+    pub money_out: Ring<MoneyOut, 2>,
+    pub contacts: Ring<ContactMark, 8>,
+    pub complaints: Ring<ComplaintMark, 4>,
+    pub churn: ChurnMarks,
+    /// Travel notices: countries trusted for a period.
+    pub notices: Vec<TravelNotice>,
+    /// Countries the customer confirmed ("yes, that was me").
+    pub trusted_countries: Vec<Country>,
+    pub history: Ring<HistoryItem, 6>,
+    /// Per rule (by id hash), when it last fired for this customer.
+    pub cooldowns: Vec<(u64, Timestamp)>,
+    /// When this customer's pending event-time timer fires, if one is pending.
+    pub timer_at: Option<Timestamp>,
+    /// Open and earlier tasks; `None` for the many customers who never had one.
+    pub incidents: Option<Box<CustomerIncidents>>,
+}
+
+impl CustomerState {
+    /// True if an event with this id was already applied (a redelivery).
+    pub fn has_seen(&self, event_id: &str) -> bool {
+        let h = hash_text(event_id);
+        self.seen_ids.iter().any(|&s| s == h)
+    }
+
+    /// The card's state, if the card was seen.
+    pub fn card(&self, card_id: &str) -> Option<&CardState> {
+        self.cards.iter().find(|c| &*c.card_id == card_id)
+    }
+
+    /// True if `country` is the home country, confirmed by the customer, or covered by a travel
+    /// notice at `at`.
+    pub fn trusts_country(&self, country: Country, at: Timestamp) -> bool {
+        self.profile.as_ref().and_then(|p| p.home.as_ref()).is_some_and(|h| h.country == country)
+            || self.trusted_countries.contains(&country)
+            || self.notices.iter().any(|n| n.from <= at && at <= n.to && n.countries.contains(&country))
+    }
+
+    /// True if the device logged in successfully before or was confirmed by the customer.
+    pub fn knows_device(&self, device_id: &str) -> bool {
+        self.logins.devices.contains(&hash_text(device_id))
+    }
+
+    /// Successful-or-not logins that failed within `window` before `at`.
+    pub fn failures_before(&self, at: Timestamp, window: i64) -> u32 {
+        self.logins.failures.iter().filter(|&&f| f <= at && at.millis_since(f) <= window).count() as u32
+    }
+
+    /// Applies an event to the state. Call after detectors have read the state.
+    pub fn apply(&mut self, event: &Event, interner: &Interner) {
+        self.seen_ids.push(hash_text(&event.event_id));
+        let at = event.ts;
+        if event.kind() != EventKind::CustomerProfile {
+            self.activity.record(at);
+        }
+        let mut item = HistoryItem { at, kind: event.kind(), ..HistoryItem::default() };
+        match &event.body {
+            EventBody::CustomerProfile(p) => {
+                if self.profile.is_none() || at >= self.profile_at {
+                    self.profile = Some(Box::new(p.clone()));
+                    self.profile_at = at;
+                }
+                return; // profiles are not "history"
+            }
+            EventBody::CardTransaction(t) => {
+                item.money = Some(t.money);
+                item.country = Some(t.place.country);
+                item.detail = Some(interner.intern(&t.merchant_name));
+                let eur = t.money.to_eur();
+                if t.approved {
+                    if let Some(eur) = eur {
+                        self.spend.record(eur);
+                    }
+                }
+                let card = self.card_mut(&t.card_id, at);
+                // A declined card-present attempt still shows where the card physically is.
+                if t.channel.is_physical() {
+                    if let Some(p) = t.place.point {
+                        let new_use = PhysicalUse {
+                            at,
+                            lat: p.lat as f32,
+                            lon: p.lon as f32,
+                            country: t.place.country,
+                            channel: t.channel,
+                            city: interner.intern(&t.place.city),
+                            merchant: interner.intern(&t.merchant_name),
+                            money: t.money,
+                            event_id: hash_text(&event.event_id),
+                        };
+                        insert_physical_use(&mut card.uses, new_use);
+                    }
+                }
+                if !t.channel.is_physical() {
+                    let amount_eur = eur.unwrap_or(f64::MAX) as f32;
+                    card.cnp.push(CnpAttempt { at, amount_eur, declined: !t.approved });
+                    if t.approved {
+                        self.money_out.push(MoneyOut { at, money_eur: amount_eur });
+                    }
+                }
+            }
+            EventBody::Login(l) => {
+                item.country = l.geo.as_ref().map(|g| g.country);
+                item.detail = l.geo.as_ref().map(|g| interner.intern(&g.city));
+                let device = hash_text(&l.device_id);
+                if l.success {
+                    if !self.logins.devices.contains(&device) {
+                        let failures = self.failures_before(at, HOUR);
+                        if failures > 0 && !self.logins.devices.is_empty() {
+                            self.logins.risky_success = Some(RiskyLogin { at, failures, device });
+                        }
+                        if self.logins.devices.len() >= MAX_DEVICES {
+                            self.logins.devices.remove(0);
+                        }
+                        self.logins.devices.push(device);
+                    }
+                } else {
+                    self.logins.failures.push(at);
+                }
+            }
+            EventBody::Transfer(t) => {
+                item.money = Some(t.money);
+                item.detail = t.counterparty_bank.as_deref().map(|b| interner.intern(b));
+                let eur = t.money.to_eur().unwrap_or(0.0) as f32;
+                if t.outgoing {
+                    self.money_out.push(MoneyOut { at, money_eur: eur });
+                    if t.own_account && self.churn.own_transfer_out.is_none_or(|(prev, _)| prev <= at) {
+                        self.churn.own_transfer_out = Some((at, eur));
+                    }
+                }
+            }
+            EventBody::SupportContact(c) => {
+                item.detail = Some(interner.intern(&c.reason));
+                self.contacts.push(ContactMark { at, reason: hash_text(&c.reason), resolved: c.resolved });
+            }
+            EventBody::Complaint(c) => {
+                item.detail = Some(interner.intern(&c.category));
+                self.complaints.push(ComplaintMark {
+                    at,
+                    high: c.severity == ComplaintSeverity::High,
+                    category: hash_text(&c.category),
+                });
+            }
+            EventBody::ProductChange(p) => {
+                item.detail = Some(interner.intern(&p.product));
+                let product = hash_text(&p.product);
+                match p.action {
+                    ProductAction::Open => {
+                        self.churn.product_opens.push((at, product));
+                        // An open soon after a close of the same product is a replacement.
+                        if let Some((closed_at, closed)) = self.churn.product_closed {
+                            if closed == product && (at.millis_since(closed_at)).abs() <= REPLACEMENT_WINDOW {
+                                self.churn.product_closed = None;
+                            }
+                        }
+                    }
+                    ProductAction::Close => {
+                        let replaced = self.churn.product_opens.iter().any(|&(opened_at, opened)| {
+                            opened == product && (at.millis_since(opened_at)).abs() <= REPLACEMENT_WINDOW
+                        });
+                        if !replaced && self.churn.product_closed.is_none_or(|(prev, _)| prev <= at) {
+                            self.churn.product_closed = Some((at, product));
+                        }
+                    }
+                    ProductAction::Downgrade | ProductAction::Upgrade => {}
+                }
+            }
+            EventBody::TravelNotice(n) => {
+                self.notices.retain(|old| old.to >= at);
+                if self.notices.len() >= MAX_NOTICES {
+                    self.notices.remove(0);
+                }
+                self.notices.push(n.clone());
+            }
+        }
+        self.history.push(item);
+    }
+
+    fn card_mut(&mut self, card_id: &str, at: Timestamp) -> &mut CardState {
+        let index = match self.cards.iter().position(|c| &*c.card_id == card_id) {
+            Some(i) => i,
+            None => {
+                if self.cards.len() >= MAX_CARDS {
+                    // Forget the card least recently used.
+                    let oldest = (0..self.cards.len()).min_by_key(|&i| self.cards[i].last_seen).unwrap_or(0);
+                    self.cards.swap_remove(oldest);
+                }
+                self.cards.push(CardState {
+                    card_id: card_id.into(),
+                    uses: Vec::new(),
+                    cnp: Ring::default(),
+                    last_seen: at,
+                });
+                self.cards.len() - 1
+            }
+        };
+        let card = &mut self.cards[index];
+        card.last_seen = card.last_seen.max(at);
+        card
+    }
+
+    /// Records that a rule fired for this customer at `at`.
+    pub fn mark_fired(&mut self, rule: u64, at: Timestamp) {
+        match self.cooldowns.iter_mut().find(|(r, _)| *r == rule) {
+            Some((_, last)) => *last = (*last).max(at),
+            None => self.cooldowns.push((rule, at)),
+        }
+    }
+
+    /// True if the rule fired within `cooldown` of `at` (either side: events arrive late).
+    pub fn in_cooldown(&self, rule: u64, at: Timestamp, cooldown: i64) -> bool {
+        self.cooldowns.iter().any(|&(r, last)| r == rule && at.millis_since(last).abs() < cooldown)
+    }
+
+    /// Teaches the state that the customer confirmed these countries and devices as theirs.
+    pub fn trust(&mut self, countries: &[Country], devices: &[&str]) {
+        for c in countries {
+            if !self.trusted_countries.contains(c) {
+                self.trusted_countries.push(*c);
+            }
+        }
+        for d in devices {
+            let h = hash_text(d);
+            if !self.logins.devices.contains(&h) {
+                self.logins.devices.push(h);
+            }
+        }
+    }
+}
+
+/// A product opened within this long of a close of the same product replaces it (e.g. a card
+/// reissued, a deposit rolled over).
+pub const REPLACEMENT_WINDOW: i64 = 14 * crate::time::DAY;
+
+/// Inserts a physical use in time order, dropping uses too old to matter and keeping at most
+/// [`PHYSICAL_USES`].
+fn insert_physical_use(uses: &mut Vec<PhysicalUse>, new_use: PhysicalUse) {
+    let pos = uses.partition_point(|u| u.at <= new_use.at);
+    uses.insert(pos, new_use);
+    let newest = uses.last().map(|u| u.at).unwrap_or_default();
+    uses.retain(|u| newest.millis_since(u.at) <= PHYSICAL_HORIZON);
+    while uses.len() > PHYSICAL_USES {
+        uses.remove(0);
+    }
+}
+
+/// All customers' state, keyed by customer id.
+#[derive(Debug, Default)]
+pub struct StateStore {
+    pub customers: DashMap<Box<str>, CustomerState>,
+    pub interner: Interner,
+}
+
+impl StateStore {
+    /// Number of customers tracked.
+    pub fn len(&self) -> usize {
+        self.customers.len()
+    }
+
+    /// True when no customer is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.customers.is_empty()
+    }
+}
+
+/// Currency of euros, for amounts already converted.
+pub const EUR: Currency = Currency(*b"EUR");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::decode;
+
+    fn ev(json: &str) -> Event {
+        decode(json.as_bytes()).unwrap()
+    }
+
+    fn card(id: &str, ts: &str, card: &str, city: &str, lat: f64, lon: f64, channel: &str) -> Event {
+        ev(&format!(
+            r#"{{"event_id":"{id}","type":"card_transaction","customer_id":"c","ts":"{ts}","card_id":"{card}",
+            "amount":20,"currency":"EUR","channel":"{channel}","status":"approved",
+            "merchant":{{"name":"M","country":"FR","city":"{city}","lat":{lat},"lon":{lon}}}}}"#
+        ))
+    }
+
+    #[test]
+    fn redelivery_is_recognised() {
+        let mut s = CustomerState::default();
+        let i = Interner::default();
+        let e = card("e1", "2026-11-24T10:00:00Z", "k", "Paris", 48.85, 2.35, "contactless");
+        assert!(!s.has_seen("e1"));
+        s.apply(&e, &i);
+        assert!(s.has_seen("e1"));
+        assert_eq!(s.spend.count, 1);
+    }
+
+    #[test]
+    fn physical_uses_are_per_card_sorted_and_ignore_ecommerce() {
+        let mut s = CustomerState::default();
+        let i = Interner::default();
+        s.apply(&card("1", "2026-11-24T12:00:00Z", "k1", "Paris", 48.85, 2.35, "card_present"), &i);
+        s.apply(&card("2", "2026-11-24T10:00:00Z", "k1", "Lyon", 45.76, 4.83, "contactless"), &i); // late
+        s.apply(&card("3", "2026-11-24T11:00:00Z", "k2", "Nice", 43.7, 7.26, "atm"), &i);
+        s.apply(&card("4", "2026-11-24T11:30:00Z", "k1", "Tokyo", 35.6, 139.7, "ecommerce"), &i);
+        let k1 = s.card("k1").unwrap();
+        let cities: Vec<&str> = k1.uses.iter().map(|u| &*u.city).collect();
+        assert_eq!(cities, vec!["Lyon", "Paris"]);
+        assert_eq!(s.card("k2").unwrap().uses.len(), 1);
+        assert_eq!(k1.cnp.len(), 1);
+    }
+
+    #[test]
+    fn old_physical_uses_are_dropped() {
+        let mut s = CustomerState::default();
+        let i = Interner::default();
+        s.apply(&card("1", "2026-11-20T12:00:00Z", "k", "Paris", 48.85, 2.35, "card_present"), &i);
+        s.apply(&card("2", "2026-11-24T12:00:00Z", "k", "Paris", 48.85, 2.35, "card_present"), &i);
+        assert_eq!(s.card("k").unwrap().uses.len(), 1);
+    }
+
+    #[test]
+    fn late_profile_does_not_replace_newer() {
+        let mut s = CustomerState::default();
+        let i = Interner::default();
+        let p = |id: &str, ts: &str, seg: &str| {
+            ev(&format!(
+                r#"{{"event_id":"{id}","type":"customer_profile","customer_id":"c","ts":"{ts}","segment":"{seg}"}}"#
+            ))
+        };
+        s.apply(&p("p2", "2026-11-24T12:00:00Z", "private"), &i);
+        s.apply(&p("p1", "2026-11-20T12:00:00Z", "mass"), &i);
+        assert_eq!(s.profile.as_ref().unwrap().segment, crate::event::Segment::Private);
+    }
+
+    #[test]
+    fn product_replacement_is_not_a_loss() {
+        let mut s = CustomerState::default();
+        let i = Interner::default();
+        let pc = |id: &str, ts: &str, action: &str| {
+            ev(&format!(
+                r#"{{"event_id":"{id}","type":"product_change","customer_id":"c","ts":"{ts}","product":"card","action":"{action}"}}"#
+            ))
+        };
+        s.apply(&pc("1", "2026-11-01T00:00:00Z", "close"), &i);
+        assert!(s.churn.product_closed.is_some());
+        s.apply(&pc("2", "2026-11-03T00:00:00Z", "open"), &i);
+        assert!(s.churn.product_closed.is_none());
+        s.apply(&pc("3", "2026-11-05T00:00:00Z", "close"), &i);
+        assert!(s.churn.product_closed.is_none(), "closed right after a reissue: replaced");
+    }
+
+    #[test]
+    fn travel_notice_trusts_countries_for_its_period() {
+        let mut s = CustomerState::default();
+        let i = Interner::default();
+        s.apply(&ev(r#"{"event_id":"t","type":"travel_notice","customer_id":"c","ts":"2026-11-01T00:00:00Z","countries":["KH"],"from":"2026-11-10","to":"2026-11-20"}"#), &i);
+        let kh = Country::parse("KH").unwrap();
+        assert!(s.trusts_country(kh, Timestamp::parse_rfc3339("2026-11-15T00:00:00Z").unwrap()));
+        assert!(!s.trusts_country(kh, Timestamp::parse_rfc3339("2026-12-15T00:00:00Z").unwrap()));
+    }
+
+    #[test]
+    fn interner_shares_copies() {
+        let i = Interner::default();
+        let a = i.intern("Paris");
+        let b = i.intern("Paris");
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(i.len(), 1);
+    }
+}
