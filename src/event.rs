@@ -382,7 +382,7 @@ fn parse_decimal(text: &str) -> Option<f64> {
     let ok = !int.is_empty()
         && int.bytes().all(|b| b.is_ascii_digit())
         && frac.bytes().all(|b| b.is_ascii_digit())
-        && (frac.is_empty() == !digits.contains('.'));
+        && (frac.is_empty() != digits.contains('.'));
     if ok {
         text.parse().ok()
     } else {

@@ -1,1 +1,182 @@
-fn main() {}
+//! The `callahead` command line: parse arguments, build the parts, run. No logic lives here.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use callahead::demo;
+use callahead::ingest::generator::{generate, StreamSpec};
+use callahead::ingest::jsonl::for_each_line;
+use callahead::replay::Replay;
+use callahead::rules::RuleSet;
+
+/// Real-time proactive alerting: reach the customer before they reach you.
+#[derive(Parser)]
+#[command(name = "callahead", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the embedded demo: a generated stream through the engine, tasks printed.
+    Demo {
+        /// Rule directory.
+        #[arg(long, default_value = "rules")]
+        rules: PathBuf,
+        /// Ordinary customers to generate.
+        #[arg(long, default_value_t = 2_000)]
+        customers: usize,
+        /// Days of activity to generate.
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+        /// Random seed (the same seed gives the same stream).
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Also write the generated stream as JSON lines (an input for `replay`).
+        #[arg(long)]
+        emit_events: Option<PathBuf>,
+        /// Print only the first N tasks in full.
+        #[arg(long, default_value_t = 25)]
+        show: usize,
+    },
+    /// Run a JSON-lines file of events through the rules; write every task (final state) as
+    /// JSON lines, and a summary on stderr.
+    Replay {
+        /// Rule directory.
+        #[arg(long, default_value = "rules")]
+        rules: PathBuf,
+        /// JSON-lines file of events, in the order to process them.
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write tasks (default: stdout).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Validate rule files.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Check every rule file in DIR; print each error as `file:line: reason`.
+    Check {
+        /// Rule directory.
+        #[arg(default_value = "rules")]
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn load_rules(dir: &Path) -> Result<Option<RuleSet>> {
+    match RuleSet::load_dir(dir) {
+        Ok(set) => Ok(Some(set)),
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{} error(s) in {}", errors.0.len(), dir.display());
+            Ok(None)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Rules { command: RulesCommand::Check { dir } } => {
+            let Some(set) = load_rules(&dir)? else { return Ok(ExitCode::FAILURE) };
+            let shadow = set.rules.iter().filter(|r| r.mode == callahead::rules::Mode::Shadow).count();
+            println!(
+                "{}: {} rules OK ({} live, {} shadow)",
+                dir.display(),
+                set.rules.len(),
+                set.rules.len() - shadow,
+                shadow
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay { rules, input, output } => {
+            let Some(set) = load_rules(&rules)? else { return Ok(ExitCode::FAILURE) };
+            let file =
+                File::open(&input).with_context(|| format!("cannot open input {}", input.display()))?;
+            let started = Instant::now();
+            let mut replay = Replay::new(&set);
+            for_each_line(BufReader::with_capacity(1 << 20, file), |n, line| replay.feed(n, line))
+                .with_context(|| format!("cannot read {}", input.display()))?;
+            let elapsed = started.elapsed();
+            let (tasks, mut summary) = replay.into_tasks();
+            summary.elapsed = elapsed;
+            let sink: Box<dyn Write> = match &output {
+                Some(path) => {
+                    Box::new(File::create(path).with_context(|| format!("cannot create {}", path.display()))?)
+                }
+                None => Box::new(std::io::stdout().lock()),
+            };
+            let mut sink = BufWriter::new(sink);
+            for task in &tasks {
+                serde_json::to_writer(&mut sink, task)?;
+                sink.write_all(b"\n")?;
+            }
+            sink.flush()?;
+            eprint!("{}", summary.render(&tasks));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { rules, customers, days, seed, emit_events, show } => {
+            let Some(set) = load_rules(&rules)? else { return Ok(ExitCode::FAILURE) };
+            let spec = StreamSpec { customers, days, seed, ..StreamSpec::default() };
+            println!("Generating {days} days of events for {customers} ordinary customers plus planted scenarios (seed {seed})…");
+            let generated = generate(&spec);
+            if let Some(path) = &emit_events {
+                let mut out = BufWriter::new(
+                    File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+                );
+                for line in &generated.lines {
+                    writeln!(out, "{line}")?;
+                }
+                out.flush()?;
+                println!("Wrote {} events to {}", generated.lines.len(), path.display());
+            }
+            let started = Instant::now();
+            let mut replay = Replay::new(&set);
+            for (i, line) in generated.lines.iter().enumerate() {
+                replay.feed(i as u64 + 1, line.as_bytes());
+            }
+            let elapsed = started.elapsed();
+            let customers_tracked = replay.engine().state.len();
+            let (mut tasks, mut summary) = replay.into_tasks();
+            summary.elapsed = elapsed;
+            tasks.sort_by(|a, b| a.priority.cmp(&b.priority).then(b.opened_at.cmp(&a.opened_at)));
+            println!(
+                "\n=== Tasks, most urgent first ({} in all; showing {}) ===\n",
+                tasks.len(),
+                show.min(tasks.len())
+            );
+            for task in tasks.iter().take(show) {
+                println!("{}", demo::render_task(task));
+            }
+            println!("=== Planted scenarios ===");
+            let (report, all_ok) = demo::check_scenarios(&generated, &tasks);
+            print!("{report}");
+            println!("\n=== Summary ({customers_tracked} customers tracked) ===");
+            print!("{}", summary.render(&tasks));
+            Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+    }
+}

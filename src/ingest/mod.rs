@@ -1,1 +1,4 @@
-//! Sources of events.
+//! Sources of events: the demo's generator and JSON-lines files (Kafka comes with `serve`).
+
+pub mod generator;
+pub mod jsonl;
