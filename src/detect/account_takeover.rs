@@ -1,15 +1,15 @@
 //! Account takeover: a burst of failed logins, then a success from a device the customer has
 //! never used, then money out, in that order and close together.
 //!
-//! Fires on the money-out event; if the money-out arrived before the login (events arrive out of
-//! order), it fires on the login instead, so arrival order does not hide the chain.
+//! Evaluated after the event is applied, on any event that can be a link (a login, money out):
+//! the chain is searched in the state by event time, so whichever link arrives last completes
+//! it and arrival order does not hide a takeover.
 
 use serde::Deserialize;
 
 use super::{DetectInput, Evidence, Fact, Signal};
 use crate::event::EventBody;
 use crate::rules::expr::Type;
-use crate::state::hash_text;
 use crate::time::{Span, HOUR, MINUTE};
 
 /// Parameters.
@@ -32,38 +32,37 @@ impl Default for Params {
 pub const FACTS: &[(&str, Type)] =
     &[("failures", Type::Num), ("minutes", Type::Num), ("amount_eur", Type::Num)];
 
-/// Looks for failures → new-device success → money out.
+/// Looks for failures → new-device success → money out around the event (state includes it).
 pub fn detect(input: &DetectInput<'_>, p: &Params) -> Option<Signal> {
     let event = input.event?;
-    let state = input.state;
-    let (login_at, failures, out_at, amount_eur) = match &event.body {
-        EventBody::Transfer(t) if t.outgoing => {
-            let risky = state.logins.risky_success?;
-            (risky.at, risky.failures, event.ts, t.money.to_eur().unwrap_or(0.0))
-        }
-        EventBody::CardTransaction(t) if !t.channel.is_physical() && t.approved => {
-            let risky = state.logins.risky_success?;
-            (risky.at, risky.failures, event.ts, t.money.to_eur().unwrap_or(0.0))
-        }
-        EventBody::Login(l) if l.success => {
-            // The login itself: only when money left after it but arrived before it.
-            if state.logins.devices.is_empty() || state.logins.devices.contains(&hash_text(&l.device_id)) {
-                return None;
-            }
-            let failures = state.failures_before(event.ts, HOUR);
-            let out = state
-                .money_out
-                .iter()
-                .filter(|m| m.at >= event.ts && m.at.millis_since(event.ts) <= p.money_out_within.0)
-                .max_by(|a, b| a.money_eur.total_cmp(&b.money_eur))?;
-            (event.ts, failures, out.at, f64::from(out.money_eur))
-        }
-        _ => return None,
+    let is_link = match &event.body {
+        EventBody::Login(_) => true,
+        EventBody::Transfer(t) => t.outgoing,
+        EventBody::CardTransaction(t) => !t.channel.is_physical() && t.approved,
+        _ => false,
     };
-    let gap = out_at.millis_since(login_at);
-    if failures < p.min_failures || gap < 0 || gap > p.money_out_within.0 {
+    if !is_link {
         return None;
     }
+    let state = input.state;
+    let mut best: Option<(u32, i64, f64)> = None; // (failures, millis login → money out, euros)
+    for &(login_at, _) in state.logins.new_devices.iter() {
+        let failures = state.failures_before(login_at, HOUR);
+        if failures < p.min_failures {
+            continue;
+        }
+        for out in state.money_out.iter() {
+            let gap = out.at.millis_since(login_at);
+            let event_in_chain = event.ts.millis_since(login_at) >= -HOUR && event.ts <= out.at;
+            if (0..=p.money_out_within.0).contains(&gap)
+                && event_in_chain
+                && best.is_none_or(|(.., eur)| f64::from(out.money_eur) > eur)
+            {
+                best = Some((failures, gap, f64::from(out.money_eur)));
+            }
+        }
+    }
+    let (failures, gap, amount_eur) = best?;
     let mut facts = vec![
         ("failures", Fact::Num(f64::from(failures))),
         ("minutes", Fact::Num((gap / MINUTE) as f64)),
@@ -105,8 +104,11 @@ mod tests {
         ]
     }
 
+    /// Runs the detector after applying `past` and `now` (it reads the state after the event).
     fn run(past: &[Event], now: &Event) -> Option<Signal> {
-        let state = state_after(past);
+        let mut all = past.to_vec();
+        all.push(now.clone());
+        let state = state_after(&all);
         detect(&DetectInput { event: Some(now), state: &state, now: now.ts }, &Params::default())
     }
 
@@ -128,11 +130,17 @@ mod tests {
     }
 
     #[test]
-    fn money_out_arriving_before_the_login_still_found() {
+    fn found_whatever_the_arrival_order() {
         let mut past = history();
         past.push(transfer_out(20));
         let s = run(&past, &login(4, 13, true, "attacker-laptop")).expect("takeover on late login");
         assert_eq!(s.num("minutes"), Some(7.0));
+        // The failures arrive last.
+        let mut past =
+            vec![login(0, 0, true, "phone"), login(4, 13, true, "attacker-laptop"), transfer_out(20)];
+        past.extend([login(1, 10, false, "x"), login(2, 11, false, "x")]);
+        let s = run(&past, &login(3, 12, false, "x")).expect("takeover on late failure");
+        assert_eq!(s.num("failures"), Some(3.0));
     }
 
     #[test]

@@ -3,10 +3,10 @@
 
 use serde::Deserialize;
 
-use super::{masked_card, DetectInput, Evidence, Fact, Signal};
+use super::{busiest_window_containing, masked_card, DetectInput, Evidence, Fact, Signal};
 use crate::event::EventBody;
 use crate::rules::expr::Type;
-use crate::time::{Span, MINUTE};
+use crate::time::{Span, Timestamp, MINUTE};
 
 /// Parameters.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -38,17 +38,22 @@ pub fn detect(input: &DetectInput<'_>, p: &Params) -> Option<Signal> {
         return None;
     }
     let card = input.state.card(&t.card_id)?;
-    let (mut attempts, mut declined) = (0usize, 0usize);
-    for a in card.cnp.iter() {
-        let in_window = a.at <= event.ts && event.ts.millis_since(a.at) <= p.window.0;
-        if in_window && (a.declined || f64::from(a.amount_eur) <= p.small_amount_eur) {
-            attempts += 1;
-            declined += usize::from(a.declined);
-        }
+    let suspicious = |declined: bool, eur: f64| declined || eur <= p.small_amount_eur;
+    if !suspicious(!t.approved, t.money.to_eur().unwrap_or(f64::MAX)) {
+        return None;
     }
+    let mut times = [Timestamp::default(); 8];
+    let mut n = 0;
+    for a in card.cnp.iter().filter(|a| suspicious(a.declined, f64::from(a.amount_eur))) {
+        times[n] = a.at;
+        n += 1;
+    }
+    let (attempts, end) = busiest_window_containing(&times[..n], event.ts, p.window.0);
     if attempts < p.min_attempts {
         return None;
     }
+    let declined =
+        card.cnp.iter().filter(|a| a.declined && a.at <= end && end.millis_since(a.at) <= p.window.0).count();
     let mut facts = vec![
         ("card", Fact::Text(masked_card(&t.card_id))),
         ("attempts", Fact::Num(attempts as f64)),
@@ -91,6 +96,13 @@ mod tests {
         let s = run(&events).expect("card testing");
         assert_eq!(s.num("attempts"), Some(5.0));
         assert_eq!(s.num("declined"), Some(3.0));
+    }
+
+    #[test]
+    fn burst_found_whatever_the_arrival_order() {
+        let mut events: Vec<Event> = (0..5).map(|i| attempt(i, i, 1.0, "declined")).collect();
+        events.reverse();
+        assert!(run(&events).is_some(), "the earliest attempt arrived last");
     }
 
     #[test]

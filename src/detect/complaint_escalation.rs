@@ -3,10 +3,10 @@
 
 use serde::Deserialize;
 
-use super::{DetectInput, Evidence, Fact, Signal};
+use super::{busiest_window_containing, DetectInput, Evidence, Fact, Signal};
 use crate::event::EventBody;
 use crate::rules::expr::Type;
-use crate::time::{Span, DAY};
+use crate::time::{Span, Timestamp, DAY};
 
 /// Parameters.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -35,8 +35,8 @@ pub fn detect(input: &DetectInput<'_>, p: &Params) -> Option<Signal> {
     let event = input.event?;
     let EventBody::Complaint(c) = &event.body else { return None };
     let now = event.ts;
-    let count =
-        input.state.complaints.iter().filter(|m| m.at <= now && now.millis_since(m.at) <= p.window.0).count();
+    let times: Vec<Timestamp> = input.state.complaints.iter().map(|m| m.at).collect();
+    let (count, _) = busiest_window_containing(&times, now, p.window.0);
     let high = c.severity == crate::event::ComplaintSeverity::High;
     if !(high && p.high_severity_fires) && count < p.min_complaints {
         return None;
@@ -83,5 +83,6 @@ mod tests {
         let s = run(&[complaint(1, 1, "low"), complaint(2, 5, "medium")]).expect("escalation");
         assert_eq!(s.num("complaints"), Some(2.0));
         assert!(run(&[complaint(1, 1, "low"), complaint(2, 20, "medium")]).is_none());
+        assert!(run(&[complaint(2, 5, "medium"), complaint(1, 1, "low")]).is_some(), "late arrival");
     }
 }

@@ -275,9 +275,7 @@ impl DetectorKind {
     /// Whether the detector reads the state before or after the event is applied.
     pub fn phase(self) -> Phase {
         match self {
-            DetectorKind::ImpossibleTravel | DetectorKind::AmountAnomaly | DetectorKind::AccountTakeover => {
-                Phase::BeforeApply
-            }
+            DetectorKind::ImpossibleTravel | DetectorKind::AmountAnomaly => Phase::BeforeApply,
             _ => Phase::AfterApply,
         }
     }
@@ -352,6 +350,19 @@ impl DetectorParams {
     }
 }
 
+/// The busiest window of length `window` that contains `x`: (items in it, its end). `times`
+/// must include `x`. Considering every window around `x` (not only the one ending at `x`) makes
+/// burst detectors independent of arrival order: whichever event of a burst arrives last still
+/// sees the whole burst.
+pub fn busiest_window_containing(times: &[Timestamp], x: Timestamp, window: i64) -> (usize, Timestamp) {
+    times
+        .iter()
+        .filter(|&&end| end >= x && end.millis_since(x) <= window)
+        .map(|&end| (times.iter().filter(|&&t| t <= end && end.millis_since(t) <= window).count(), end))
+        .max_by_key(|&(count, end)| (count, std::cmp::Reverse(end)))
+        .unwrap_or((0, x))
+}
+
 /// A card id as shown in explanations: its last four characters.
 pub fn masked_card(card_id: &str) -> String {
     let tail: String = card_id.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
@@ -388,6 +399,21 @@ pub fn event_facts(event: &Event, facts: &mut Vec<(&'static str, Fact)>) {
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busiest_window_sees_the_whole_burst_from_any_member() {
+        let t = |m: i64| Timestamp(m * 60_000);
+        let times = [t(0), t(1), t(2), t(3), t(4), t(30)];
+        for x in &times[..5] {
+            assert_eq!(busiest_window_containing(&times, *x, 10 * 60_000).0, 5, "from {x:?}");
+        }
+        assert_eq!(busiest_window_containing(&times, t(30), 10 * 60_000).0, 1);
     }
 }
 

@@ -8,7 +8,7 @@ use super::{DetectInput, Evidence, Fact, Signal};
 use crate::event::EventBody;
 use crate::rules::expr::Type;
 use crate::state::hash_text;
-use crate::time::{Span, DAY};
+use crate::time::{Span, Timestamp, DAY};
 
 /// Parameters.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -38,23 +38,37 @@ pub fn detect(input: &DetectInput<'_>, p: &Params) -> Option<Signal> {
     }
     let reason = hash_text(&c.reason);
     let now = event.ts;
-    let same: Vec<_> = input
-        .state
-        .contacts
-        .iter()
-        .filter(|m| m.reason == reason && m.at <= now && now.millis_since(m.at) <= p.window.0)
-        .collect();
-    let last_resolved = same.iter().filter(|m| m.resolved).map(|m| m.at).max();
-    let open: Vec<_> =
-        same.iter().filter(|m| !m.resolved && last_resolved.is_none_or(|r| m.at > r)).collect();
-    if open.len() < p.min_contacts {
+    let same: Vec<_> = input.state.contacts.iter().filter(|m| m.reason == reason).collect();
+    // Windows ending at an unresolved contact at or after this one, reaching back over it;
+    // contacts before the last resolution inside the window do not count.
+    let mut best: Option<(usize, Timestamp, Timestamp)> = None; // (count, first, end)
+    for end in same.iter().filter(|m| !m.resolved && m.at >= now && m.at.millis_since(now) <= p.window.0) {
+        let end = end.at;
+        let start = same
+            .iter()
+            .filter(|m| m.resolved && m.at <= end)
+            .map(|m| m.at.plus(1))
+            .max()
+            .unwrap_or(Timestamp(i64::MIN))
+            .max(end.plus(-p.window.0));
+        if start > now {
+            continue;
+        }
+        let open: Vec<Timestamp> =
+            same.iter().filter(|m| !m.resolved && m.at >= start && m.at <= end).map(|m| m.at).collect();
+        let first = open.iter().copied().min().unwrap_or(now);
+        if best.is_none_or(|(n, ..)| open.len() > n) {
+            best = Some((open.len(), first, end));
+        }
+    }
+    let (contacts, first, end) = best?;
+    if contacts < p.min_contacts {
         return None;
     }
-    let first = open.iter().map(|m| m.at).min().unwrap_or(now);
     let facts = vec![
         ("reason", Fact::Text(c.reason.clone())),
-        ("contacts", Fact::Num(open.len() as f64)),
-        ("days", Fact::Num(((now.millis_since(first) as f64 / DAY as f64) * 10.0).round() / 10.0)),
+        ("contacts", Fact::Num(contacts as f64)),
+        ("days", Fact::Num(((end.millis_since(first) as f64 / DAY as f64) * 10.0).round() / 10.0)),
     ];
     Some(Signal { at: now, facts, evidence: vec![Evidence::from_event(event)], money_at_risk_eur: 0.0 })
 }
@@ -87,6 +101,16 @@ mod tests {
         .expect("repeat contact");
         assert_eq!(s.num("contacts"), Some(3.0));
         assert_eq!(s.num("days"), Some(4.0));
+    }
+
+    #[test]
+    fn found_whatever_the_arrival_order() {
+        let s = run(&[
+            contact(3, 5, "card_blocked", false),
+            contact(2, 3, "card_blocked", false),
+            contact(1, 1, "card_blocked", false),
+        ]);
+        assert_eq!(s.expect("late arrival").num("contacts"), Some(3.0));
     }
 
     #[test]

@@ -135,16 +135,9 @@ pub struct LoginState {
     pub failures: Ring<Timestamp, 8>,
     /// Hashes of devices that logged in successfully before (or that the customer confirmed).
     pub devices: Vec<u64>,
-    /// The newest successful login from a never-seen device right after a burst of failures.
-    pub risky_success: Option<RiskyLogin>,
-}
-
-/// A successful login from a new device after failures: the middle step of an account takeover.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RiskyLogin {
-    pub at: Timestamp,
-    pub failures: u32,
-    pub device: u64,
+    /// Recent successful logins from a device not seen before (when the customer already had
+    /// one): the middle step of an account takeover.
+    pub new_devices: Ring<(Timestamp, u64), 4>,
 }
 
 /// Money leaving the account (outgoing transfer or card-not-present payment).
@@ -195,7 +188,7 @@ pub struct CustomerState {
     pub spend: SpendBaseline,
     pub activity: ActivityBaseline,
     pub logins: LoginState,
-    pub money_out: Ring<MoneyOut, 2>,
+    pub money_out: Ring<MoneyOut, 4>,
     pub contacts: Ring<ContactMark, 8>,
     pub complaints: Ring<ComplaintMark, 4>,
     pub churn: ChurnMarks,
@@ -300,9 +293,8 @@ impl CustomerState {
                 let device = hash_text(&l.device_id);
                 if l.success {
                     if !self.logins.devices.contains(&device) {
-                        let failures = self.failures_before(at, HOUR);
-                        if failures > 0 && !self.logins.devices.is_empty() {
-                            self.logins.risky_success = Some(RiskyLogin { at, failures, device });
+                        if !self.logins.devices.is_empty() {
+                            self.logins.new_devices.push((at, device));
                         }
                         if self.logins.devices.len() >= MAX_DEVICES {
                             self.logins.devices.remove(0);
