@@ -1,0 +1,10 @@
+//! Integration tests: one crate (one link step), one module per area.
+//!
+//! - `scenarios`: a generated stream with planted incidents and look-alikes through the engine;
+//! - `properties`: redelivery and late arrival do not change the set of tasks (proptest);
+//! - `cli`: the `callahead` binary end to end (`replay`, `rules check`, `demo`).
+
+mod cli;
+mod common;
+mod properties;
+mod scenarios;
