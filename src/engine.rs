@@ -123,13 +123,14 @@ impl Engine {
         out
     }
 
-    /// Schedules the customer's silence timer if timer rules exist and none is pending.
+    /// Schedules the customer's silence timer if timer rules exist and none is pending. A
+    /// pending timer re-computes the deadline when it fires, so it is never moved here.
     fn schedule(&self, rules: &RuleSet, state: &mut CustomerState, customer_id: &str, now: Timestamp) {
+        if state.timer_at.is_some() {
+            return;
+        }
         let Some(params) = timer_params(rules) else { return };
         let Some(deadline) = churn_risk::silence_deadline(state, now, params) else { return };
-        if state.timer_at.is_some_and(|t| t <= deadline) {
-            return; // the pending timer fires first and re-schedules
-        }
         state.timer_at = Some(deadline);
         self.timers.lock().expect("timer lock poisoned").insert((deadline, customer_id.into()));
     }

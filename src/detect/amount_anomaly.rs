@@ -45,6 +45,9 @@ pub fn detect(input: &DetectInput<'_>, p: &Params) -> Option<Signal> {
     let event = input.event?;
     let EventBody::CardTransaction(t) = &event.body else { return None };
     let amount = t.money.to_eur()?;
+    if amount <= p.min_amount_eur {
+        return None; // most payments: no need for the baseline's statistics
+    }
     let stats = input.state.spend.stats()?;
     if stats.samples < p.min_history {
         return None;

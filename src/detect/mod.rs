@@ -261,7 +261,8 @@ impl DetectorKind {
                 &[CardTransaction]
             }
             DetectorKind::AccountTakeover => &[CardTransaction, Transfer, Login],
-            DetectorKind::ChurnRisk => &[Transfer, ProductChange, Complaint, CardTransaction, Login],
+            // Activity itself is never a sign of leaving; silence is found by timers.
+            DetectorKind::ChurnRisk => &[Transfer, ProductChange, Complaint],
             DetectorKind::RepeatContact => &[SupportContact],
             DetectorKind::ComplaintEscalation => &[Complaint],
         }
