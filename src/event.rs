@@ -319,6 +319,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     if bytes.len() > MAX_EVENT_BYTES {
         return Err(DecodeError::Oversized { size: bytes.len(), limit: MAX_EVENT_BYTES });
     }
+    // RawEvent is large (every field of every type): it is validated in place, never moved.
     let raw: RawEvent<'_> = serde_json::from_slice(bytes).map_err(|e| describe_json_error(bytes, e))?;
     raw.validate()
 }
@@ -611,12 +612,12 @@ fn place(raw: RawPlace<'_>, fields: &PlaceFields, kind: EventKind) -> Result<Pla
 }
 
 impl RawEvent<'_> {
-    fn validate(self) -> Result<Event, DecodeError> {
+    fn validate(mut self) -> Result<Event, DecodeError> {
         let kind_text = self.kind.as_deref().ok_or(DecodeError::Missing { field: "type", kind: None })?;
         let kind = EventKind::parse(kind_text)
             .ok_or_else(|| DecodeError::UnknownType(kind_text.chars().take(64).collect()))?;
-        let event_id = text(self.event_id.clone(), "event_id", kind)?;
-        let customer_id = text(self.customer_id.clone(), "customer_id", kind)?;
+        let event_id = text(self.event_id.take(), "event_id", kind)?;
+        let customer_id = text(self.customer_id.take(), "customer_id", kind)?;
         let ts_text = required(self.ts.as_deref(), "ts", kind)?;
         let ts = Timestamp::parse_rfc3339(ts_text).map_err(|why| invalid("ts", ts_text, why))?;
         let body = match kind {
@@ -632,22 +633,22 @@ impl RawEvent<'_> {
         Ok(Event { event_id, customer_id, ts, body })
     }
 
-    fn profile(self) -> Result<Profile, DecodeError> {
+    fn profile(&mut self) -> Result<Profile, DecodeError> {
         const K: EventKind = EventKind::CustomerProfile;
-        let email = optional_text(self.email);
+        let email = optional_text(self.email.take());
         if let Some(e) = &email {
             if !e.contains('@') || e.contains(char::is_whitespace) {
                 return Err(invalid("email", e, "not an e-mail address"));
             }
         }
-        let language = match optional_text(self.language) {
+        let language = match optional_text(self.language.take()) {
             Some(l) if l.len() == 2 && l.bytes().all(|b| b.is_ascii_lowercase()) => l,
             Some(l) => {
                 return Err(invalid("language", &l, "expected an ISO 639-1 code of two lower-case letters"))
             }
             None => "en".to_string(),
         };
-        let segment = match self.segment {
+        let segment = match self.segment.take() {
             None => Segment::Mass,
             some => one_of(
                 some,
@@ -661,25 +662,25 @@ impl RawEvent<'_> {
                 ],
             )?,
         };
-        let home = self.home.map(|h| place(h, &HOME, K)).transpose()?;
+        let home = self.home.take().map(|h| place(h, &HOME, K)).transpose()?;
         Ok(Profile {
-            name: optional_text(self.name),
+            name: optional_text(self.name.take()),
             email,
-            phone: optional_text(self.phone),
+            phone: optional_text(self.phone.take()),
             language,
             segment,
             home,
-            timezone: optional_text(self.timezone),
-            email_consent: self.consent.and_then(|c| c.email).unwrap_or(false),
+            timezone: optional_text(self.timezone.take()),
+            email_consent: self.consent.take().and_then(|c| c.email).unwrap_or(false),
         })
     }
 
-    fn card_transaction(self) -> Result<CardTransaction, DecodeError> {
+    fn card_transaction(&mut self) -> Result<CardTransaction, DecodeError> {
         const K: EventKind = EventKind::CardTransaction;
-        let card_id = text(self.card_id, "card_id", K)?;
-        let money = money(self.amount, self.currency, K)?;
+        let card_id = text(self.card_id.take(), "card_id", K)?;
+        let money = money(self.amount.take(), self.currency.take(), K)?;
         let channel = one_of(
-            self.channel,
+            self.channel.take(),
             "channel",
             K,
             &[
@@ -689,8 +690,8 @@ impl RawEvent<'_> {
                 ("ecommerce", CardChannel::Ecommerce),
             ],
         )?;
-        let approved = one_of(self.status, "status", K, &[("approved", true), ("declined", false)])?;
-        let mut merchant = required(self.merchant, "merchant", K)?;
+        let approved = one_of(self.status.take(), "status", K, &[("approved", true), ("declined", false)])?;
+        let mut merchant = required(self.merchant.take(), "merchant", K)?;
         let merchant_name = text(merchant.name.take(), "merchant.name", K)?;
         let mcc = merchant.mcc.take().map(|c| c.0);
         if let Some(code) = &mcc {
@@ -702,53 +703,53 @@ impl RawEvent<'_> {
         Ok(CardTransaction { card_id, money, channel, approved, merchant_name, mcc, place })
     }
 
-    fn login(self) -> Result<Login, DecodeError> {
+    fn login(&mut self) -> Result<Login, DecodeError> {
         const K: EventKind = EventKind::Login;
         let channel = one_of(
-            self.channel,
+            self.channel.take(),
             "channel",
             K,
             &[("mobile", LoginChannel::Mobile), ("web", LoginChannel::Web)],
         )?;
-        let success = required(self.success, "success", K)?;
-        let device_id = text(self.device_id, "device_id", K)?;
-        let geo = self.geo.map(|g| place(g, &GEO, K)).transpose()?;
-        Ok(Login { channel, success, device_id, ip: optional_text(self.ip), geo })
+        let success = required(self.success.take(), "success", K)?;
+        let device_id = text(self.device_id.take(), "device_id", K)?;
+        let geo = self.geo.take().map(|g| place(g, &GEO, K)).transpose()?;
+        Ok(Login { channel, success, device_id, ip: optional_text(self.ip.take()), geo })
     }
 
-    fn transfer(self) -> Result<Transfer, DecodeError> {
+    fn transfer(&mut self) -> Result<Transfer, DecodeError> {
         const K: EventKind = EventKind::Transfer;
-        let outgoing = one_of(self.direction, "direction", K, &[("out", true), ("in", false)])?;
-        let money = money(self.amount, self.currency, K)?;
+        let outgoing = one_of(self.direction.take(), "direction", K, &[("out", true), ("in", false)])?;
+        let money = money(self.amount.take(), self.currency.take(), K)?;
         Ok(Transfer {
             outgoing,
             money,
-            counterparty_bank: optional_text(self.counterparty_bank),
-            own_account: self.own_account.unwrap_or(false),
+            counterparty_bank: optional_text(self.counterparty_bank.take()),
+            own_account: self.own_account.take().unwrap_or(false),
         })
     }
 
-    fn support_contact(self) -> Result<SupportContact, DecodeError> {
+    fn support_contact(&mut self) -> Result<SupportContact, DecodeError> {
         const K: EventKind = EventKind::SupportContact;
-        let channel = text(self.channel, "channel", K)?;
+        let channel = text(self.channel.take(), "channel", K)?;
         if !["phone", "chat", "email", "branch"].contains(&channel.as_str()) {
             return Err(invalid("channel", &channel, "expected one of: phone, chat, email, branch"));
         }
-        let reason = text(self.reason, "reason", K)?;
-        let resolved = required(self.resolved, "resolved", K)?;
-        if let Some(d) = self.duration_s {
+        let reason = text(self.reason.take(), "reason", K)?;
+        let resolved = required(self.resolved.take(), "resolved", K)?;
+        if let Some(d) = self.duration_s.take() {
             if !(d.is_finite() && d >= 0.0) {
                 return Err(invalid("duration_s", &d.to_string(), "must be zero or more seconds"));
             }
         }
-        Ok(SupportContact { channel, reason, resolved, duration_s: self.duration_s })
+        Ok(SupportContact { channel, reason, resolved, duration_s: self.duration_s.take() })
     }
 
-    fn complaint(self) -> Result<Complaint, DecodeError> {
+    fn complaint(&mut self) -> Result<Complaint, DecodeError> {
         const K: EventKind = EventKind::Complaint;
-        let category = text(self.category, "category", K)?;
+        let category = text(self.category.take(), "category", K)?;
         let severity = one_of(
-            self.severity,
+            self.severity.take(),
             "severity",
             K,
             &[
@@ -757,14 +758,14 @@ impl RawEvent<'_> {
                 ("high", ComplaintSeverity::High),
             ],
         )?;
-        Ok(Complaint { category, severity, text: optional_text(self.text) })
+        Ok(Complaint { category, severity, text: optional_text(self.text.take()) })
     }
 
-    fn product_change(self) -> Result<ProductChange, DecodeError> {
+    fn product_change(&mut self) -> Result<ProductChange, DecodeError> {
         const K: EventKind = EventKind::ProductChange;
-        let product = text(self.product, "product", K)?;
+        let product = text(self.product.take(), "product", K)?;
         let action = one_of(
-            self.action,
+            self.action.take(),
             "action",
             K,
             &[
@@ -777,9 +778,9 @@ impl RawEvent<'_> {
         Ok(ProductChange { product, action })
     }
 
-    fn travel_notice(self) -> Result<TravelNotice, DecodeError> {
+    fn travel_notice(&mut self) -> Result<TravelNotice, DecodeError> {
         const K: EventKind = EventKind::TravelNotice;
-        let codes = required(self.countries, "countries", K)?;
+        let codes = required(self.countries.take(), "countries", K)?;
         if codes.is_empty() {
             return Err(invalid("countries", "[]", "must name at least one country"));
         }
@@ -789,10 +790,10 @@ impl RawEvent<'_> {
                 Country::parse(c).ok_or_else(|| invalid("countries", c, "expected ISO 3166-1 alpha-2 codes"))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let from_text = required(self.from, "from", K)?;
+        let from_text = required(self.from.take(), "from", K)?;
         let from =
             Timestamp::parse_date_or_rfc3339(&from_text).map_err(|why| invalid("from", &from_text, why))?;
-        let to_text = required(self.to, "to", K)?;
+        let to_text = required(self.to.take(), "to", K)?;
         let mut to =
             Timestamp::parse_date_or_rfc3339(&to_text).map_err(|why| invalid("to", &to_text, why))?;
         if to_text.len() == 10 {
