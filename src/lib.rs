@@ -9,6 +9,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod config;
 pub mod demo;
 pub mod detect;
 pub mod engine;
@@ -16,9 +18,13 @@ pub mod event;
 pub mod geo;
 pub mod incident;
 pub mod ingest;
+pub mod metrics;
 pub mod money;
 pub mod replay;
 pub mod rules;
+pub mod serve;
+pub mod sink;
 pub mod state;
+pub mod store;
 pub mod task;
 pub mod time;

@@ -59,6 +59,16 @@ enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Run the real-time service: Kafka in, tasks to the store and the tasks topic, metrics on
+    /// HTTP. Configuration: a TOML file and/or CALLAHEAD_* environment variables.
+    Serve {
+        /// Configuration file (see config/callahead.example.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Log JSON lines instead of human-readable text (overrides log.format).
+        #[arg(long)]
+        json_logs: bool,
+    },
     /// Validate rule files.
     Rules {
         #[command(subcommand)]
@@ -77,14 +87,30 @@ enum RulesCommand {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).init();
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    let json = match &cli.command {
+        Command::Serve { json_logs, config } => *json_logs || log_format_is_json(config.as_deref()),
+        _ => false,
+    };
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false);
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+    match run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
     }
+}
+
+/// Peeks at `log.format` before logging starts (the full configuration is validated later).
+fn log_format_is_json(path: Option<&Path>) -> bool {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    callahead::config::Config::load(path, &env).is_ok_and(|c| c.log.format == "json")
 }
 
 fn load_rules(dir: &Path) -> Result<Option<RuleSet>> {
@@ -100,6 +126,13 @@ fn load_rules(dir: &Path) -> Result<Option<RuleSet>> {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Serve { config, .. } => {
+            let env: Vec<(String, String)> = std::env::vars().collect();
+            let config = callahead::config::Config::load(config.as_deref(), &env)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(callahead::serve::serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Rules { command: RulesCommand::Check { dir } } => {
             let Some(set) = load_rules(&dir)? else { return Ok(ExitCode::FAILURE) };
             let shadow = set.rules.iter().filter(|r| r.mode == callahead::rules::Mode::Shadow).count();

@@ -1,0 +1,357 @@
+//! Configuration of `callahead serve`: typed sections with documented defaults, read from a TOML
+//! file, every key overridable by an environment variable, validated with every error listed.
+//!
+//! Environment overrides: `CALLAHEAD_<SECTION>_<KEY>` (upper case), e.g.
+//! `CALLAHEAD_KAFKA_BROKERS=kafka-1:9092`, `CALLAHEAD_STORE_URL=postgres://…`. A list is written
+//! comma-separated (`CALLAHEAD_KAFKA_INPUT_TOPICS=events,events-eu`). librdkafka settings pass
+//! through `[kafka.client]`, e.g. `"security.protocol" = "SASL_SSL"`, or
+//! `CALLAHEAD_KAFKA_CLIENT_SASL_MECHANISM=PLAIN` (underscores after `CLIENT_` become dots).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::time::{Span, MINUTE};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub kafka: KafkaConfig,
+    pub store: StoreConfig,
+    pub rules: RulesConfig,
+    pub http: HttpConfig,
+    pub engine: EngineSection,
+    pub log: LogConfig,
+}
+
+/// Kafka: where events come from and where tasks and dead letters go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, comma-separated.
+    pub brokers: String,
+    /// Consumer group: instances with the same group share the input partitions.
+    pub group_id: String,
+    /// Topics of input events (all types, keyed by customer id).
+    pub input_topics: Vec<String>,
+    /// Every task version is published here (JSON, keyed by customer id).
+    pub tasks_topic: String,
+    /// Refused input goes here with the reason in headers.
+    pub dead_letter_topic: String,
+    /// Most messages processed and made durable together.
+    pub batch_size: usize,
+    /// Longest wait to fill a batch, milliseconds.
+    pub batch_wait_ms: u64,
+    /// librdkafka settings passed through unchanged (security, SASL, TLS, timeouts).
+    pub client: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: "127.0.0.1:9092".into(),
+            group_id: "callahead".into(),
+            input_topics: vec!["callahead.events".into()],
+            tasks_topic: "callahead.tasks".into(),
+            dead_letter_topic: "callahead.dead-letters".into(),
+            batch_size: 2_000,
+            batch_wait_ms: 5,
+            client: BTreeMap::new(),
+        }
+    }
+}
+
+/// The task store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` (embedded, the default) or `postgres://USER@HOST:PORT/DB`.
+    pub url: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { url: "sqlite://callahead.db".into() }
+    }
+}
+
+/// Rules and their hot reload.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RulesConfig {
+    pub dir: PathBuf,
+    /// How often the directory is checked for changes, milliseconds (0 = only on SIGHUP).
+    pub reload_poll_ms: u64,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig { dir: PathBuf::from("rules"), reload_poll_ms: 2_000 }
+    }
+}
+
+/// The HTTP endpoint: `/metrics`, `/healthz`, `/readyz`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { listen: "127.0.0.1:9898".into() }
+    }
+}
+
+/// Engine settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineSection {
+    /// How late an event may arrive and still be counted before event-time timers fire.
+    pub allowed_lateness: Span,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        EngineSection { allowed_lateness: Span(10 * MINUTE) }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `human` or `json`.
+    pub format: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: "human".into() }
+    }
+}
+
+/// Everything wrong with a configuration, one line each.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  {}", .0.join("\n  "))]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl Config {
+    /// Reads `path` (if given), applies environment overrides from `env`, validates.
+    pub fn load(path: Option<&Path>, env: &[(String, String)]) -> Result<Config, ConfigErrors> {
+        let mut table = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| ConfigErrors(vec![format!("{}: cannot read: {e}", p.display())]))?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigErrors(vec![format!("{}: {}", p.display(), e.message().trim())]))?
+            }
+            None => toml::Table::new(),
+        };
+        let mut errors = Vec::new();
+        apply_env(&mut table, env, &mut errors);
+        let config: Config = match Config::deserialize(table) {
+            Ok(c) => c,
+            Err(e) => {
+                errors.push(e.message().trim().to_string());
+                return Err(ConfigErrors(errors));
+            }
+        };
+        errors.extend(config.problems());
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// Semantic checks, every problem listed.
+    fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let k = &self.kafka;
+        if k.brokers.trim().is_empty() {
+            p.push("kafka.brokers: must name at least one broker".into());
+        }
+        if k.group_id.trim().is_empty() {
+            p.push("kafka.group_id: must not be empty".into());
+        }
+        if k.input_topics.is_empty() || k.input_topics.iter().any(|t| t.trim().is_empty()) {
+            p.push("kafka.input_topics: must list at least one topic, none empty".into());
+        }
+        for (key, topic) in
+            [("kafka.tasks_topic", &k.tasks_topic), ("kafka.dead_letter_topic", &k.dead_letter_topic)]
+        {
+            if topic.trim().is_empty() {
+                p.push(format!("{key}: must not be empty"));
+            } else if k.input_topics.contains(topic) {
+                p.push(format!("{key}: `{topic}` is also an input topic (a loop)"));
+            }
+        }
+        if k.batch_size == 0 || k.batch_size > 100_000 {
+            p.push(format!("kafka.batch_size: {} is not within 1..=100000", k.batch_size));
+        }
+        for key in ["group.id", "bootstrap.servers", "enable.auto.offset.store"] {
+            if k.client.contains_key(key) {
+                p.push(format!(
+                    "kafka.client.\"{key}\": set by callahead itself; use the kafka section instead"
+                ));
+            }
+        }
+        if !(self.store.url.starts_with("sqlite:")
+            || self.store.url.starts_with("postgres:")
+            || self.store.url.starts_with("postgresql:"))
+        {
+            p.push(format!("store.url: `{}` is neither sqlite://PATH nor postgres://…", self.store.url));
+        }
+        if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
+            p.push(format!("http.listen: `{}` is not an address such as 0.0.0.0:9898", self.http.listen));
+        }
+        if !["human", "json"].contains(&self.log.format.as_str()) {
+            p.push(format!("log.format: `{}` is neither `human` nor `json`", self.log.format));
+        }
+        if self.engine.allowed_lateness.0 < 0 {
+            p.push("engine.allowed_lateness: must not be negative".into());
+        }
+        p
+    }
+}
+
+/// Applies `CALLAHEAD_<SECTION>_<KEY>` variables onto the table.
+fn apply_env(table: &mut toml::Table, env: &[(String, String)], errors: &mut Vec<String>) {
+    const SECTIONS: &[(&str, &[&str])] = &[
+        (
+            "kafka",
+            &[
+                "brokers",
+                "group_id",
+                "input_topics",
+                "tasks_topic",
+                "dead_letter_topic",
+                "batch_size",
+                "batch_wait_ms",
+            ],
+        ),
+        ("store", &["url"]),
+        ("rules", &["dir", "reload_poll_ms"]),
+        ("http", &["listen"]),
+        ("engine", &["allowed_lateness"]),
+        ("log", &["format"]),
+    ];
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix("CALLAHEAD_") else { continue };
+        let rest = rest.to_ascii_lowercase();
+        if let Some(key) = rest.strip_prefix("kafka_client_") {
+            let section = table.entry("kafka").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let Some(kafka) = section.as_table_mut() {
+                let client = kafka.entry("client").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                if let Some(client) = client.as_table_mut() {
+                    client.insert(key.replace('_', "."), toml::Value::String(value.clone()));
+                }
+            }
+            continue;
+        }
+        let found = SECTIONS.iter().find_map(|(section, keys)| {
+            let key = rest.strip_prefix(section)?.strip_prefix('_')?;
+            keys.contains(&key).then_some((*section, key))
+        });
+        let Some((section, key)) = found else {
+            errors.push(format!("{name}: not a configuration variable"));
+            continue;
+        };
+        let typed = if key == "input_topics" {
+            toml::Value::Array(value.split(',').map(|t| toml::Value::String(t.trim().to_string())).collect())
+        } else if key.ends_with("_size") || key.ends_with("_ms") {
+            match value.parse::<i64>() {
+                Ok(n) => toml::Value::Integer(n),
+                Err(_) => {
+                    errors.push(format!("{name}: `{value}` is not a whole number"));
+                    continue;
+                }
+            }
+        } else {
+            toml::Value::String(value.clone())
+        };
+        let entry = table.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let Some(t) = entry.as_table_mut() {
+            t.insert(key.to_string(), typed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::load(None, &[]).unwrap();
+        assert_eq!(c.store.url, "sqlite://callahead.db");
+        assert_eq!(c.kafka.input_topics, vec!["callahead.events"]);
+    }
+
+    #[test]
+    fn environment_overrides_every_key() {
+        let c = Config::load(
+            None,
+            &env(&[
+                ("CALLAHEAD_KAFKA_BROKERS", "k1:9092,k2:9092"),
+                ("CALLAHEAD_KAFKA_INPUT_TOPICS", "a, b"),
+                ("CALLAHEAD_KAFKA_BATCH_SIZE", "500"),
+                ("CALLAHEAD_KAFKA_CLIENT_SECURITY_PROTOCOL", "SASL_SSL"),
+                ("CALLAHEAD_STORE_URL", "postgres://root@127.0.0.1:5432/test"),
+                ("CALLAHEAD_ENGINE_ALLOWED_LATENESS", "5m"),
+                ("PATH", "/usr/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.kafka.brokers, "k1:9092,k2:9092");
+        assert_eq!(c.kafka.input_topics, vec!["a", "b"]);
+        assert_eq!(c.kafka.batch_size, 500);
+        assert_eq!(c.kafka.client["security.protocol"], "SASL_SSL");
+        assert!(c.store.url.starts_with("postgres://"));
+        assert_eq!(c.engine.allowed_lateness, Span(5 * MINUTE));
+    }
+
+    #[test]
+    fn every_problem_is_listed() {
+        let e = Config::load(
+            None,
+            &env(&[
+                ("CALLAHEAD_KAFKA_TASKS_TOPIC", "callahead.events"),
+                ("CALLAHEAD_STORE_URL", "mysql://x"),
+                ("CALLAHEAD_HTTP_LISTEN", "nowhere"),
+                ("CALLAHEAD_LOG_FORMAT", "xml"),
+                ("CALLAHEAD_KAFKA_BATCH_SIZE", "many"),
+                ("CALLAHEAD_NOPE", "1"),
+            ]),
+        )
+        .unwrap_err();
+        let text = e.to_string();
+        for needle in [
+            "kafka.tasks_topic",
+            "store.url",
+            "http.listen",
+            "log.format",
+            "CALLAHEAD_KAFKA_BATCH_SIZE",
+            "CALLAHEAD_NOPE",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from:\n{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused() {
+        let dir = std::env::temp_dir().join(format!("callahead-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "[kafka]\nbrokerz = \"x\"\n").unwrap();
+        let e = Config::load(Some(&path), &[]).unwrap_err();
+        assert!(e.to_string().contains("brokerz"), "{e}");
+    }
+}

@@ -1,0 +1,378 @@
+//! `callahead serve`: the real-time service. Kafka in, tasks out (store, tasks topic), dead
+//! letters for bad input, metrics and health over HTTP, rules reloaded without a restart.
+//!
+//! One loop owns the engine: take a batch of messages → decode, validate, run the engine →
+//! publish dead letters → write task changes to the store (one transaction, with the outbox) →
+//! publish the outbox to the tasks topic → store the batch's offsets. Offsets move only after
+//! everything the batch caused is durable, so a crash at any point re-delivers, never loses
+//! (at-least-once); task ids and versions make the re-delivery idempotent downstream. A failing
+//! store or broker is retried with back-off inside the loop, which stops fetching meanwhile:
+//! that is the back-pressure.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{bail, Context, Result};
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::FutureProducer;
+use tracing::{error, info, info_span, warn, Instrument};
+
+use crate::api::{self, Health};
+use crate::config::Config;
+use crate::engine::{Engine, EngineConfig};
+use crate::event::decode;
+use crate::ingest::kafka::{self as source, EventConsumer};
+use crate::metrics::Metrics;
+use crate::rules::{Mode, RuleSet};
+use crate::sink::kafka::{self as sink, DeadLetter};
+use crate::store::TaskStore;
+use crate::task::{ChangeKind, TaskChange};
+
+/// The running rule set, swapped whole on reload.
+pub type SharedRules = Arc<RwLock<Arc<RuleSet>>>;
+
+/// Runs the service until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let ready = Arc::new(AtomicBool::new(false));
+    let rules = RuleSet::load_dir(&config.rules.dir)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("rules in {} are invalid; not starting", config.rules.dir.display()))?;
+    metrics.rules_loaded.set(rules.rules.len() as i64);
+    let rules: SharedRules = Arc::new(RwLock::new(Arc::new(rules)));
+
+    let listener = tokio::net::TcpListener::bind(&config.http.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.http.listen))?;
+    info!(address = %config.http.listen, "serving /metrics, /healthz, /readyz");
+    let app = api::router(Health { metrics: metrics.clone(), ready: ready.clone() });
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            error!(error = %e, "HTTP server stopped");
+        }
+    });
+
+    let store = connect_store(&config.store.url, &metrics).await;
+    let consumer =
+        source::consumer(&config.kafka, metrics.clone()).context("cannot create the Kafka consumer")?;
+    let producer = sink::producer(&config.kafka).context("cannot create the Kafka producer")?;
+    let mut wanted: Vec<&str> = config.kafka.input_topics.iter().map(String::as_str).collect();
+    wanted.push(&config.kafka.tasks_topic);
+    wanted.push(&config.kafka.dead_letter_topic);
+    let missing = source::missing_topics(&consumer, &wanted, Duration::from_secs(30))
+        .context("cannot read topic metadata from the brokers")?;
+    if !missing.is_empty() {
+        bail!("missing Kafka topics: {} (create them before starting)", missing.join(", "));
+    }
+    consumer.subscribe(&config.kafka.input_topics.iter().map(String::as_str).collect::<Vec<_>>())?;
+    tokio::spawn(watch_rules(
+        config.rules.dir.clone(),
+        config.rules.reload_poll_ms,
+        rules.clone(),
+        metrics.clone(),
+    ));
+
+    let engine = Engine::new(EngineConfig { allowed_lateness: config.engine.allowed_lateness.0 });
+    let pipeline = Pipeline { config: &config, engine, rules, store, producer, metrics: metrics.clone() };
+    pipeline.publish_outbox().await; // left over from a previous run
+    ready.store(true, Ordering::Relaxed);
+    metrics.ready.set(1);
+    info!(topics = ?config.kafka.input_topics, group = %config.kafka.group_id, "consuming");
+
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let max = config.kafka.batch_size;
+    let wait = Duration::from_millis(config.kafka.batch_wait_ms);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            batch = source::next_batch(&consumer, max, wait) => match batch {
+                Ok(batch) => pipeline.process(&consumer, batch).instrument(info_span!("batch")).await,
+                Err(e) => {
+                    warn!(error = %e, "Kafka consumer error; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            },
+        }
+    }
+    info!("shutting down: committing offsets");
+    ready.store(false, Ordering::Relaxed);
+    metrics.ready.set(0);
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        warn!(error = %e, "final commit failed; the last batch will be re-delivered (at-least-once)");
+    }
+    Ok(())
+}
+
+async fn connect_store(url: &str, metrics: &Metrics) -> TaskStore {
+    let mut backoff = Backoff::new();
+    loop {
+        match TaskStore::connect(url).await {
+            Ok(s) => return s,
+            Err(e) => {
+                metrics.store_errors.inc();
+                warn!(error = %e, "task store unavailable; retrying");
+                backoff.wait().await;
+            }
+        }
+    }
+}
+
+/// Exponential back-off from 100 ms to 5 s.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff(Duration::from_millis(100))
+    }
+
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(Duration::from_secs(5));
+    }
+}
+
+struct Pipeline<'c> {
+    config: &'c Config,
+    engine: Engine,
+    rules: SharedRules,
+    store: TaskStore,
+    producer: FutureProducer,
+    metrics: Arc<Metrics>,
+}
+
+impl Pipeline<'_> {
+    async fn process(&self, consumer: &EventConsumer, batch: Vec<OwnedMessage>) {
+        let started = Instant::now();
+        let rules = self.rules.read().expect("rules lock poisoned").clone();
+        let mut changes: Vec<TaskChange> = Vec::new();
+        let mut dead: Vec<DeadLetter> = Vec::new();
+        let mut last_offsets: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        let mut broker_times: Vec<i64> = Vec::with_capacity(batch.len());
+        for m in batch {
+            last_offsets.insert((m.topic().to_string(), m.partition()), m.offset());
+            if let Some(ts) = m.timestamp().to_millis() {
+                broker_times.push(ts);
+            }
+            let event = match decode(m.payload().unwrap_or_default()) {
+                Ok(e) => e,
+                Err(e) => {
+                    dead.push(DeadLetter { reason: e.reason_code(), detail: e.to_string(), message: m });
+                    continue;
+                }
+            };
+            if let Some(key) = source::key_text(&m) {
+                if key != event.customer_id {
+                    let detail =
+                        "message key differs from customer_id (events must be keyed by customer)".to_string();
+                    dead.push(DeadLetter { reason: "key_mismatch", detail, message: m });
+                    continue;
+                }
+            }
+            self.metrics.events_consumed.with_label_values(&[m.topic(), event.kind().as_str()]).inc();
+            let t = Instant::now();
+            let out = self.engine.process(&rules, &event);
+            self.metrics.engine_seconds.observe(t.elapsed().as_secs_f64());
+            if out.duplicate {
+                self.metrics.duplicates.inc();
+            }
+            for hit in &out.hits {
+                let rule = &rules.rules[hit.rule];
+                let mode = if rule.mode == Mode::Shadow { "shadow" } else { "live" };
+                self.metrics.signals.with_label_values(&[&rule.id, mode]).inc();
+            }
+            changes.extend(out.changes);
+        }
+        self.metrics.batch_seconds.with_label_values(&["engine"]).observe(started.elapsed().as_secs_f64());
+        self.handle_dead_letters(&dead).await;
+        let t = Instant::now();
+        self.write_changes(&changes).await;
+        self.metrics.batch_seconds.with_label_values(&["store"]).observe(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        self.publish_outbox().await;
+        self.metrics.batch_seconds.with_label_values(&["publish"]).observe(t.elapsed().as_secs_f64());
+        for ((topic, partition), offset) in &last_offsets {
+            if let Err(e) = consumer.store_offset(topic, *partition, *offset) {
+                // Revoked meanwhile: the new owner re-processes from its committed offset.
+                warn!(error = %e, topic, partition, "cannot store offset");
+            }
+        }
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        for ts in broker_times {
+            self.metrics.end_to_end_seconds.observe((now - ts).max(0) as f64 / 1000.0);
+        }
+        self.observe_state(&changes);
+    }
+
+    async fn handle_dead_letters(&self, dead: &[DeadLetter]) {
+        if dead.is_empty() {
+            return;
+        }
+        for d in dead {
+            self.metrics.events_invalid.with_label_values(&[d.reason]).inc();
+        }
+        // Rate-limited logging: the first letter of a batch in full, the rest counted.
+        let first = &dead[0];
+        warn!(
+            reason = first.reason,
+            error = %first.detail,
+            topic = first.message.topic(),
+            partition = first.message.partition(),
+            offset = first.message.offset(),
+            more = dead.len() - 1,
+            "refused input sent to the dead-letter topic"
+        );
+        let mut backoff = Backoff::new();
+        while let Err(e) =
+            sink::publish_dead_letters(&self.producer, &self.config.kafka.dead_letter_topic, dead).await
+        {
+            self.metrics.publish_errors.inc();
+            warn!(error = %e, "cannot publish dead letters; retrying");
+            backoff.wait().await;
+        }
+        self.metrics.dead_letters.inc_by(dead.len() as u64);
+    }
+
+    async fn write_changes(&self, changes: &[TaskChange]) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut backoff = Backoff::new();
+        while let Err(e) = self.store.write(changes).await {
+            self.metrics.store_errors.inc();
+            warn!(error = %e, "cannot write tasks; retrying (consumption paused)");
+            backoff.wait().await;
+        }
+        for c in changes {
+            let kind = match c.kind {
+                ChangeKind::Opened => "opened",
+                ChangeKind::Enriched => "enriched",
+                ChangeKind::Resolved => "resolved",
+            };
+            let rule = c.task.rules.last().map(String::as_str).unwrap_or("");
+            let priority = c.task.priority.to_string();
+            self.metrics
+                .task_changes
+                .with_label_values(&[kind, c.task.queue.as_str(), rule, &priority])
+                .inc();
+        }
+    }
+
+    async fn publish_outbox(&self) {
+        let mut backoff = Backoff::new();
+        loop {
+            let rows = match self.store.pending_outbox(5_000).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    self.metrics.store_errors.inc();
+                    warn!(error = %e, "cannot read the outbox; retrying");
+                    backoff.wait().await;
+                    continue;
+                }
+            };
+            if rows.is_empty() {
+                return;
+            }
+            if let Err(e) = sink::publish_tasks(&self.producer, &self.config.kafka.tasks_topic, &rows).await {
+                self.metrics.publish_errors.inc();
+                warn!(error = %e, "cannot publish tasks; retrying");
+                backoff.wait().await;
+                continue;
+            }
+            if let Err(e) = self.store.mark_published(&rows).await {
+                self.metrics.store_errors.inc();
+                warn!(error = %e, "cannot clear the outbox; retrying (tasks may be published twice)");
+                backoff.wait().await;
+            }
+        }
+    }
+
+    fn observe_state(&self, changes: &[TaskChange]) {
+        let customers = self.engine.state.len();
+        self.metrics.customers_tracked.set(customers as i64);
+        // Measured by `cargo bench --bench state_size`; see the README.
+        self.metrics.state_bytes.set((customers * STATE_BYTES_PER_CUSTOMER) as i64);
+        for c in changes {
+            let gauge = self.metrics.tasks_open.with_label_values(&[c.task.queue.as_str()]);
+            match c.kind {
+                ChangeKind::Opened => gauge.inc(),
+                ChangeKind::Resolved => gauge.dec(),
+                ChangeKind::Enriched => {}
+            }
+        }
+    }
+}
+
+/// Bytes of state per customer, as measured by the state-size bench (README, Performance).
+const STATE_BYTES_PER_CUSTOMER: usize = 1_000;
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+}
+
+/// Reloads rules when the directory changes (polled) or on SIGHUP. An invalid set is refused
+/// with every `file:line: reason`, and the running set stays.
+async fn watch_rules(dir: PathBuf, poll_ms: u64, rules: SharedRules, metrics: Arc<Metrics>) {
+    let mut hup =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).expect("SIGHUP handler");
+    let mut seen = fingerprint(&dir);
+    let poll = Duration::from_millis(if poll_ms == 0 { 3_600_000 } else { poll_ms });
+    loop {
+        let forced = tokio::select! {
+            _ = hup.recv() => true,
+            _ = tokio::time::sleep(poll) => false,
+        };
+        let now = fingerprint(&dir);
+        if !forced && now == seen {
+            continue;
+        }
+        seen = now;
+        match RuleSet::load_dir(&dir) {
+            Ok(set) => {
+                info!(
+                    rules = set.rules.len(),
+                    fingerprint = format!("{:016x}", set.fingerprint),
+                    "rules reloaded"
+                );
+                metrics.rules_loaded.set(set.rules.len() as i64);
+                metrics.rule_reloads.with_label_values(&["ok"]).inc();
+                *rules.write().expect("rules lock poisoned") = Arc::new(set);
+            }
+            Err(errors) => {
+                metrics.rule_reloads.with_label_values(&["refused"]).inc();
+                for e in &errors.0 {
+                    error!(error = %e, "rule reload refused; the running rules stay in force");
+                }
+            }
+        }
+    }
+}
+
+/// Names, sizes and modification times of the rule files: changes when any file does.
+fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            Some((e.path(), m.len(), m.modified().ok()))
+        })
+        .collect();
+    out.sort();
+    out
+}
