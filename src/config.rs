@@ -241,6 +241,9 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], errors: &mut Vec
     ];
     for (name, value) in env {
         let Some(rest) = name.strip_prefix("CALLAHEAD_") else { continue };
+        if rest.starts_with("TEST_") {
+            continue; // the test scripts' own settings
+        }
         let rest = rest.to_ascii_lowercase();
         if let Some(key) = rest.strip_prefix("kafka_client_") {
             let section = table.entry("kafka").or_insert_with(|| toml::Value::Table(toml::Table::new()));

@@ -41,3 +41,50 @@ pub fn identity(tasks: &[Task]) -> Vec<(String, String, &'static str, Vec<String
     out.sort();
     out
 }
+
+/// The test broker's bootstrap address: `KAFKA_TEST_BOOTSTRAP` (set by `scripts/test.sh`),
+/// or a broker started here with `scripts/kafka.sh start` (left running; `scripts/kafka.sh stop`).
+pub fn broker() -> &'static str {
+    static BROKER: OnceLock<String> = OnceLock::new();
+    BROKER.get_or_init(|| {
+        if let Ok(b) = std::env::var("KAFKA_TEST_BOOTSTRAP") {
+            return b;
+        }
+        let out = std::process::Command::new(root().join("scripts/kafka.sh"))
+            .arg("start")
+            .output()
+            .expect("run scripts/kafka.sh start");
+        assert!(
+            out.status.success(),
+            "cannot start the test broker: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("address").trim().to_string()
+    })
+}
+
+/// A name unique to this test run.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{prefix}-{}-{}-{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A plain HTTP GET on loopback: (status, body).
+pub fn http_get(address: &str, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(address)?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n")?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((status, body))
+}

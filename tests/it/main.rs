@@ -2,9 +2,11 @@
 //!
 //! - `scenarios`: a generated stream with planted incidents and look-alikes through the engine;
 //! - `properties`: redelivery and late arrival do not change the set of tasks (proptest);
-//! - `cli`: the `callahead` binary end to end (`replay`, `rules check`, `demo`).
+//! - `cli`: the `callahead` binary end to end (`replay`, `rules check`, `demo`);
+//! - `serve`: the service against a real broker and both task stores.
 
 mod cli;
 mod common;
 mod properties;
 mod scenarios;
+mod serve;

@@ -1,0 +1,321 @@
+//! `callahead serve` against a real Kafka-protocol broker (Tansu, started by `scripts/test.sh`)
+//! and both task stores (an SQLite file; PostgreSQL on 127.0.0.1:5432): events produced by a
+//! real producer become the expected tasks in the store and on the tasks topic; every kind of bad
+//! input lands on the dead-letter topic with its reason while the service keeps consuming; the
+//! metrics on `/metrics` (parsed as Prometheus text) agree; SIGTERM stops it cleanly.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use callahead::ingest::generator::{generate, StreamSpec};
+use callahead::store::TaskStore;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use crate::common::{broker, free_port, http_get, identity, replay, root, unique};
+
+struct Topics {
+    events: String,
+    tasks: String,
+    dead: String,
+}
+
+async fn create_topics(prefix: &str) -> Topics {
+    let t = Topics {
+        events: format!("{prefix}-events"),
+        tasks: format!("{prefix}-tasks"),
+        dead: format!("{prefix}-dead"),
+    };
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", broker()).create().expect("admin client");
+    let new = [
+        NewTopic::new(&t.events, 3, TopicReplication::Fixed(1)),
+        NewTopic::new(&t.tasks, 1, TopicReplication::Fixed(1)),
+        NewTopic::new(&t.dead, 1, TopicReplication::Fixed(1)),
+    ];
+    for result in admin.create_topics(&new, &AdminOptions::new()).await.expect("create topics") {
+        result.expect("topic created");
+    }
+    t
+}
+
+/// The service as a child process, configured by environment variables.
+struct Service {
+    child: Child,
+    http: String,
+    /// The service's own log (stderr), named in failure messages.
+    log: std::path::PathBuf,
+}
+
+impl Service {
+    fn start(topics: &Topics, group: &str, store_url: &str) -> Service {
+        let http = format!("127.0.0.1:{}", free_port());
+        let log = std::env::temp_dir().join(format!("{group}.log"));
+        let log_file = std::fs::File::create(&log).expect("service log");
+        let child = Command::new(env!("CARGO_BIN_EXE_callahead"))
+            .arg("serve")
+            .current_dir(root())
+            .env("CALLAHEAD_KAFKA_BROKERS", broker())
+            .env("CALLAHEAD_KAFKA_GROUP_ID", group)
+            .env("CALLAHEAD_KAFKA_INPUT_TOPICS", &topics.events)
+            .env("CALLAHEAD_KAFKA_TASKS_TOPIC", &topics.tasks)
+            .env("CALLAHEAD_KAFKA_DEAD_LETTER_TOPIC", &topics.dead)
+            .env("CALLAHEAD_KAFKA_CLIENT_SESSION_TIMEOUT_MS", "6000")
+            .env("CALLAHEAD_STORE_URL", store_url)
+            .env("CALLAHEAD_HTTP_LISTEN", &http)
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start callahead serve");
+        let mut service = Service { child, http, log };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !matches!(http_get(&service.http, "/readyz"), Ok((200, _))) {
+            if let Some(status) = service.child.try_wait().expect("wait") {
+                panic!(
+                    "callahead serve exited before it was ready: {status:?}; log: {}",
+                    service.log.display()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "service not ready within 60 s; log: {}",
+                service.log.display()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        service
+    }
+
+    fn metrics(&self) -> prometheus_parse::Scrape {
+        let (status, body) = http_get(&self.http, "/metrics").expect("GET /metrics");
+        assert_eq!(status, 200);
+        prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string())))
+            .expect("Prometheus text format")
+    }
+
+    /// SIGTERM, then the exit status within `limit`.
+    fn stop(mut self, limit: Duration) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "no exit within {limit:?} of SIGTERM");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn sum(scrape: &prometheus_parse::Scrape, name: &str, label: Option<(&str, &str)>) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .filter(|s| label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+fn customer_of(line: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(line).expect("generated JSON");
+    v["customer_id"].as_str().expect("customer_id").to_string()
+}
+
+/// Bad input of every kind: (key, payload, expected reason).
+fn bad_messages() -> Vec<(String, Vec<u8>, &'static str)> {
+    let ok = r#"{"event_id":"bad-1","type":"complaint","customer_id":"cx","ts":"2026-06-01T00:00:00Z","category":"fees","severity":"low"}"#;
+    vec![
+        ("cx".into(), b"{not json".to_vec(), "malformed_json"),
+        (
+            "cx".into(),
+            br#"{"event_id":"b2","type":"teleport","customer_id":"cx","ts":"2026-06-01T00:00:00Z"}"#.to_vec(),
+            "unknown_type",
+        ),
+        (
+            "cx".into(),
+            br#"{"event_id":"b3","type":"login","customer_id":"cx","ts":"2026-06-01T00:00:00Z"}"#.to_vec(),
+            "missing_field",
+        ),
+        ("cx".into(), ok.replace("2026-06-01T00:00:00Z", "yesterday").into_bytes(), "invalid_field"),
+        ("someone-else".into(), ok.as_bytes().to_vec(), "key_mismatch"),
+        ("cx".into(), vec![b' '; 70 * 1024], "oversized"),
+    ]
+}
+
+async fn end_to_end(store_url: &str) {
+    let prefix = unique("e2e");
+    let topics = create_topics(&prefix).await;
+    let service = Service::start(&topics, &prefix, store_url);
+
+    let generated = generate(&StreamSpec { customers: 30, days: 64, seed: 5, scenarios: true, noise: true });
+    let expected = identity(&replay(&generated.lines));
+    assert!(expected.len() >= 10);
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker())
+        .set("linger.ms", "5")
+        .set("message.max.bytes", "1000000")
+        .create()
+        .expect("producer");
+    let bad = bad_messages();
+    let keys: Vec<String> = generated.lines.iter().map(|l| customer_of(l)).collect();
+    let mut pending = Vec::new();
+    let every = generated.lines.len() / (bad.len() + 1);
+    for (i, (line, key)) in generated.lines.iter().zip(&keys).enumerate() {
+        pending.push(producer.send(
+            FutureRecord::to(&topics.events).key(key.as_str()).payload(line.as_bytes()),
+            Duration::from_secs(10),
+        ));
+        if i % every == every / 2 {
+            if let Some((k, p, _)) = bad.get(i / every) {
+                pending.push(producer.send(
+                    FutureRecord::to(&topics.events).key(k.as_str()).payload(p.as_slice()),
+                    Duration::from_secs(10),
+                ));
+            }
+        }
+    }
+    for p in pending {
+        p.await.expect("produced");
+    }
+
+    // The store converges to the expected tasks.
+    let store = TaskStore::connect(store_url).await.expect("store");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let stored = loop {
+        let stored = store.task_versions().await.expect("read tasks");
+        if stored.len() >= expected.len() || Instant::now() > deadline {
+            break stored;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let stored_ids: BTreeSet<&str> = stored.iter().map(|(id, _)| id.as_str()).collect();
+    let expected_ids: BTreeSet<&str> = expected.iter().map(|(id, ..)| id.as_str()).collect();
+    assert_eq!(stored_ids, expected_ids, "the service opens exactly the tasks replay opens");
+    for (id, customer, queue, rules) in &expected {
+        let (_, body) = store.task(id).await.unwrap().unwrap();
+        let task: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(task["customer_id"], customer.as_str());
+        assert_eq!(task["queue"], *queue);
+        let mut got: Vec<String> =
+            task["rules"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()).collect();
+        got.sort();
+        assert_eq!(&got, rules, "{id}");
+    }
+
+    // Every stored version is on the tasks topic; dead letters carry their reason.
+    let consume = |topic: &str| -> StreamConsumer {
+        let c: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", broker())
+            .set("group.id", unique("reader"))
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "6000")
+            .create()
+            .expect("consumer");
+        c.subscribe(&[topic]).expect("subscribe");
+        c
+    };
+    let want: BTreeMap<String, i64> = stored.into_iter().collect();
+    let tasks_reader = consume(&topics.tasks);
+    let mut published: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while want.iter().any(|(id, v)| !published.get(id).is_some_and(|vs| vs.contains(v))) {
+        assert!(Instant::now() < deadline, "tasks topic incomplete: {published:?} vs {want:?}");
+        if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(1), tasks_reader.recv()).await {
+            let task: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            assert_eq!(
+                m.key().unwrap(),
+                task["customer_id"].as_str().unwrap().as_bytes(),
+                "keyed by customer"
+            );
+            published
+                .entry(task["id"].as_str().unwrap().to_string())
+                .or_default()
+                .push(task["version"].as_i64().unwrap());
+        }
+    }
+    for (id, versions) in &published {
+        let mut sorted = versions.clone();
+        sorted.dedup();
+        assert_eq!(&sorted, versions, "{id}: each version published once, in order");
+    }
+    let dead_reader = consume(&topics.dead);
+    let mut reasons = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while reasons.len() < bad.len() {
+        assert!(Instant::now() < deadline, "dead letters so far: {reasons:?}");
+        if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(1), dead_reader.recv()).await {
+            let headers = m.headers().expect("dead letters have headers");
+            let reason = headers
+                .iter()
+                .find(|h| h.key == "callahead.reason")
+                .and_then(|h| h.value)
+                .expect("reason header");
+            assert!(headers.iter().any(|h| h.key == "callahead.source.offset"));
+            assert!(headers
+                .iter()
+                .any(|h| h.key == "callahead.source.topic" && h.value == Some(topics.events.as_bytes())));
+            reasons.insert(String::from_utf8(reason.to_vec()).unwrap());
+        }
+    }
+    let expected_reasons: BTreeSet<String> = bad.iter().map(|(.., r)| r.to_string()).collect();
+    assert_eq!(reasons, expected_reasons);
+
+    // Metrics agree with what happened.
+    let m = service.metrics();
+    assert_eq!(sum(&m, "callahead_events_consumed_total", None) as usize, generated.lines.len());
+    assert_eq!(sum(&m, "callahead_dead_letters_total", None) as usize, bad.len());
+    for (.., reason) in &bad {
+        assert_eq!(sum(&m, "callahead_events_invalid_total", Some(("reason", reason))), 1.0, "{reason}");
+    }
+    assert_eq!(sum(&m, "callahead_task_changes_total", Some(("change", "opened"))) as usize, expected.len());
+    assert!(sum(&m, "callahead_events_duplicate_total", None) > 0.0);
+    assert_eq!(sum(&m, "callahead_ready", None), 1.0);
+    assert_eq!(sum(&m, "callahead_build_info", None), 1.0);
+
+    let status = service.stop(Duration::from_secs(20));
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_end_to_end_with_sqlite() {
+    let dir = std::env::temp_dir().join(unique("store"));
+    std::fs::create_dir_all(&dir).unwrap();
+    end_to_end(&format!("sqlite://{}", dir.join("tasks.db").display())).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_end_to_end_with_postgres() {
+    let db = unique("cah").replace('-', "_");
+    let admin = "postgres://postgres@127.0.0.1:5432/test";
+    sqlx::any::install_default_drivers();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(admin)
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    end_to_end(&format!("postgres://postgres@127.0.0.1:5432/{db}")).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {db} WITH (FORCE)")))
+        .execute(&mut conn)
+        .await
+        .expect("drop database");
+}
