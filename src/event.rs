@@ -348,8 +348,8 @@ fn field_before(bytes: &[u8], line: usize, column: usize) -> Option<String> {
 }
 
 /// A money amount on the wire: a JSON number or a decimal string.
-#[derive(Debug, Clone, Copy)]
-struct Amount(Result<f64, ()>);
+#[derive(Debug, Clone)]
+struct Amount(Result<f64, String>);
 
 impl<'de> Deserialize<'de> for Amount {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -369,7 +369,7 @@ impl<'de> Deserialize<'de> for Amount {
                 Ok(Amount(Ok(v as f64)))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Amount, E> {
-                Ok(Amount(parse_decimal(v).ok_or(())))
+                Ok(Amount(parse_decimal(v).ok_or_else(|| v.to_string())))
             }
         }
         d.deserialize_any(AmountVisitor)
@@ -561,7 +561,7 @@ fn money(
     let amount = match required(amount, "amount", kind)?.0 {
         Ok(a) if a.is_finite() && a >= 0.0 => a,
         Ok(a) => return Err(invalid("amount", &a.to_string(), "must be a finite amount of zero or more")),
-        Err(()) => return Err(invalid("amount", "(string)", "not a decimal number such as \"12.50\"")),
+        Err(text) => return Err(invalid("amount", &text, "not a decimal number such as \"12.50\"")),
     };
     let code = required(currency, "currency", kind)?;
     let currency = Currency::parse(&code)
@@ -737,12 +737,13 @@ impl RawEvent<'_> {
         }
         let reason = text(self.reason.take(), "reason", K)?;
         let resolved = required(self.resolved.take(), "resolved", K)?;
-        if let Some(d) = self.duration_s.take() {
+        let duration_s = self.duration_s.take();
+        if let Some(d) = duration_s {
             if !(d.is_finite() && d >= 0.0) {
                 return Err(invalid("duration_s", &d.to_string(), "must be zero or more seconds"));
             }
         }
-        Ok(SupportContact { channel, reason, resolved, duration_s: self.duration_s.take() })
+        Ok(SupportContact { channel, reason, resolved, duration_s })
     }
 
     fn complaint(&mut self) -> Result<Complaint, DecodeError> {
@@ -853,7 +854,8 @@ mod tests {
         assert_eq!(err.to_string(), "missing field `amount` (required for card_transaction)");
 
         let json = card_json("").replace("12.50", "12,50");
-        assert!(decode(json.as_bytes()).unwrap_err().to_string().contains("decimal"));
+        let msg = decode(json.as_bytes()).unwrap_err().to_string();
+        assert!(msg.contains("decimal") && msg.contains("\"12,50\""), "{msg}");
 
         let json = card_json("").replace("+07:00", "");
         let msg = decode(json.as_bytes()).unwrap_err().to_string();
@@ -905,7 +907,10 @@ mod tests {
         ];
         for case in cases {
             let json = format!("{{{base},{case}}}");
-            decode(json.as_bytes()).unwrap_or_else(|e| panic!("{case}: {e}"));
+            let e = decode(json.as_bytes()).unwrap_or_else(|e| panic!("{case}: {e}"));
+            if let EventBody::SupportContact(c) = e.body {
+                assert_eq!(c.duration_s, Some(300.0));
+            }
         }
     }
 }

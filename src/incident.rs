@@ -194,7 +194,8 @@ fn add_signal(task: &mut Task, firing: &Firing<'_>, state: &CustomerState) {
     for e in &signal.evidence {
         push_evidence(&mut task.context.events, e);
     }
-    task.money_at_risk_eur = task.money_at_risk_eur.max(signal.money_at_risk_eur);
+    // Euros converted with approximate rates: cents are the honest precision.
+    task.money_at_risk_eur = task.money_at_risk_eur.max((signal.money_at_risk_eur * 100.0).round() / 100.0);
     let segment = state.profile.as_ref().map(|p| p.segment);
     let p = priority(rule.severity, segment, task.money_at_risk_eur);
     if task.signals.is_empty() || p < task.priority {

@@ -77,7 +77,15 @@ pub async fn serve(config: Config) -> Result<()> {
     ));
 
     let engine = Engine::new(EngineConfig { allowed_lateness: config.engine.allowed_lateness.0 });
-    let pipeline = Pipeline { config: &config, engine, rules, store, producer, metrics: metrics.clone() };
+    let pipeline = Pipeline {
+        config: &config,
+        engine,
+        rules,
+        store,
+        producer,
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    };
     pipeline.publish_outbox().await; // left over from a previous run
     ready.store(true, Ordering::Relaxed);
     metrics.ready.set(1);
@@ -143,9 +151,22 @@ struct Pipeline<'c> {
     store: TaskStore,
     producer: FutureProducer,
     metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
 }
 
 impl Pipeline<'_> {
+    /// Marks the service not ready while a dependency (store or broker) fails.
+    fn degraded(&self) {
+        self.ready.store(false, Ordering::Relaxed);
+        self.metrics.ready.set(0);
+    }
+
+    /// Marks the service ready again.
+    fn recovered(&self) {
+        self.ready.store(true, Ordering::Relaxed);
+        self.metrics.ready.set(1);
+    }
+
     async fn process(&self, consumer: &EventConsumer, batch: Vec<OwnedMessage>) {
         let started = Instant::now();
         let rules = self.rules.read().expect("rules lock poisoned").clone();
@@ -234,9 +255,11 @@ impl Pipeline<'_> {
             sink::publish_dead_letters(&self.producer, &self.config.kafka.dead_letter_topic, dead).await
         {
             self.metrics.publish_errors.inc();
+            self.degraded();
             warn!(error = %e, "cannot publish dead letters; retrying");
             backoff.wait().await;
         }
+        self.recovered();
         self.metrics.dead_letters.inc_by(dead.len() as u64);
     }
 
@@ -247,9 +270,11 @@ impl Pipeline<'_> {
         let mut backoff = Backoff::new();
         while let Err(e) = self.store.write(changes).await {
             self.metrics.store_errors.inc();
+            self.degraded();
             warn!(error = %e, "cannot write tasks; retrying (consumption paused)");
             backoff.wait().await;
         }
+        self.recovered();
         for c in changes {
             let kind = match c.kind {
                 ChangeKind::Opened => "opened",
@@ -272,16 +297,19 @@ impl Pipeline<'_> {
                 Ok(rows) => rows,
                 Err(e) => {
                     self.metrics.store_errors.inc();
+                    self.degraded();
                     warn!(error = %e, "cannot read the outbox; retrying");
                     backoff.wait().await;
                     continue;
                 }
             };
             if rows.is_empty() {
+                self.recovered();
                 return;
             }
             if let Err(e) = sink::publish_tasks(&self.producer, &self.config.kafka.tasks_topic, &rows).await {
                 self.metrics.publish_errors.inc();
+                self.degraded();
                 warn!(error = %e, "cannot publish tasks; retrying");
                 backoff.wait().await;
                 continue;
@@ -297,7 +325,8 @@ impl Pipeline<'_> {
     fn observe_state(&self, changes: &[TaskChange]) {
         let customers = self.engine.state.len();
         self.metrics.customers_tracked.set(customers as i64);
-        // Measured by `cargo bench --bench state_size`; see the README.
+        // An estimate: customers times the bytes per customer that `cargo bench --bench
+        // state_size` measured (README, Performance), not a live measurement.
         self.metrics.state_bytes.set((customers * STATE_BYTES_PER_CUSTOMER) as i64);
         for c in changes {
             let gauge = self.metrics.tasks_open.with_label_values(&[c.task.queue.as_str()]);
@@ -330,11 +359,10 @@ async fn watch_rules(dir: PathBuf, poll_ms: u64, rules: SharedRules, metrics: Ar
     let mut hup =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).expect("SIGHUP handler");
     let mut seen = fingerprint(&dir);
-    let poll = Duration::from_millis(if poll_ms == 0 { 3_600_000 } else { poll_ms });
     loop {
         let forced = tokio::select! {
             _ = hup.recv() => true,
-            _ = tokio::time::sleep(poll) => false,
+            _ = tokio::time::sleep(Duration::from_millis(poll_ms)), if poll_ms > 0 => false,
         };
         let now = fingerprint(&dir);
         if !forced && now == seen {

@@ -42,7 +42,7 @@ pub fn detect(input: &DetectInput<'_>, p: &Params) -> Option<Signal> {
     if !suspicious(!t.approved, t.money.to_eur().unwrap_or(f64::MAX)) {
         return None;
     }
-    let mut times = [Timestamp::default(); 8];
+    let mut times = [Timestamp::default(); crate::state::CNP_ATTEMPTS];
     let mut n = 0;
     for a in card.cnp.iter().filter(|a| suspicious(a.declined, f64::from(a.amount_eur))) {
         times[n] = a.at;

@@ -160,8 +160,9 @@ impl Evidence {
             country: Some(u.country),
             city: Some(u.city.to_string()),
             card_id: Some(card_id.to_string()),
-            lat: Some(f64::from(u.lat)),
-            lon: Some(f64::from(u.lon)),
+            // Stored as f32: round away the float noise (1e-4 degrees is about 10 m).
+            lat: Some((f64::from(u.lat) * 1e4).round() / 1e4),
+            lon: Some((f64::from(u.lon) * 1e4).round() / 1e4),
         }
     }
 }
@@ -313,7 +314,7 @@ impl DetectorParams {
         fn read<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result<T, String> {
             T::deserialize(table).map_err(|e| e.message().to_string())
         }
-        Ok(match kind {
+        let params = match kind {
             DetectorKind::ImpossibleTravel => DetectorParams::ImpossibleTravel(read(table)?),
             DetectorKind::AmountAnomaly => DetectorParams::AmountAnomaly(read(table)?),
             DetectorKind::CardTesting => DetectorParams::CardTesting(read(table)?),
@@ -321,7 +322,17 @@ impl DetectorParams {
             DetectorKind::ChurnRisk => DetectorParams::ChurnRisk(read(table)?),
             DetectorKind::RepeatContact => DetectorParams::RepeatContact(read(table)?),
             DetectorKind::ComplaintEscalation => DetectorParams::ComplaintEscalation(read(table)?),
-        })
+        };
+        if let DetectorParams::CardTesting(p) = &params {
+            if !(1..=crate::state::CNP_ATTEMPTS).contains(&p.min_attempts) {
+                return Err(format!(
+                    "min_attempts = {} is not within 1..={} (attempts remembered per card)",
+                    p.min_attempts,
+                    crate::state::CNP_ATTEMPTS
+                ));
+            }
+        }
+        Ok(params)
     }
 
     /// Which detector.

@@ -60,6 +60,14 @@ struct RawRule {
     actions: Option<Spanned<Value>>,
 }
 
+/// A TOML value as the author wrote it, for messages: strings quoted, others as TOML.
+fn shown(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("`{s}`"),
+        other => format!("a {}", other.type_str()),
+    }
+}
+
 /// 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
@@ -301,7 +309,9 @@ fn check_rule(c: &mut Checker<'_>, r: RawRule, at: usize) -> Option<Rule> {
                                 }
                                 kinds.push(k);
                             }
-                            None => c.error(v.span().start, format!("`on`: {item:?} is not an event type")),
+                            None => {
+                                c.error(v.span().start, format!("`on`: {} is not an event type", shown(item)))
+                            }
                         }
                     }
                 }
@@ -370,7 +380,7 @@ fn check_rule(c: &mut Checker<'_>, r: RawRule, at: usize) -> Option<Rule> {
                         Some(a) if ACTIONS.contains(&a) => out.push(a.to_string()),
                         _ => c.error(
                             v.span().start,
-                            format!("unknown action {item:?}; known actions: {}", ACTIONS.join(", ")),
+                            format!("unknown action {}; known actions: {}", shown(item), ACTIONS.join(", ")),
                         ),
                     }
                 }

@@ -37,8 +37,12 @@ pub const PHYSICAL_USES: usize = 3;
 pub const PHYSICAL_HORIZON: i64 = 26 * HOUR;
 /// Cards tracked per customer (the most recently used are kept).
 pub const MAX_CARDS: usize = 4;
+/// Card-not-present attempts remembered per card (for card testing).
+pub const CNP_ATTEMPTS: usize = 8;
 /// Known login devices per customer.
 pub const MAX_DEVICES: usize = 8;
+/// Countries a customer confirmed, kept per customer (the oldest forgotten first).
+pub const MAX_TRUSTED_COUNTRIES: usize = 16;
 /// Active travel notices per customer.
 pub const MAX_NOTICES: usize = 4;
 
@@ -114,7 +118,7 @@ pub struct CardState {
     /// Recent physical uses, sorted by time, oldest first.
     pub uses: Vec<PhysicalUse>,
     /// Recent small or declined card-not-present attempts.
-    pub cnp: Ring<CnpAttempt, 8>,
+    pub cnp: Ring<CnpAttempt, CNP_ATTEMPTS>,
     pub last_seen: Timestamp,
 }
 
@@ -161,8 +165,6 @@ pub struct ChurnMarks {
     pub product_closed: Option<(Timestamp, u64)>,
     /// Recent product opens, to tell a replacement from a loss.
     pub product_opens: Ring<(Timestamp, u64), 4>,
-    /// When the silence timer last fired for the customer's current silence (its `last` activity).
-    pub silence_signalled_for: Option<Timestamp>,
 }
 
 /// A summary of one recent event, for the agent's view of the customer's history.
@@ -285,10 +287,12 @@ impl CustomerState {
                     }
                 }
                 if !t.channel.is_physical() {
+                    // An amount in an unknown currency is never "small" for card testing, and
+                    // counts as no known money for takeover amounts.
                     let amount_eur = eur.unwrap_or(f64::MAX) as f32;
                     card.cnp.push(CnpAttempt { at, amount_eur, declined: !t.approved });
                     if t.approved {
-                        self.money_out.push(MoneyOut { at, money_eur: amount_eur });
+                        self.money_out.push(MoneyOut { at, money_eur: eur.unwrap_or(0.0) as f32 });
                     }
                 }
             }
@@ -408,12 +412,18 @@ impl CustomerState {
     pub fn trust(&mut self, countries: &[Country], devices: &[&str]) {
         for c in countries {
             if !self.trusted_countries.contains(c) {
+                if self.trusted_countries.len() >= MAX_TRUSTED_COUNTRIES {
+                    self.trusted_countries.remove(0);
+                }
                 self.trusted_countries.push(*c);
             }
         }
         for d in devices {
             let h = hash_text(d);
             if !self.logins.devices.contains(&h) {
+                if self.logins.devices.len() >= MAX_DEVICES {
+                    self.logins.devices.remove(0);
+                }
                 self.logins.devices.push(h);
             }
         }
