@@ -26,13 +26,17 @@ struct Topics {
 }
 
 async fn create_topics(prefix: &str) -> Topics {
+    create_topics_on(broker(), prefix).await
+}
+
+async fn create_topics_on(bootstrap: &str, prefix: &str) -> Topics {
     let t = Topics {
         events: format!("{prefix}-events"),
         tasks: format!("{prefix}-tasks"),
         dead: format!("{prefix}-dead"),
     };
     let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", broker()).create().expect("admin client");
+        ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client");
     let new = [
         NewTopic::new(&t.events, 3, TopicReplication::Fixed(1)),
         NewTopic::new(&t.tasks, 1, TopicReplication::Fixed(1)),
@@ -54,13 +58,24 @@ struct Service {
 
 impl Service {
     fn start(topics: &Topics, group: &str, store_url: &str) -> Service {
+        Service::start_with(broker(), topics, group, store_url, &[])
+    }
+
+    fn start_with(
+        bootstrap: &str,
+        topics: &Topics,
+        group: &str,
+        store_url: &str,
+        extra: &[(&str, &str)],
+    ) -> Service {
         let http = format!("127.0.0.1:{}", free_port());
         let log = std::env::temp_dir().join(format!("{group}.log"));
         let log_file = std::fs::File::create(&log).expect("service log");
         let child = Command::new(env!("CARGO_BIN_EXE_callahead"))
             .arg("serve")
             .current_dir(root())
-            .env("CALLAHEAD_KAFKA_BROKERS", broker())
+            .env("CALLAHEAD_KAFKA_BROKERS", bootstrap)
+            .envs(extra.iter().copied())
             .env("CALLAHEAD_KAFKA_GROUP_ID", group)
             .env("CALLAHEAD_KAFKA_INPUT_TOPICS", &topics.events)
             .env("CALLAHEAD_KAFKA_TASKS_TOPIC", &topics.tasks)
@@ -318,4 +333,186 @@ async fn serve_end_to_end_with_postgres() {
         .execute(&mut conn)
         .await
         .expect("drop database");
+}
+
+/// A broker of its own (a test that pauses it must not stall the others), stopped on drop.
+struct OwnBroker {
+    state: std::path::PathBuf,
+    bootstrap: String,
+}
+
+impl OwnBroker {
+    fn start() -> OwnBroker {
+        let state = std::env::temp_dir().join(unique("broker"));
+        let out = Command::new(root().join("scripts/kafka.sh"))
+            .arg("start")
+            .env("CALLAHEAD_TEST_KAFKA_STATE", &state)
+            .output()
+            .expect("scripts/kafka.sh start");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        OwnBroker { bootstrap: String::from_utf8(out.stdout).unwrap().trim().to_string(), state }
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = std::fs::read_to_string(self.state.join("broker.pid")).expect("broker pid");
+        assert!(Command::new("kill").args([sig, pid.trim()]).status().unwrap().success());
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let _ = Command::new(root().join("scripts/kafka.sh"))
+            .arg("stop")
+            .env("CALLAHEAD_TEST_KAFKA_STATE", &self.state)
+            .output();
+    }
+}
+
+async fn produce_lines(producer: &FutureProducer, topic: &str, lines: &[String]) {
+    let keys: Vec<String> = lines.iter().map(|l| customer_of(l)).collect();
+    let pending: Vec<_> = lines
+        .iter()
+        .zip(&keys)
+        .map(|(line, key)| {
+            producer.send(
+                FutureRecord::to(topic).key(key.as_str()).payload(line.as_bytes()),
+                Duration::from_secs(60),
+            )
+        })
+        .collect();
+    for p in pending {
+        p.await.expect("produced");
+    }
+}
+
+async fn wait_for_tasks(store: &TaskStore, n: usize, limit: Duration) -> Vec<(String, i64)> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let stored = store.task_versions().await.expect("read tasks");
+        if stored.len() >= n || Instant::now() > deadline {
+            return stored;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// The broker stops answering mid-stream (SIGSTOP) and comes back (SIGCONT): the service waits,
+/// reports not ready or retries, and ends with exactly the tasks a replay of the stream opens,
+/// each once, with its final version on the tasks topic.
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_pause_loses_and_doubles_nothing() {
+    let own = OwnBroker::start();
+    let prefix = unique("pause");
+    let topics = create_topics_on(&own.bootstrap, &prefix).await;
+    let dir = std::env::temp_dir().join(&prefix);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store_url = format!("sqlite://{}", dir.join("tasks.db").display());
+    let service = Service::start_with(&own.bootstrap, &topics, &prefix, &store_url, &[]);
+
+    let generated = generate(&StreamSpec { customers: 20, days: 64, seed: 9, scenarios: true, noise: true });
+    let expected = identity(&replay(&generated.lines));
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &own.bootstrap)
+        .set("message.timeout.ms", "120000")
+        .create()
+        .expect("producer");
+    let half = generated.lines.len() / 2;
+    produce_lines(&producer, &topics.events, &generated.lines[..half]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    own.signal("-STOP");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    own.signal("-CONT");
+    produce_lines(&producer, &topics.events, &generated.lines[half..]).await;
+
+    let store = TaskStore::connect(&store_url).await.expect("store");
+    let stored = wait_for_tasks(&store, expected.len(), Duration::from_secs(90)).await;
+    let stored_ids: Vec<&str> = stored.iter().map(|(id, _)| id.as_str()).collect();
+    let expected_ids: Vec<&str> = expected.iter().map(|(id, ..)| id.as_str()).collect();
+    assert_eq!(stored_ids, expected_ids, "nothing lost, nothing doubled");
+    let m = service.metrics();
+    assert_eq!(sum(&m, "callahead_events_consumed_total", None) as usize, generated.lines.len());
+    assert_eq!(sum(&m, "callahead_task_changes_total", Some(("change", "opened"))) as usize, expected.len());
+    assert!(service.stop(Duration::from_secs(20)).success());
+}
+
+/// Rules reload without a restart: an invalid set is refused (counted) and the running rules
+/// keep working; a valid set with a new rule is swapped in and the new rule fires.
+#[tokio::test(flavor = "multi_thread")]
+async fn rules_hot_reload_valid_and_invalid() {
+    let prefix = unique("reload");
+    let topics = create_topics(&prefix).await;
+    let dir = std::env::temp_dir().join(&prefix);
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    for f in ["fraud.toml", "care.toml"] {
+        std::fs::copy(root().join("rules").join(f), rules.join(f)).unwrap();
+    }
+    let store_url = format!("sqlite://{}", dir.join("tasks.db").display());
+    let rules_dir = rules.display().to_string();
+    let service = Service::start_with(
+        broker(),
+        &topics,
+        &prefix,
+        &store_url,
+        &[("CALLAHEAD_RULES_DIR", &rules_dir), ("CALLAHEAD_RULES_RELOAD_POLL_MS", "200")],
+    );
+    let loaded = sum(&service.metrics(), "callahead_rules_loaded", None);
+    assert!(loaded >= 8.0);
+
+    let wait_metric = |name: &'static str, label: Option<(&'static str, &'static str)>, at_least: f64| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let v = sum(&service.metrics(), name, label);
+            if v >= at_least {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "{name} stayed at {v}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+
+    // An invalid rule file: refused, old rules stay.
+    std::fs::write(rules.join("broken.toml"), "[[rule]]\nid = \"broken\"\nqueue = \"nowhere\"\n").unwrap();
+    wait_metric("callahead_rule_reloads_total", Some(("result", "refused")), 1.0);
+    assert_eq!(sum(&service.metrics(), "callahead_rules_loaded", None), loaded);
+
+    // The running rules still work: a high-severity complaint opens a care task.
+    let producer: FutureProducer =
+        ClientConfig::new().set("bootstrap.servers", broker()).create().expect("producer");
+    let complaint = r#"{"event_id":"r1","type":"complaint","customer_id":"rc1","ts":"2026-06-01T10:00:00Z","category":"fees","severity":"high"}"#;
+    produce_lines(&producer, &topics.events, &[complaint.to_string()]).await;
+    let store = TaskStore::connect(&store_url).await.expect("store");
+    assert_eq!(wait_for_tasks(&store, 1, Duration::from_secs(30)).await.len(), 1);
+
+    // A valid new rule: swapped in, and it fires.
+    std::fs::remove_file(rules.join("broken.toml")).unwrap();
+    let new_rule = r#"
+[[rule]]
+id = "failed_login_abroad"
+queue = "fraud"
+severity = "low"
+on = ["login"]
+when = "!event.success && event.country != 'GB'"
+cooldown = "1h"
+actions = ["call_customer"]
+title.en = "Failed login from {country}"
+title.ru = "Неудачный вход из {country}"
+explanation.en = "A failed login from {city}, {country}."
+explanation.ru = "Неудачный вход: {city}, {country}."
+script.en = "Hello {customer_name}, did you try to sign in from {country}?"
+script.ru = "Здравствуйте, {customer_name}! Вы пытались войти из страны {country}?"
+"#;
+    std::fs::write(rules.join("extra.toml"), new_rule).unwrap();
+    wait_metric("callahead_rules_loaded", None, loaded + 1.0);
+    assert!(sum(&service.metrics(), "callahead_rule_reloads_total", Some(("result", "ok"))) >= 1.0);
+    let login = r#"{"event_id":"r2","type":"login","customer_id":"rc2","ts":"2026-06-01T11:00:00Z","channel":"web","success":false,"device_id":"d","geo":{"country":"BR","city":"Recife"}}"#;
+    produce_lines(&producer, &topics.events, &[login.to_string()]).await;
+    let stored = wait_for_tasks(&store, 2, Duration::from_secs(30)).await;
+    let mut found = false;
+    for (id, _) in &stored {
+        let (_, body) = store.task(id).await.unwrap().unwrap();
+        found |= body.contains("failed_login_abroad") && body.contains("Recife");
+    }
+    assert!(found, "the reloaded rule opened a task: {stored:?}");
+    assert!(service.stop(Duration::from_secs(20)).success());
 }
