@@ -49,6 +49,15 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         bytes as f64 / (1024.0 * 1024.0),
         bytes as f64 / events.len() as f64
     );
+    let mut mix = std::collections::BTreeMap::new();
+    for e in &events {
+        *mix.entry(e.kind().as_str()).or_insert(0usize) += 1;
+    }
+    let mix: Vec<String> = mix
+        .iter()
+        .map(|(kind, n)| format!("{kind} {:.1}%", 100.0 * *n as f64 / events.len() as f64))
+        .collect();
+    eprintln!("mix: {}", mix.join(", "));
     Fixture { rules, lines, events }
 });
 

@@ -13,13 +13,14 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use callahead::engine::{Engine, EngineConfig};
-use callahead::event::decode;
+use callahead::event::{decode, Event, Profile, TravelNotice};
 use callahead::ingest::generator::{generate, StreamSpec};
 use callahead::rules::RuleSet;
-use callahead::state::CustomerState;
+use callahead::state::{CardState, CustomerState, PhysicalUse, Ring, DEDUP_IDS};
+use callahead::time::{Timestamp, DAY};
 
 /// The system allocator, counting the bytes currently allocated.
 struct Counting;
@@ -92,22 +93,17 @@ fn main() {
     let baseline = live();
     let mut engine = Engine::new(EngineConfig::default());
     let mut events = 0u64;
+    // Time spent decoding and processing (not generating), to see throughput with many customers.
+    let (mut decoding, mut processing) = (Duration::ZERO, Duration::ZERO);
     for chunk in 0..chunks {
-        let spec = StreamSpec {
-            customers: CHUNK,
-            days: DAYS,
-            seed: 1_000 + chunk as u64,
-            scenarios: false,
-            noise: false,
-        };
-        let lines = generate(&spec).lines;
-        for line in &lines {
-            let mut event = decode(line.as_bytes()).expect("generated lines are valid");
-            event.customer_id = format!("{chunk}-{}", event.customer_id);
-            engine.process(&rules, &event);
-            events += 1;
+        let decoded = chunk_events(chunk, 0, &mut decoding);
+        let t = Instant::now();
+        for event in &decoded {
+            engine.process(&rules, event);
         }
-        drop(lines);
+        processing += t.elapsed();
+        events += decoded.len() as u64;
+        drop(decoded);
         if (chunk + 1) % 10 == 0 {
             eprintln!(
                 "  {} customers, {} events, {:.0} s",
@@ -122,8 +118,16 @@ fn main() {
     let tracked = engine.state.len();
     let per_customer = held as f64 / tracked as f64;
 
-    // Break the total down by taking the parts out of the engine one at a time.
+    let parts = HeapParts::of(&engine);
+
     let capacity = engine.state.customers.capacity();
+    let build_time = started.elapsed();
+
+    let steady = steady_pass(&engine, &rules, chunks);
+
+    // Break the total down by taking the parts out of the engine one at a time (after the steady
+    // pass: it adds a little history to some customers, not customers).
+    let after = live() - baseline;
     let before = live();
     drop(std::mem::take(&mut engine.state.customers));
     let in_map = before - live();
@@ -137,7 +141,7 @@ fn main() {
     let in_rest = before - live();
 
     let entry = std::mem::size_of::<(Box<str>, CustomerState)>();
-    let pct = |b: usize| 100.0 * b as f64 / held as f64;
+    let pct = |b: usize| 100.0 * b as f64 / after as f64;
     println!(
         "state: {events} events, {:.1} events/customer, {DAYS} days each",
         events as f64 / tracked as f64
@@ -148,14 +152,19 @@ fn main() {
     );
     println!("state: size_of::<CustomerState>() = {} bytes", std::mem::size_of::<CustomerState>());
     println!(
-        "state:   customer map (table, keys, states, their heap): {in_map} bytes ({:.1}%), {:.1}/customer",
-        pct(in_map),
-        in_map as f64 / tracked as f64
+        "state:   the hash tables (slots of {entry} B = key + inline state, control bytes, empty slots; \
+         usable capacity {capacity}): {:.1}/customer",
+        (held - parts.total()) as f64 / tracked as f64
+    );
+    parts.print(tracked);
+    println!(
+        "state: split measured by dropping the parts after the steady pass ({:.1} bytes/customer then):",
+        after as f64 / tracked as f64
     );
     println!(
-        "state:     of which table slots: {capacity} x {entry} bytes (key + state) = {} bytes, {:.1}/customer",
-        capacity * entry,
-        (capacity * entry) as f64 / tracked as f64
+        "state:   customer map (tables, keys, states, their heap): {in_map} bytes ({:.1}%), {:.1}/customer",
+        pct(in_map),
+        in_map as f64 / tracked as f64
     );
     println!("state:   interner ({interned} strings): {in_interner} bytes ({:.1}%)", pct(in_interner));
     println!(
@@ -163,5 +172,175 @@ fn main() {
         pct(in_rest),
         in_rest as f64 / tracked as f64
     );
-    println!("state: built in {:.1} s", started.elapsed().as_secs_f64());
+    print_layout();
+    println!(
+        "state: built in {:.1} s; on the way, one thread: decode {:.0} events/s, process {:.0} events/s \
+         (0 to {tracked} customers: includes creating every customer and growing the tables)",
+        build_time.as_secs_f64(),
+        events as f64 / decoding.as_secs_f64(),
+        events as f64 / processing.as_secs_f64()
+    );
+    if let Some((n, took)) = steady {
+        println!(
+            "state: steady pass, one thread: {n} events of existing customers processed at {:.0} events/s \
+             (with {tracked} customers in memory)",
+            n as f64 / took.as_secs_f64()
+        );
+    }
+}
+
+/// The decoded events of one chunk of customers, `shift_days` later than generated (with event
+/// ids of their own when shifted); adds the decoding time to `decoding`.
+fn chunk_events(chunk: usize, shift_days: i64, decoding: &mut Duration) -> Vec<Event> {
+    let spec = StreamSpec {
+        customers: CHUNK,
+        days: DAYS,
+        seed: 1_000 + chunk as u64,
+        scenarios: false,
+        noise: false,
+    };
+    let lines = generate(&spec).lines;
+    let t = Instant::now();
+    let mut events: Vec<Event> =
+        lines.iter().map(|l| decode(l.as_bytes()).expect("generated lines are valid")).collect();
+    *decoding += t.elapsed();
+    for event in &mut events {
+        event.customer_id = format!("{chunk}-{}", event.customer_id);
+        if shift_days != 0 {
+            event.ts = Timestamp(event.ts.0 + shift_days * DAY);
+            event.event_id = format!("{}+{shift_days}d", event.event_id);
+        }
+    }
+    events
+}
+
+/// Chunks whose customers get a second period of history in the steady pass.
+const STEADY_CHUNKS: usize = 10;
+
+/// Throughput once the state is built: the next `DAYS` days of `STEADY_CHUNKS` chunks of
+/// customers spread over the whole population, merged in time order so that consecutive events
+/// belong to customers scattered across memory (as in production, unlike a freshly built small
+/// state that fits in the CPU caches). Only existing customers: no state is created.
+fn steady_pass(engine: &Engine, rules: &RuleSet, chunks: usize) -> Option<(usize, Duration)> {
+    let step = chunks / STEADY_CHUNKS;
+    if step == 0 {
+        return None; // too few customers for a meaningful spread
+    }
+    let mut unused = Duration::ZERO;
+    let mut events: Vec<Event> =
+        (0..STEADY_CHUNKS).flat_map(|i| chunk_events(i * step, i64::from(DAYS), &mut unused)).collect();
+    events.sort_by_key(|e| e.ts);
+    let before = engine.state.len();
+    let t = Instant::now();
+    for event in &events {
+        engine.process(rules, event);
+    }
+    let took = t.elapsed();
+    assert_eq!(engine.state.len(), before, "the steady pass only sees existing customers");
+    Some((events.len(), took))
+}
+
+/// Heap held by the customers' states, by field, estimated from capacities (incidents excluded).
+#[derive(Default)]
+struct HeapParts {
+    keys: usize,
+    profiles: usize,
+    cards: usize,
+    card_ids: usize,
+    physical_uses: usize,
+    devices: usize,
+    other_vecs: usize,
+    with_incidents: usize,
+}
+
+impl HeapParts {
+    fn of(engine: &Engine) -> HeapParts {
+        let s = |o: &Option<String>| o.as_ref().map_or(0, String::capacity);
+        let mut h = HeapParts::default();
+        for entry in engine.state.customers.iter() {
+            h.keys += entry.key().len();
+            let c = entry.value();
+            if let Some(p) = &c.profile {
+                h.profiles += size_of::<Profile>()
+                    + s(&p.name)
+                    + s(&p.email)
+                    + s(&p.phone)
+                    + p.language.capacity()
+                    + s(&p.timezone)
+                    + p.home.as_ref().map_or(0, |home| home.city.capacity());
+            }
+            h.cards += c.cards.capacity() * size_of::<CardState>();
+            for card in &c.cards {
+                h.card_ids += card.card_id.len();
+                h.physical_uses += card.uses.capacity() * size_of::<PhysicalUse>();
+            }
+            h.devices += c.logins.devices.capacity() * size_of::<u64>();
+            h.other_vecs += c.notices.capacity() * size_of::<TravelNotice>()
+                + c.notices.iter().map(|n| n.countries.capacity() * 2).sum::<usize>()
+                + c.trusted_countries.capacity() * 2
+                + c.cooldowns.capacity() * 16;
+            h.with_incidents += usize::from(c.incidents.is_some());
+        }
+        h
+    }
+
+    /// Everything counted (the states' own heap allocations).
+    fn total(&self) -> usize {
+        self.keys
+            + self.profiles
+            + self.cards
+            + self.card_ids
+            + self.physical_uses
+            + self.devices
+            + self.other_vecs
+    }
+
+    fn print(&self, customers: usize) {
+        let per = |b: usize| b as f64 / customers as f64;
+        println!("state:     of which heap per customer, by field (from capacities):");
+        for (name, bytes) in [
+            ("customer id keys", self.keys),
+            ("profiles (Box<Profile> + strings)", self.profiles),
+            ("cards (Vec<CardState> slots)", self.cards),
+            ("card ids", self.card_ids),
+            ("physical uses (Vec<PhysicalUse>)", self.physical_uses),
+            ("login devices", self.devices),
+            ("notices, trusted countries, cooldowns", self.other_vecs),
+        ] {
+            println!("state:       {name:<40} {:>7.1}", per(bytes));
+        }
+        println!("state:       customers with incidents: {}", self.with_incidents);
+    }
+}
+
+/// The inline size of `CustomerState`, by field (what every table slot costs).
+fn print_layout() {
+    let c = CustomerState::default();
+    println!(
+        "state: layout: CardState {} B, PhysicalUse {} B, Profile {} B",
+        size_of::<CardState>(),
+        size_of::<PhysicalUse>(),
+        size_of::<Profile>()
+    );
+    let fields = [
+        ("seen_ids (Ring<u64, 16>)", size_of::<Ring<u64, DEDUP_IDS>>()),
+        ("history (Ring<HistoryItem, 6>)", size_of_val(&c.history)),
+        ("contacts (Ring<ContactMark, 8>)", size_of_val(&c.contacts)),
+        ("spend (SpendBaseline)", size_of_val(&c.spend)),
+        ("logins (LoginState)", size_of_val(&c.logins)),
+        ("churn (ChurnMarks)", size_of_val(&c.churn)),
+        ("complaints (Ring<ComplaintMark, 4>)", size_of_val(&c.complaints)),
+        ("money_out (Ring<MoneyOut, 4>)", size_of_val(&c.money_out)),
+        ("activity (ActivityBaseline)", size_of_val(&c.activity)),
+    ];
+    let listed: usize = fields.iter().map(|f| f.1).sum();
+    println!("state: layout of CustomerState ({} B):", size_of::<CustomerState>());
+    for (name, bytes) in fields {
+        println!("state:   {name:<40} {bytes:>5} B");
+    }
+    println!(
+        "state:   {:<40} {:>5} B",
+        "the rest (vecs, options, padding)",
+        size_of::<CustomerState>() - listed
+    );
 }

@@ -63,9 +63,13 @@ fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> 
     h
 }
 
-/// Latency buckets from 10 µs to 10 s.
+/// Latency buckets from 10 µs to 10 s, fine between 1 and 50 ms where the service's
+/// end-to-end target (p99 under 25 ms) lies.
 fn latency_buckets() -> Vec<f64> {
-    vec![1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0]
+    vec![
+        1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 2e-3, 3e-3, 4e-3, 5e-3, 6e-3, 8e-3, 1e-2, 1.2e-2, 1.5e-2, 2e-2, 2.5e-2,
+        3e-2, 4e-2, 5e-2, 7.5e-2, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+    ]
 }
 
 impl Metrics {
