@@ -381,6 +381,7 @@ impl CustomerState {
                     let oldest = (0..self.cards.len()).min_by_key(|&i| self.cards[i].last_seen).unwrap_or(0);
                     self.cards.swap_remove(oldest);
                 }
+                self.cards.reserve_exact(1); // most customers hold one card: no spare slots
                 self.cards.push(CardState {
                     card_id: card_id.into(),
                     uses: Vec::new(),
@@ -438,6 +439,9 @@ pub const REPLACEMENT_WINDOW: i64 = 14 * crate::time::DAY;
 /// [`PHYSICAL_USES`].
 fn insert_physical_use(uses: &mut Vec<PhysicalUse>, new_use: PhysicalUse) {
     let pos = uses.partition_point(|u| u.at <= new_use.at);
+    if uses.len() == uses.capacity() {
+        uses.reserve_exact(1); // grow one use at a time: most cards keep one or two
+    }
     uses.insert(pos, new_use);
     let newest = uses.last().map(|u| u.at).unwrap_or_default();
     uses.retain(|u| newest.millis_since(u.at) <= PHYSICAL_HORIZON);
@@ -449,7 +453,9 @@ fn insert_physical_use(uses: &mut Vec<PhysicalUse>, new_use: PhysicalUse) {
 /// All customers' state, keyed by customer id.
 #[derive(Debug, Default)]
 pub struct StateStore {
-    pub customers: DashMap<Box<str>, CustomerState, FastHash>,
+    /// Boxed: the map's tables keep empty slots (load factor), and an inline state would make
+    /// every slot, used or not, as large as a customer's whole state.
+    pub customers: DashMap<Box<str>, Box<CustomerState>, FastHash>,
     pub interner: Interner,
 }
 
