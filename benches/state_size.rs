@@ -1,5 +1,6 @@
 //! Memory held per customer: one engine fed ordinary history for a million customers (target:
-//! at most 1 KiB of state per customer).
+//! at most 1 KiB of state per customer), and the size of each customer's state as stored
+//! (`state::codec::encode`, what a checkpoint writes per customer).
 //!
 //! The history is generated and processed in chunks of 10,000 customers so the whole stream is
 //! never held in memory. `generate` numbers customers from `c0000000` in every call, so each
@@ -19,6 +20,7 @@ use callahead::engine::{Engine, EngineConfig};
 use callahead::event::{decode, Event, Profile, TravelNotice};
 use callahead::ingest::generator::{generate, StreamSpec};
 use callahead::rules::RuleSet;
+use callahead::state::codec::encode;
 use callahead::state::{CardState, CustomerState, PhysicalUse, Ring, DEDUP_IDS};
 use callahead::time::{Timestamp, DAY};
 
@@ -128,6 +130,7 @@ fn main() {
     // Break the total down by taking the parts out of the engine one at a time (after the steady
     // pass: it adds a little history to some customers, not customers).
     let after = live() - baseline;
+    let stored = Stored::of(&engine);
     let before = live();
     drop(std::mem::take(&mut engine.state.customers));
     let in_map = before - live();
@@ -173,6 +176,7 @@ fn main() {
         in_rest as f64 / tracked as f64
     );
     print_layout();
+    stored.print();
     println!(
         "state: built in {:.1} s; on the way, one thread: decode {:.0} events/s, process {:.0} events/s \
          (0 to {tracked} customers: includes creating every customer and growing the tables)",
@@ -238,6 +242,67 @@ fn steady_pass(engine: &Engine, rules: &RuleSet, chunks: usize) -> Option<(usize
     let took = t.elapsed();
     assert_eq!(engine.state.len(), before, "the steady pass only sees existing customers");
     Some((events.len(), took))
+}
+
+/// The customers' states as stored: encoded sizes (bytes per customer) and the encoding rate.
+struct Stored {
+    /// Encoded size of every customer, ascending.
+    sizes: Vec<u32>,
+    /// Sizes of the customers with incidents (open or earlier tasks).
+    with_incidents: Vec<u32>,
+    took: Duration,
+}
+
+impl Stored {
+    /// Encodes every customer's state once (after the steady pass, as a checkpoint would).
+    fn of(engine: &Engine) -> Stored {
+        let mut sizes = Vec::with_capacity(engine.state.len());
+        let mut with_incidents = Vec::new();
+        let t = Instant::now();
+        for entry in engine.state.customers.iter() {
+            let len = encode(entry.value()).len() as u32;
+            sizes.push(len);
+            if entry.value().incidents.is_some() {
+                with_incidents.push(len);
+            }
+        }
+        let took = t.elapsed();
+        sizes.sort_unstable();
+        with_incidents.sort_unstable();
+        Stored { sizes, with_incidents, took }
+    }
+
+    fn print(&self) {
+        let mean = |v: &[u32]| v.iter().map(|&b| u64::from(b)).sum::<u64>() as f64 / v.len().max(1) as f64;
+        let at = |v: &[u32], q: f64| {
+            v.get(((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1))).copied()
+        };
+        let n = self.sizes.len();
+        let total: u64 = self.sizes.iter().map(|&b| u64::from(b)).sum();
+        println!(
+            "stored: {n} customers encoded (state::codec, format v{}): mean {:.1} B, p50 {} B, p99 {} B, max {} B; \
+             {:.1} MB in all",
+            callahead::state::codec::FORMAT_VERSION,
+            mean(&self.sizes),
+            at(&self.sizes, 0.5).unwrap_or(0),
+            at(&self.sizes, 0.99).unwrap_or(0),
+            self.sizes.last().copied().unwrap_or(0),
+            total as f64 / 1e6
+        );
+        if !self.with_incidents.is_empty() {
+            println!(
+                "stored:   of which {} with incidents: mean {:.1} B, p99 {} B",
+                self.with_incidents.len(),
+                mean(&self.with_incidents),
+                at(&self.with_incidents, 0.99).unwrap_or(0)
+            );
+        }
+        println!(
+            "stored: encoded at {:.0} customers/s, {:.0} MB/s (one thread)",
+            n as f64 / self.took.as_secs_f64(),
+            total as f64 / 1e6 / self.took.as_secs_f64()
+        );
+    }
 }
 
 /// Heap held by the customers' states, by field, estimated from capacities (incidents excluded).

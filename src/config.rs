@@ -23,6 +23,7 @@ pub struct Config {
     pub rules: RulesConfig,
     pub http: HttpConfig,
     pub engine: EngineSection,
+    pub state: StateConfig,
     pub log: LogConfig,
 }
 
@@ -116,6 +117,25 @@ pub struct EngineSection {
 impl Default for EngineSection {
     fn default() -> Self {
         EngineSection { allowed_lateness: Span(10 * MINUTE) }
+    }
+}
+
+/// State checkpoints: per input partition, in the task store, so a restart or a partition
+/// moving to another instance restores customers instead of forgetting them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StateConfig {
+    /// Checkpoint state and restore it on assignment. Off: state is in memory only (a restart
+    /// forgets every customer); only for benchmarks and throw-away runs.
+    pub checkpoint: bool,
+    /// Longest time between checkpoints, milliseconds (0 = after every batch). Kafka offsets are
+    /// committed up to the last checkpoint, so this bounds what a crash re-reads.
+    pub checkpoint_interval_ms: u64,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig { checkpoint: true, checkpoint_interval_ms: 1_000 }
     }
 }
 
@@ -237,6 +257,7 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], errors: &mut Vec
         ("rules", &["dir", "reload_poll_ms"]),
         ("http", &["listen"]),
         ("engine", &["allowed_lateness"]),
+        ("state", &["checkpoint", "checkpoint_interval_ms"]),
         ("log", &["format"]),
     ];
     for (name, value) in env {
@@ -270,6 +291,15 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], errors: &mut Vec
                 Ok(n) => toml::Value::Integer(n),
                 Err(_) => {
                     errors.push(format!("{name}: `{value}` is not a whole number"));
+                    continue;
+                }
+            }
+        } else if key == "checkpoint" {
+            match value.as_str() {
+                "true" | "1" => toml::Value::Boolean(true),
+                "false" | "0" => toml::Value::Boolean(false),
+                _ => {
+                    errors.push(format!("{name}: `{value}` is neither true nor false"));
                     continue;
                 }
             }

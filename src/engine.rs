@@ -54,6 +54,8 @@ pub struct Processed {
     pub duplicate: bool,
     pub hits: Vec<Hit>,
     pub changes: Vec<TaskChange>,
+    /// Other customers whose state a timer changed, with their partition (for checkpoints).
+    pub timer_touched: Vec<(i32, Box<str>)>,
 }
 
 /// The alerting engine.
@@ -87,6 +89,12 @@ impl Engine {
     /// Processes one validated event: de-duplicates, runs the rules, updates state, opens or
     /// enriches tasks, then fires the timers the advancing event time makes due.
     pub fn process(&self, rules: &RuleSet, event: &Event) -> Processed {
+        self.process_in(0, rules, event)
+    }
+
+    /// [`Engine::process`] for an event read from input partition `partition`, which owns the
+    /// customer's state from then on.
+    pub fn process_in(&self, partition: i32, rules: &RuleSet, event: &Event) -> Processed {
         let mut out = Processed::default();
         {
             let customers = &self.state.customers;
@@ -95,6 +103,7 @@ impl Engine {
                 None => customers.entry(event.customer_id.as_str().into()).or_default(),
             };
             let state: &mut CustomerState = &mut entry;
+            state.partition = partition;
             if state.has_seen(&event.event_id) {
                 out.duplicate = true;
                 return out;
@@ -153,6 +162,7 @@ impl Engine {
                 continue; // stale: superseded by an earlier schedule
             }
             state.timer_at = None;
+            out.timer_touched.push((state.partition, customer_id.clone()));
             let Some(params) = timer_params(rules) else { continue };
             match churn_risk::silence_deadline(state, at, params) {
                 Some(deadline) if deadline > at => {
@@ -179,6 +189,39 @@ impl Engine {
                 out.changes.extend(incident::open_or_enrich(firings, state, &customer_id));
             }
         }
+    }
+
+    /// Installs restored customers of one partition: their state, their pending timers, and
+    /// the partition's newest event time (so the watermark does not go back).
+    pub fn restore(
+        &self,
+        partition: i32,
+        newest: i64,
+        customers: impl IntoIterator<Item = (Box<str>, CustomerState)>,
+    ) {
+        let mut timers = Vec::new();
+        for (id, mut state) in customers {
+            state.partition = partition;
+            if let Some(at) = state.timer_at {
+                timers.push((at, id.clone()));
+            }
+            self.state.customers.insert(id, Box::new(state));
+        }
+        self.timers.lock().expect("timer lock poisoned").extend(timers);
+        self.newest.fetch_max(newest, Ordering::Relaxed);
+    }
+
+    /// Forgets every customer of `partition` (handed to another instance); returns how many.
+    /// Their timer entries become stale and are skipped when due.
+    pub fn release(&self, partition: i32) -> usize {
+        let before = self.state.customers.len();
+        self.state.customers.retain(|_, s| s.partition != partition);
+        before - self.state.customers.len()
+    }
+
+    /// Newest event time seen (milliseconds; `i64::MIN` before the first event).
+    pub fn newest(&self) -> i64 {
+        self.newest.load(Ordering::Relaxed)
     }
 
     /// Records an agent's or customer's outcome for an open task; a confirmed-legit outcome

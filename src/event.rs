@@ -42,7 +42,7 @@ pub enum EventBody {
 }
 
 /// The event types of the wire contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     CustomerProfile,
@@ -111,7 +111,7 @@ impl Event {
 }
 
 /// A named place with coordinates (a merchant, a home address, a login's geo-IP).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Place {
     pub country: Country,
     pub city: String,
@@ -120,7 +120,7 @@ pub struct Place {
 }
 
 /// Customer segment: priority segments are served first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Segment {
     #[default]
@@ -148,7 +148,7 @@ impl Segment {
 }
 
 /// `customer_profile`: who the customer is and how to reach them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Profile {
     pub name: Option<String>,
     pub email: Option<String>,
@@ -163,7 +163,7 @@ pub struct Profile {
 }
 
 /// How a card was used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CardChannel {
     CardPresent,
@@ -274,7 +274,7 @@ pub struct ProductChange {
 }
 
 /// `travel_notice`: the customer told us they will travel.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TravelNotice {
     pub countries: Vec<Country>,
     pub from: Timestamp,

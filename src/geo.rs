@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Mean Earth radius in kilometres.
 const EARTH_RADIUS_KM: f64 = 6_371.0;
@@ -34,14 +34,33 @@ impl fmt::Display for Country {
     }
 }
 
+/// The code as text in human-readable formats (JSON); its two bytes in binary ones.
 impl Serialize for Country {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
+        if s.is_human_readable() {
+            s.serialize_str(self.as_str())
+        } else {
+            self.0.serialize(s)
+        }
+    }
+}
+
+/// The reverse of [`Serialize`]; anything but two upper-case letters is refused.
+impl<'de> Deserialize<'de> for Country {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let parsed = if d.is_human_readable() {
+            let text = String::deserialize(d)?;
+            Country::parse(&text)
+        } else {
+            let code = <[u8; 2]>::deserialize(d)?;
+            code.iter().all(u8::is_ascii_uppercase).then_some(Country(code))
+        };
+        parsed.ok_or_else(|| serde::de::Error::custom("not a two-letter upper-case country code"))
     }
 }
 
 /// A point given in degrees.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Point {
     pub lat: f64,
     pub lon: f64,

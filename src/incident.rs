@@ -10,6 +10,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::detect::{Evidence, Fact, Signal};
 use crate::event::Segment;
 use crate::rules::{Queue, Rule, Severity};
@@ -30,12 +32,15 @@ const MAX_EVIDENCE: usize = 20;
 /// Earlier tasks remembered per customer.
 const MAX_EARLIER: usize = 5;
 
-/// A customer's open tasks and incident counters. Lives in the customer's state.
-#[derive(Debug, Clone, Default)]
+/// A customer's open tasks and incident counters. Lives in the customer's state (and is stored
+/// with it: tasks in the layout of `state::codec`, not in their JSON form).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CustomerIncidents {
+    #[serde(with = "crate::state::codec::tasks")]
     pub open: Vec<Task>,
     /// Incidents opened so far, per queue (fraud, care): the next task's number.
     pub opened: [u32; 2],
+    #[serde(with = "crate::state::codec::task_summaries")]
     pub earlier: Vec<TaskSummary>,
 }
 

@@ -20,6 +20,8 @@ pub mod incident;
 pub mod ingest;
 pub mod metrics;
 pub mod money;
+pub mod partitions;
+pub mod recovery;
 pub mod replay;
 pub mod rules;
 pub mod serve;

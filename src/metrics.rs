@@ -31,6 +31,16 @@ pub struct Metrics {
     pub publish_errors: IntCounter,
     pub ready: IntGauge,
     pub build_info: IntGaugeVec,
+    pub messages_skipped: IntCounterVec,
+    pub checkpoint_seconds: Histogram,
+    pub checkpointed_customers: IntCounter,
+    pub checkpointed_bytes: IntCounter,
+    pub partitions_owned: IntGauge,
+    pub partitions_restoring: IntGauge,
+    pub restored_customers: IntCounter,
+    pub restored_bytes: IntCounter,
+    pub restore_seconds: Histogram,
+    pub restore_corrupt: IntCounter,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -172,6 +182,55 @@ impl Metrics {
                 "callahead_build_info",
                 "Build information; the value is always 1.",
                 &["version"],
+            ),
+            messages_skipped: counter_vec(
+                &r,
+                "callahead_messages_skipped_total",
+                "Input messages not processed: already in the restored state, or from a partition no longer owned.",
+                &["reason"],
+            ),
+            checkpoint_seconds: histogram(
+                &r,
+                "callahead_state_checkpoint_seconds",
+                "Time to write one partition's state checkpoint.",
+                latency_buckets(),
+            ),
+            checkpointed_customers: counter(
+                &r,
+                "callahead_state_checkpointed_customers_total",
+                "Customer states written to checkpoints.",
+            ),
+            checkpointed_bytes: counter(
+                &r,
+                "callahead_state_checkpointed_bytes_total",
+                "Bytes of customer state written to checkpoints.",
+            ),
+            partitions_owned: gauge(&r, "callahead_partitions_owned", "Input partitions this instance owns."),
+            partitions_restoring: gauge(
+                &r,
+                "callahead_partitions_restoring",
+                "Partitions whose state is being restored (not processed until done).",
+            ),
+            restored_customers: counter(
+                &r,
+                "callahead_state_restored_customers_total",
+                "Customer states restored from checkpoints.",
+            ),
+            restored_bytes: counter(
+                &r,
+                "callahead_state_restored_bytes_total",
+                "Bytes of customer state restored from checkpoints.",
+            ),
+            restore_seconds: histogram(
+                &r,
+                "callahead_state_restore_seconds",
+                "Time to restore one partition's state.",
+                vec![0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0],
+            ),
+            restore_corrupt: counter(
+                &r,
+                "callahead_state_restore_corrupt_total",
+                "Stored customer states that could not be decoded (those customers start afresh).",
             ),
             registry: r,
         };

@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// An ISO 4217 currency code: three upper-case ASCII letters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -38,14 +38,33 @@ impl fmt::Display for Currency {
     }
 }
 
+/// The code as text in human-readable formats (JSON); its three bytes in binary ones.
 impl Serialize for Currency {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
+        if s.is_human_readable() {
+            s.serialize_str(self.as_str())
+        } else {
+            self.0.serialize(s)
+        }
+    }
+}
+
+/// The reverse of [`Serialize`]; anything but three upper-case letters is refused.
+impl<'de> Deserialize<'de> for Currency {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let parsed = if d.is_human_readable() {
+            let text = String::deserialize(d)?;
+            Currency::parse(&text)
+        } else {
+            let code = <[u8; 3]>::deserialize(d)?;
+            code.iter().all(u8::is_ascii_uppercase).then_some(Currency(code))
+        };
+        parsed.ok_or_else(|| serde::de::Error::custom("not a three-letter upper-case currency code"))
     }
 }
 
 /// An amount of money in a currency, as it came on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Money {
     pub amount: f64,
     pub currency: Currency,

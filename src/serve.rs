@@ -9,7 +9,6 @@
 //! store or broker is retried with back-off inside the loop, which stops fetching meanwhile:
 //! that is the back-pressure.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -17,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
 use tracing::{error, info, info_span, warn, Instrument};
@@ -27,6 +27,8 @@ use crate::engine::{Engine, EngineConfig};
 use crate::event::decode;
 use crate::ingest::kafka::{self as source, EventConsumer};
 use crate::metrics::Metrics;
+use crate::partitions::Admit;
+use crate::recovery::Recovery;
 use crate::rules::{Mode, RuleSet};
 use crate::sink::kafka::{self as sink, DeadLetter};
 use crate::store::TaskStore;
@@ -57,8 +59,17 @@ pub async fn serve(config: Config) -> Result<()> {
     });
 
     let store = connect_store(&config.store.url, &metrics).await;
-    let consumer =
-        source::consumer(&config.kafka, metrics.clone()).context("cannot create the Kafka consumer")?;
+    let engine = Arc::new(Engine::new(EngineConfig { allowed_lateness: config.engine.allowed_lateness.0 }));
+    let recovery = Arc::new(Recovery::new(
+        engine.clone(),
+        store.clone(),
+        config.kafka.group_id.clone(),
+        config.state.checkpoint,
+        metrics.clone(),
+        ready.clone(),
+    ));
+    let consumer = source::consumer(&config.kafka, metrics.clone(), recovery.clone())
+        .context("cannot create the Kafka consumer")?;
     let producer = sink::producer(&config.kafka).context("cannot create the Kafka producer")?;
     let mut wanted: Vec<&str> = config.kafka.input_topics.iter().map(String::as_str).collect();
     wanted.push(&config.kafka.tasks_topic);
@@ -68,7 +79,16 @@ pub async fn serve(config: Config) -> Result<()> {
     if !missing.is_empty() {
         bail!("missing Kafka topics: {} (create them before starting)", missing.join(", "));
     }
-    consumer.subscribe(&config.kafka.input_topics.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let inputs: Vec<&str> = config.kafka.input_topics.iter().map(String::as_str).collect();
+    let counts = source::partition_counts(&consumer, &inputs, Duration::from_secs(30))
+        .context("cannot read topic metadata from the brokers")?;
+    if counts.iter().any(|(_, n)| *n != counts[0].1) {
+        bail!(
+            "input topics must have the same number of partitions (each customer's state is owned by one \
+             partition number): {}",
+            counts.iter().map(|(t, n)| format!("{t}={n}")).collect::<Vec<_>>().join(", ")
+        );
+    }
     tokio::spawn(watch_rules(
         config.rules.dir.clone(),
         config.rules.reload_poll_ms,
@@ -76,30 +96,49 @@ pub async fn serve(config: Config) -> Result<()> {
         metrics.clone(),
     ));
 
-    let engine = Engine::new(EngineConfig { allowed_lateness: config.engine.allowed_lateness.0 });
     let pipeline = Pipeline {
         config: &config,
         engine,
+        recovery: recovery.clone(),
         rules,
         store,
         producer,
         metrics: metrics.clone(),
-        ready: ready.clone(),
     };
     pipeline.publish_outbox().await; // left over from a previous run
-    ready.store(true, Ordering::Relaxed);
-    metrics.ready.set(1);
-    info!(topics = ?config.kafka.input_topics, group = %config.kafka.group_id, "consuming");
+    consumer.subscribe(&inputs)?;
+    // Ready once the group's first assignment is restored (see `Recovery::on_assigned`).
+    info!(
+        topics = ?config.kafka.input_topics,
+        group = %config.kafka.group_id,
+        checkpoint = config.state.checkpoint,
+        "consuming"
+    );
 
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let max = config.kafka.batch_size;
     let wait = Duration::from_millis(config.kafka.batch_wait_ms);
+    let interval = Duration::from_millis(config.state.checkpoint_interval_ms);
+    let mut last_checkpoint = Instant::now();
+    // Wake up at least this often without input, to checkpoint what the last batches changed.
+    let idle = if interval.is_zero() { Duration::from_secs(1) } else { interval };
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            batch = source::next_batch(&consumer, max, wait) => match batch {
-                Ok(batch) => pipeline.process(&consumer, batch).instrument(info_span!("batch")).await,
+            batch = source::next_batch(&consumer, max, wait, idle) => match batch {
+                Ok(batch) => {
+                    if !batch.is_empty() {
+                        pipeline.process(batch).instrument(info_span!("batch")).await;
+                    }
+                    if !recovery.enabled() {
+                        store_offsets(&consumer, recovery.applied_offsets());
+                    } else if last_checkpoint.elapsed() >= interval {
+                        let offsets = recovery.checkpoint().await;
+                        store_offsets(&consumer, offsets);
+                        last_checkpoint = Instant::now();
+                    }
+                }
                 Err(e) => {
                     warn!(error = %e, "Kafka consumer error; retrying");
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -107,13 +146,27 @@ pub async fn serve(config: Config) -> Result<()> {
             },
         }
     }
-    info!("shutting down: committing offsets");
+    info!("shutting down: checkpointing state and committing offsets");
     ready.store(false, Ordering::Relaxed);
     metrics.ready.set(0);
-    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-        warn!(error = %e, "final commit failed; the last batch will be re-delivered (at-least-once)");
+    store_offsets(&consumer, recovery.checkpoint().await);
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) => {}
+        // Nothing new since the last background commit.
+        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(e) => warn!(error = %e, "final commit failed; the successor re-reads from the last checkpoint"),
     }
     Ok(())
+}
+
+/// Stores (topic, partition, next offset) for the background commit.
+fn store_offsets(consumer: &EventConsumer, offsets: Vec<(String, i32, i64)>) {
+    for (topic, partition, next) in offsets {
+        if let Err(e) = consumer.store_offset(&topic, partition, next - 1) {
+            // Revoked meanwhile: the new owner starts from its checkpoint.
+            warn!(error = %e, topic, partition, "cannot store offset");
+        }
+    }
 }
 
 async fn connect_store(url: &str, metrics: &Metrics) -> TaskStore {
@@ -131,14 +184,14 @@ async fn connect_store(url: &str, metrics: &Metrics) -> TaskStore {
 }
 
 /// Exponential back-off from 100 ms to 5 s.
-struct Backoff(Duration);
+pub(crate) struct Backoff(Duration);
 
 impl Backoff {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Backoff(Duration::from_millis(100))
     }
 
-    async fn wait(&mut self) {
+    pub(crate) async fn wait(&mut self) {
         tokio::time::sleep(self.0).await;
         self.0 = (self.0 * 2).min(Duration::from_secs(5));
     }
@@ -146,36 +199,71 @@ impl Backoff {
 
 struct Pipeline<'c> {
     config: &'c Config,
-    engine: Engine,
+    engine: Arc<Engine>,
+    recovery: Arc<Recovery>,
     rules: SharedRules,
     store: TaskStore,
     producer: FutureProducer,
     metrics: Arc<Metrics>,
-    ready: Arc<AtomicBool>,
 }
 
 impl Pipeline<'_> {
     /// Marks the service not ready while a dependency (store or broker) fails.
     fn degraded(&self) {
-        self.ready.store(false, Ordering::Relaxed);
-        self.metrics.ready.set(0);
+        self.recovery.set_ready(false);
     }
 
-    /// Marks the service ready again.
+    /// Marks the service ready again (once its partitions are restored).
     fn recovered(&self) {
-        self.ready.store(true, Ordering::Relaxed);
-        self.metrics.ready.set(1);
+        self.recovery.set_ready(true);
     }
 
-    async fn process(&self, consumer: &EventConsumer, batch: Vec<OwnedMessage>) {
+    /// One batch: decode and run the engine, then make what it caused durable (dead letters,
+    /// tasks, tasks topic). Offsets are stored by the caller, up to the last checkpoint.
+    async fn process(&self, batch: Vec<OwnedMessage>) {
         let started = Instant::now();
+        let (changes, dead, broker_times) =
+            info_span!("engine", messages = batch.len()).in_scope(|| self.apply(batch));
+        self.metrics.batch_seconds.with_label_values(&["engine"]).observe(started.elapsed().as_secs_f64());
+        self.handle_dead_letters(&dead).instrument(info_span!("dead_letters", count = dead.len())).await;
+        let t = Instant::now();
+        self.write_changes(&changes).instrument(info_span!("store", changes = changes.len())).await;
+        self.metrics.batch_seconds.with_label_values(&["store"]).observe(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        self.publish_outbox().instrument(info_span!("publish")).await;
+        self.metrics.batch_seconds.with_label_values(&["publish"]).observe(t.elapsed().as_secs_f64());
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        for ts in broker_times {
+            self.metrics.end_to_end_seconds.observe((now - ts).max(0) as f64 / 1000.0);
+        }
+        self.observe_state(&changes);
+    }
+
+    /// Decodes, validates and applies a batch to the engine (pure CPU work): the task changes,
+    /// the dead letters and the broker timestamps of the applied messages.
+    fn apply(&self, batch: Vec<OwnedMessage>) -> (Vec<TaskChange>, Vec<DeadLetter>, Vec<i64>) {
         let rules = self.rules.read().expect("rules lock poisoned").clone();
         let mut changes: Vec<TaskChange> = Vec::new();
         let mut dead: Vec<DeadLetter> = Vec::new();
-        let mut last_offsets: BTreeMap<(String, i32), i64> = BTreeMap::new();
         let mut broker_times: Vec<i64> = Vec::with_capacity(batch.len());
+        let mut partitions = self.recovery.partitions();
         for m in batch {
-            last_offsets.insert((m.topic().to_string(), m.partition()), m.offset());
+            let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
+            match partitions.admit(topic, partition, offset) {
+                Admit::Apply => {}
+                Admit::AlreadyApplied => {
+                    self.metrics.messages_skipped.with_label_values(&["already_applied"]).inc();
+                    continue;
+                }
+                Admit::NotOwned => {
+                    self.metrics.messages_skipped.with_label_values(&["not_owned"]).inc();
+                    continue;
+                }
+            }
+            partitions.applied(topic, partition, offset);
             if let Some(ts) = m.timestamp().to_millis() {
                 broker_times.push(ts);
             }
@@ -194,12 +282,17 @@ impl Pipeline<'_> {
                     continue;
                 }
             }
-            self.metrics.events_consumed.with_label_values(&[m.topic(), event.kind().as_str()]).inc();
+            self.metrics.events_consumed.with_label_values(&[topic, event.kind().as_str()]).inc();
             let t = Instant::now();
-            let out = self.engine.process(&rules, &event);
+            let out = self.engine.process_in(partition, &rules, &event);
             self.metrics.engine_seconds.observe(t.elapsed().as_secs_f64());
             if out.duplicate {
                 self.metrics.duplicates.inc();
+            } else {
+                partitions.touched(partition, &event.customer_id);
+            }
+            for (p, customer) in &out.timer_touched {
+                partitions.touched(*p, customer);
             }
             for hit in &out.hits {
                 let rule = &rules.rules[hit.rule];
@@ -208,28 +301,7 @@ impl Pipeline<'_> {
             }
             changes.extend(out.changes);
         }
-        self.metrics.batch_seconds.with_label_values(&["engine"]).observe(started.elapsed().as_secs_f64());
-        self.handle_dead_letters(&dead).await;
-        let t = Instant::now();
-        self.write_changes(&changes).await;
-        self.metrics.batch_seconds.with_label_values(&["store"]).observe(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        self.publish_outbox().await;
-        self.metrics.batch_seconds.with_label_values(&["publish"]).observe(t.elapsed().as_secs_f64());
-        for ((topic, partition), offset) in &last_offsets {
-            if let Err(e) = consumer.store_offset(topic, *partition, *offset) {
-                // Revoked meanwhile: the new owner re-processes from its committed offset.
-                warn!(error = %e, topic, partition, "cannot store offset");
-            }
-        }
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        for ts in broker_times {
-            self.metrics.end_to_end_seconds.observe((now - ts).max(0) as f64 / 1000.0);
-        }
-        self.observe_state(&changes);
+        (changes, dead, broker_times)
     }
 
     async fn handle_dead_letters(&self, dead: &[DeadLetter]) {

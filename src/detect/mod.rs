@@ -19,7 +19,7 @@ pub mod repeat_contact;
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventBody, EventKind};
 use crate::geo::Country;
@@ -203,7 +203,7 @@ pub struct DetectInput<'a> {
 }
 
 /// The built-in detectors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DetectorKind {
     ImpossibleTravel,

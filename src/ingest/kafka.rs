@@ -5,12 +5,13 @@
 //! Apache Kafka, Redpanda, MSK, Confluent Cloud and other Kafka-protocol brokers. librdkafka
 //! settings (security, SASL, TLS) pass through from the configuration.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::statistics::Statistics;
@@ -18,9 +19,21 @@ use rdkafka::statistics::Statistics;
 use crate::config::KafkaConfig;
 use crate::metrics::Metrics;
 
-/// Client context that turns librdkafka statistics into the consumer-lag metric.
+/// What the service does when the group moves partitions. Both run inside the consumer's poll,
+/// before librdkafka assigns or lets go of the partitions, and may block until done.
+pub trait PartitionHooks: Send + Sync {
+    /// Partition numbers about to be assigned: restore their state.
+    fn assigned(&self, partitions: &BTreeSet<i32>);
+    /// Partition numbers about to be revoked: checkpoint and forget them; returns the
+    /// (topic, partition, next offset) now durable, stored before letting go.
+    fn revoked(&self, partitions: &BTreeSet<i32>) -> Vec<(String, i32, i64)>;
+}
+
+/// Client context: librdkafka statistics become the consumer-lag metric; rebalances call the
+/// service's [`PartitionHooks`].
 pub struct LagContext {
     pub metrics: Arc<Metrics>,
+    pub hooks: Arc<dyn PartitionHooks>,
 }
 
 impl ClientContext for LagContext {
@@ -38,7 +51,34 @@ impl ClientContext for LagContext {
     }
 }
 
-impl ConsumerContext for LagContext {}
+impl ConsumerContext for LagContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => {
+                let partitions: BTreeSet<i32> = list.elements().iter().map(|e| e.partition()).collect();
+                tracing::info!(partitions = ?partitions, "partitions assigned");
+                self.hooks.assigned(&partitions);
+            }
+            Rebalance::Revoke(list) => {
+                let partitions: BTreeSet<i32> = list.elements().iter().map(|e| e.partition()).collect();
+                tracing::info!(partitions = ?partitions, "partitions revoked");
+                for (topic, partition, next) in self.hooks.revoked(&partitions) {
+                    // Committed on unassign (auto-commit): the next owner starts there.
+                    if let Err(e) = consumer.store_offset(&topic, partition, next - 1) {
+                        tracing::warn!(error = %e, topic, partition, "cannot store the revoked partition's offset");
+                    }
+                }
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {
+        if let Ok(assignment) = consumer.assignment() {
+            self.metrics.partitions_owned.set(assignment.count() as i64);
+        }
+    }
+}
 
 /// The consumer type of the service.
 pub type EventConsumer = StreamConsumer<LagContext>;
@@ -55,7 +95,16 @@ pub fn client_config(config: &KafkaConfig) -> ClientConfig {
 
 /// Creates the consumer (not yet subscribed). Offsets are stored explicitly after durability
 /// and committed automatically in the background, and synchronously on shutdown.
-pub fn consumer(config: &KafkaConfig, metrics: Arc<Metrics>) -> Result<EventConsumer, KafkaError> {
+///
+/// One input topic: cooperative rebalancing, so partitions that do not move keep flowing.
+/// Several (co-partitioned) topics: the range assignor, which gives every topic's partition N
+/// to the same instance, so one instance owns each customer's state.
+pub fn consumer(
+    config: &KafkaConfig,
+    metrics: Arc<Metrics>,
+    hooks: Arc<dyn PartitionHooks>,
+) -> Result<EventConsumer, KafkaError> {
+    let strategy = if config.input_topics.len() > 1 { "range" } else { "cooperative-sticky" };
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.brokers)
         .set("group.id", &config.group_id)
@@ -63,7 +112,7 @@ pub fn consumer(config: &KafkaConfig, metrics: Arc<Metrics>) -> Result<EventCons
         .set("auto.commit.interval.ms", "1000")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("partition.assignment.strategy", strategy)
         // librdkafka waits up to a second between fetches at low rates by default.
         .set("fetch.queue.backoff.ms", "1")
         .set("fetch.wait.max.ms", "10")
@@ -71,7 +120,21 @@ pub fn consumer(config: &KafkaConfig, metrics: Arc<Metrics>) -> Result<EventCons
     for (k, v) in &config.client {
         c.set(k, v);
     }
-    c.create_with_context(LagContext { metrics })
+    c.create_with_context(LagContext { metrics, hooks })
+}
+
+/// Partition count of each topic among `topics` that exists.
+pub fn partition_counts(
+    consumer: &EventConsumer,
+    topics: &[&str],
+    timeout: Duration,
+) -> Result<Vec<(String, usize)>, KafkaError> {
+    let metadata = consumer.fetch_metadata(None, timeout)?;
+    Ok(topics
+        .iter()
+        .filter_map(|w| metadata.topics().iter().find(|t| t.name() == *w))
+        .map(|t| (t.name().to_string(), t.partitions().len()))
+        .collect())
 }
 
 /// Topics among `wanted` that the cluster does not have.
@@ -88,13 +151,20 @@ pub fn missing_topics(
         .collect())
 }
 
-/// Waits for the next message, then takes more until `max` messages or `wait` has passed.
+/// Waits up to `idle` for the next message (an empty batch if none came), then takes more until
+/// `max` messages or `wait` has passed. Cancelling it while it waits for the first message loses
+/// nothing; cancelling it later drops the messages taken so far, so callers only cancel it to
+/// stop (they are re-delivered from the committed offset).
 pub async fn next_batch(
     consumer: &EventConsumer,
     max: usize,
     wait: Duration,
+    idle: Duration,
 ) -> Result<Vec<OwnedMessage>, KafkaError> {
-    let first = consumer.recv().await?.detach();
+    let first = match tokio::time::timeout(idle, consumer.recv()).await {
+        Ok(m) => m?.detach(),
+        Err(_) => return Ok(Vec::new()),
+    };
     let mut batch = Vec::with_capacity(max.min(4096));
     batch.push(first);
     let deadline = Instant::now() + wait;
@@ -115,4 +185,35 @@ pub async fn next_batch(
 /// The message's key as text, if it has one.
 pub fn key_text(m: &OwnedMessage) -> Option<&str> {
     m.key().and_then(|k| std::str::from_utf8(k).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoHooks;
+
+    impl PartitionHooks for NoHooks {
+        fn assigned(&self, _: &BTreeSet<i32>) {}
+        fn revoked(&self, _: &BTreeSet<i32>) -> Vec<(String, i32, i64)> {
+            Vec::new()
+        }
+    }
+
+    /// The build carries TLS and SCRAM (librdkafka refuses these settings at client creation
+    /// when built without OpenSSL), so a secured cluster can be configured.
+    #[tokio::test]
+    async fn tls_and_scram_settings_are_accepted() {
+        let mut config = KafkaConfig::default();
+        for (k, v) in [
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            ("sasl.username", "callahead"),
+            ("sasl.password", "secret"),
+        ] {
+            config.client.insert(k.into(), v.into());
+        }
+        let created = consumer(&config, Arc::new(Metrics::new()), Arc::new(NoHooks));
+        assert!(created.is_ok(), "{:?}", created.err());
+    }
 }

@@ -16,7 +16,7 @@ pub mod template;
 use std::fmt;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::detect::{DetectorKind, DetectorParams};
 use crate::event::EventKind;
@@ -26,7 +26,7 @@ use template::Template;
 pub use file::parse_rules;
 
 /// Which team's queue a task goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Queue {
     Fraud,
@@ -50,7 +50,7 @@ impl fmt::Display for Queue {
 }
 
 /// How serious a rule's finding is; the base of a task's priority.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Critical,

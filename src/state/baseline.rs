@@ -4,6 +4,8 @@
 //! spender's big purchase and a quiet customer's quiet week are normal. Both baselines are small
 //! and fixed-size so that a million customers fit in memory.
 
+use serde::{Deserialize, Serialize};
+
 use crate::time::{Timestamp, DAY};
 
 use super::ring::Ring;
@@ -12,7 +14,7 @@ use super::ring::Ring;
 pub const SPEND_SAMPLES: usize = 24;
 
 /// Recent approved card amounts in euros; robust statistics (median, MAD, quantiles) over them.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SpendBaseline {
     amounts: Ring<f32, SPEND_SAMPLES>,
     /// Approved card payments ever seen (saturating), to tell a new customer from a known one.
@@ -74,7 +76,7 @@ pub const ACTIVITY_WEEKS: usize = 12;
 const WEEK: i64 = 7 * DAY;
 
 /// Events per week over the last twelve weeks, and the first and last activity.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ActivityBaseline {
     /// Count per week, indexed by `week % ACTIVITY_WEEKS`.
     weeks: [u16; ACTIVITY_WEEKS],

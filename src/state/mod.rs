@@ -12,11 +12,13 @@
 //! - nothing here does I/O or reads the wall clock.
 
 pub mod baseline;
+pub mod codec;
 pub mod ring;
 
 use std::sync::Arc;
 
 use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
 
 use crate::event::{
     CardChannel, ComplaintSeverity, Event, EventBody, EventKind, ProductAction, Profile, TravelNotice,
@@ -83,7 +85,7 @@ impl Interner {
 }
 
 /// Where and when a card was physically used.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhysicalUse {
     pub at: Timestamp,
     pub lat: f32,
@@ -104,7 +106,7 @@ impl PhysicalUse {
 }
 
 /// A card-not-present attempt that looks like card testing (small or declined).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct CnpAttempt {
     pub at: Timestamp,
     pub amount_eur: f32,
@@ -112,7 +114,7 @@ pub struct CnpAttempt {
 }
 
 /// What we remember about one card.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CardState {
     pub card_id: Box<str>,
     /// Recent physical uses, sorted by time, oldest first.
@@ -123,7 +125,7 @@ pub struct CardState {
 }
 
 /// A support contact, remembered by reason.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContactMark {
     pub at: Timestamp,
     pub reason: u64,
@@ -131,7 +133,7 @@ pub struct ContactMark {
 }
 
 /// A complaint, remembered by severity.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct ComplaintMark {
     pub at: Timestamp,
     pub high: bool,
@@ -139,7 +141,7 @@ pub struct ComplaintMark {
 }
 
 /// Logins: recent failures, known devices and the last risky success.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LoginState {
     pub failures: Ring<Timestamp, 8>,
     /// Hashes of devices that logged in successfully before (or that the customer confirmed).
@@ -150,14 +152,14 @@ pub struct LoginState {
 }
 
 /// Money leaving the account (outgoing transfer or card-not-present payment).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct MoneyOut {
     pub at: Timestamp,
     pub money_eur: f32,
 }
 
 /// Signals that a customer may be leaving, by when they last happened.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ChurnMarks {
     /// Money moved to the customer's own account at another bank.
     pub own_transfer_out: Option<(Timestamp, f32)>,
@@ -168,7 +170,7 @@ pub struct ChurnMarks {
 }
 
 /// A summary of one recent event, for the agent's view of the customer's history.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryItem {
     pub at: Timestamp,
     pub kind: EventKind,
@@ -185,7 +187,7 @@ impl Default for HistoryItem {
 }
 
 /// Everything we remember about one customer.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct CustomerState {
     pub profile: Option<Box<Profile>>,
     /// Event time of the profile held (a late, older profile does not replace it).
@@ -210,6 +212,10 @@ pub struct CustomerState {
     pub timer_at: Option<Timestamp>,
     /// Open and earlier tasks; `None` for the many customers who never had one.
     pub incidents: Option<Box<CustomerIncidents>>,
+    /// The input partition that owns this customer (0 until set). Not stored with the state:
+    /// whoever restores a customer sets it.
+    #[serde(skip)]
+    pub partition: i32,
 }
 
 impl CustomerState {

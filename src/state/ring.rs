@@ -55,6 +55,42 @@ impl<T: Default, const N: usize> Ring<T, N> {
     }
 }
 
+/// A ring is stored as the sequence of its items, oldest first: order and length are kept, the
+/// slots it has not filled are not written.
+impl<T: Default + serde::Serialize, const N: usize> serde::Serialize for Ring<T, N> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+/// The reverse of `Serialize`: the items pushed in order; more than `N` items are refused.
+impl<'de, T: Default + serde::Deserialize<'de>, const N: usize> serde::Deserialize<'de> for Ring<T, N> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Items<T, const N: usize>(std::marker::PhantomData<T>);
+
+        impl<'de, T: Default + serde::Deserialize<'de>, const N: usize> serde::de::Visitor<'de> for Items<T, N> {
+            type Value = Ring<T, N>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "a sequence of at most {N} items")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut ring = Ring::default();
+                while let Some(item) = seq.next_element()? {
+                    if ring.len() == N {
+                        return Err(serde::de::Error::invalid_length(N + 1, &self));
+                    }
+                    ring.push(item);
+                }
+                Ok(ring)
+            }
+        }
+
+        d.deserialize_seq(Items::<T, N>(std::marker::PhantomData))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

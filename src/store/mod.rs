@@ -8,6 +8,10 @@
 //! them, so a written task is never missing from the topic (at worst it is published twice,
 //! with the same id and version, for consumers to de-duplicate).
 
+mod checkpoint;
+
+pub use checkpoint::{PartitionCheckpoint, RestoreProgress};
+
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
@@ -28,9 +32,10 @@ pub enum StoreError {
 
 /// Schema migrations, applied in order and recorded in `callahead_schema`. SQL common to
 /// PostgreSQL and SQLite only.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE IF NOT EXISTS tasks (
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE IF NOT EXISTS tasks (
         id TEXT PRIMARY KEY,
         customer_id TEXT NOT NULL,
         queue TEXT NOT NULL,
@@ -56,7 +61,26 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         payload TEXT NOT NULL,
         PRIMARY KEY (task_id, version)
     )",
-)];
+    ),
+    (
+        2,
+        "CREATE TABLE IF NOT EXISTS state_partitions (
+        group_id TEXT NOT NULL,
+        partition_id BIGINT NOT NULL,
+        offsets TEXT NOT NULL,
+        newest BIGINT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (group_id, partition_id)
+    );
+    CREATE TABLE IF NOT EXISTS state_customers (
+        group_id TEXT NOT NULL,
+        partition_id BIGINT NOT NULL,
+        customer_id TEXT NOT NULL,
+        body BYTEA NOT NULL,
+        PRIMARY KEY (group_id, partition_id, customer_id)
+    )",
+    ),
+];
 
 /// One task version waiting to be published.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,7 +180,7 @@ impl TaskStore {
             .bind(&body)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
+            let inserted = sqlx::query(
                 "INSERT INTO task_versions (id, version, body) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             )
             .bind(&t.id)
@@ -164,6 +188,9 @@ impl TaskStore {
             .bind(&body)
             .execute(&mut *tx)
             .await?;
+            if inserted.rows_affected() == 0 {
+                continue; // re-processed after a restore: this version is stored and published
+            }
             sqlx::query(
                 "INSERT INTO outbox (task_id, version, customer_id, payload) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
             )

@@ -3,10 +3,13 @@
 //! - `scenarios`: a generated stream with planted incidents and look-alikes through the engine;
 //! - `properties`: redelivery and late arrival do not change the set of tasks (proptest);
 //! - `cli`: the `callahead` binary end to end (`replay`, `rules check`, `demo`);
-//! - `serve`: the service against a real broker and both task stores.
+//! - `serve`: the service against a real broker and both task stores;
+//! - `recovery`: SIGKILL, instances joining and leaving, a database outage: state and tasks survive.
 
 mod cli;
 mod common;
+mod helm;
 mod properties;
+mod recovery;
 mod scenarios;
 mod serve;

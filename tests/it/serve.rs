@@ -19,17 +19,17 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::common::{broker, free_port, http_get, identity, replay, root, unique};
 
-struct Topics {
-    events: String,
-    tasks: String,
-    dead: String,
+pub(crate) struct Topics {
+    pub(crate) events: String,
+    pub(crate) tasks: String,
+    pub(crate) dead: String,
 }
 
-async fn create_topics(prefix: &str) -> Topics {
+pub(crate) async fn create_topics(prefix: &str) -> Topics {
     create_topics_on(broker(), prefix).await
 }
 
-async fn create_topics_on(bootstrap: &str, prefix: &str) -> Topics {
+pub(crate) async fn create_topics_on(bootstrap: &str, prefix: &str) -> Topics {
     let t = Topics {
         events: format!("{prefix}-events"),
         tasks: format!("{prefix}-tasks"),
@@ -49,19 +49,19 @@ async fn create_topics_on(bootstrap: &str, prefix: &str) -> Topics {
 }
 
 /// The service as a child process, configured by environment variables.
-struct Service {
+pub(crate) struct Service {
     child: Child,
-    http: String,
+    pub(crate) http: String,
     /// The service's own log (stderr), named in failure messages.
     log: std::path::PathBuf,
 }
 
 impl Service {
-    fn start(topics: &Topics, group: &str, store_url: &str) -> Service {
+    pub(crate) fn start(topics: &Topics, group: &str, store_url: &str) -> Service {
         Service::start_with(broker(), topics, group, store_url, &[])
     }
 
-    fn start_with(
+    pub(crate) fn start_with(
         bootstrap: &str,
         topics: &Topics,
         group: &str,
@@ -69,7 +69,7 @@ impl Service {
         extra: &[(&str, &str)],
     ) -> Service {
         let http = format!("127.0.0.1:{}", free_port());
-        let log = std::env::temp_dir().join(format!("{group}.log"));
+        let log = std::env::temp_dir().join(format!("{group}-{}.log", http.replace(['.', ':'], "-")));
         let log_file = std::fs::File::create(&log).expect("service log");
         let child = Command::new(env!("CARGO_BIN_EXE_callahead"))
             .arg("serve")
@@ -106,7 +106,7 @@ impl Service {
         service
     }
 
-    fn metrics(&self) -> prometheus_parse::Scrape {
+    pub(crate) fn metrics(&self) -> prometheus_parse::Scrape {
         let (status, body) = http_get(&self.http, "/metrics").expect("GET /metrics");
         assert_eq!(status, 200);
         prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string())))
@@ -114,7 +114,7 @@ impl Service {
     }
 
     /// SIGTERM, then the exit status within `limit`.
-    fn stop(mut self, limit: Duration) -> std::process::ExitStatus {
+    pub(crate) fn stop(mut self, limit: Duration) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
         let deadline = Instant::now() + limit;
@@ -128,13 +128,21 @@ impl Service {
     }
 }
 
+impl Service {
+    /// SIGKILL: no shutdown, no final checkpoint or commit.
+    pub(crate) fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+    }
+}
+
 impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
     }
 }
 
-fn sum(scrape: &prometheus_parse::Scrape, name: &str, label: Option<(&str, &str)>) -> f64 {
+pub(crate) fn sum(scrape: &prometheus_parse::Scrape, name: &str, label: Option<(&str, &str)>) -> f64 {
     scrape
         .samples
         .iter()
@@ -149,7 +157,7 @@ fn sum(scrape: &prometheus_parse::Scrape, name: &str, label: Option<(&str, &str)
         .sum()
 }
 
-fn customer_of(line: &str) -> String {
+pub(crate) fn customer_of(line: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(line).expect("generated JSON");
     v["customer_id"].as_str().expect("customer_id").to_string()
 }
@@ -318,31 +326,55 @@ async fn serve_end_to_end_with_sqlite() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_end_to_end_with_postgres() {
-    let db = unique("cah").replace('-', "_");
-    let admin = "postgres://postgres@127.0.0.1:5432/test";
-    sqlx::any::install_default_drivers();
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(admin)
-        .await
-        .expect("PostgreSQL on 127.0.0.1:5432");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
-        .execute(&mut conn)
-        .await
-        .expect("create database");
-    end_to_end(&format!("postgres://postgres@127.0.0.1:5432/{db}")).await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {db} WITH (FORCE)")))
-        .execute(&mut conn)
-        .await
-        .expect("drop database");
+    let db = PostgresDb::create().await;
+    end_to_end(&db.url).await;
+}
+
+/// A fresh PostgreSQL database on 127.0.0.1:5432, dropped at the end.
+pub(crate) struct PostgresDb {
+    name: String,
+    pub(crate) url: String,
+}
+
+const POSTGRES_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+impl PostgresDb {
+    pub(crate) async fn create() -> PostgresDb {
+        let name = unique("cah").replace('-', "_");
+        sqlx::any::install_default_drivers();
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(POSTGRES_ADMIN)
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create database");
+        PostgresDb { url: format!("postgres://postgres@127.0.0.1:5432/{name}"), name }
+    }
+
+    /// The URL of this database through another host:port (a proxy).
+    pub(crate) fn url_via(&self, address: &str) -> String {
+        format!("postgres://postgres@{address}/{}", self.name)
+    }
+}
+
+impl Drop for PostgresDb {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc"])
+            .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .output();
+    }
 }
 
 /// A broker of its own (a test that pauses it must not stall the others), stopped on drop.
-struct OwnBroker {
+pub(crate) struct OwnBroker {
     state: std::path::PathBuf,
     bootstrap: String,
 }
 
 impl OwnBroker {
-    fn start() -> OwnBroker {
+    pub(crate) fn start() -> OwnBroker {
         let state = std::env::temp_dir().join(unique("broker"));
         let out = Command::new(root().join("scripts/kafka.sh"))
             .arg("start")
@@ -353,7 +385,7 @@ impl OwnBroker {
         OwnBroker { bootstrap: String::from_utf8(out.stdout).unwrap().trim().to_string(), state }
     }
 
-    fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         let pid = std::fs::read_to_string(self.state.join("broker.pid")).expect("broker pid");
         assert!(Command::new("kill").args([sig, pid.trim()]).status().unwrap().success());
     }
@@ -368,7 +400,7 @@ impl Drop for OwnBroker {
     }
 }
 
-async fn produce_lines(producer: &FutureProducer, topic: &str, lines: &[String]) {
+pub(crate) async fn produce_lines(producer: &FutureProducer, topic: &str, lines: &[String]) {
     let keys: Vec<String> = lines.iter().map(|l| customer_of(l)).collect();
     let pending: Vec<_> = lines
         .iter()
@@ -385,7 +417,7 @@ async fn produce_lines(producer: &FutureProducer, topic: &str, lines: &[String])
     }
 }
 
-async fn wait_for_tasks(store: &TaskStore, n: usize, limit: Duration) -> Vec<(String, i64)> {
+pub(crate) async fn wait_for_tasks(store: &TaskStore, n: usize, limit: Duration) -> Vec<(String, i64)> {
     let deadline = Instant::now() + limit;
     loop {
         let stored = store.task_versions().await.expect("read tasks");

@@ -1,0 +1,278 @@
+//! State that survives restarts and follows its partitions: checkpoint each owned partition's
+//! changed customers (with the offsets they cover) into the store, restore a partition's state
+//! when it is assigned, checkpoint and forget it when it is revoked.
+//!
+//! The I/O edge around [`crate::partitions`] (bookkeeping) and [`crate::state::codec`] (bytes).
+//! The consumer's rebalance callback calls [`Recovery::on_assigned`] and
+//! [`Recovery::on_revoked`] synchronously, before librdkafka assigns or lets go of the
+//! partitions, so a partition is never processed before its restore ends, and another instance
+//! never restores it before this one's last checkpoint. The batch loop calls
+//! [`Recovery::checkpoint`] every `checkpoint_interval_ms` and at shutdown; Kafka offsets are
+//! stored only up to a durable checkpoint.
+//!
+//! Why the store and not a changelog topic: one transaction holds a partition's changed
+//! customers and its offsets, so they always agree without Kafka transactions, and an upsert per
+//! customer is compaction for free. Costs and figures: `docs/recovery.md`.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tracing::{error, info, info_span, warn, Instrument};
+
+use crate::engine::Engine;
+use crate::metrics::Metrics;
+use crate::partitions::{Offsets, Partitions};
+use crate::state::codec;
+use crate::store::{PartitionCheckpoint, TaskStore};
+
+/// Attempts at a checkpoint while partitions are being revoked: past them, the partition is let
+/// go anyway and its next owner re-reads from the previous checkpoint (still exact, just slower).
+const REVOKE_ATTEMPTS: u32 = 5;
+
+/// Per-partition state recovery of one instance.
+pub struct Recovery {
+    pub engine: Arc<Engine>,
+    store: TaskStore,
+    group: String,
+    enabled: bool,
+    partitions: Mutex<Partitions>,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    /// The group gave this instance its first assignment (possibly empty) and it was restored.
+    assigned: AtomicBool,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Recovery {
+    /// `enabled = false` keeps state in memory only (no checkpoints, no restores).
+    pub fn new(
+        engine: Arc<Engine>,
+        store: TaskStore,
+        group: String,
+        enabled: bool,
+        metrics: Arc<Metrics>,
+        ready: Arc<AtomicBool>,
+    ) -> Recovery {
+        Recovery {
+            engine,
+            store,
+            group,
+            enabled,
+            partitions: Mutex::new(Partitions::default()),
+            metrics,
+            ready,
+            assigned: AtomicBool::new(false),
+            runtime: tokio::runtime::Handle::current(),
+        }
+    }
+
+    /// The owned partitions' bookkeeping.
+    pub fn partitions(&self) -> MutexGuard<'_, Partitions> {
+        self.partitions.lock().expect("partitions lock poisoned")
+    }
+
+    /// Restores newly assigned partitions (blocking: called from the rebalance callback).
+    pub fn on_assigned(&self, partitions: &BTreeSet<i32>) {
+        let new: Vec<i32> = partitions.iter().copied().filter(|p| !self.partitions().owns(*p)).collect();
+        if !new.is_empty() {
+            self.block_on(async {
+                for p in new {
+                    self.restore(p).instrument(info_span!("restore", partition = p)).await;
+                }
+            });
+        }
+        self.assigned.store(true, Ordering::Relaxed);
+        self.set_ready(true);
+    }
+
+    /// Checkpoints revoked partitions and forgets their customers (blocking: called from the
+    /// rebalance callback). Returns the checkpointed offsets to store before letting go.
+    pub fn on_revoked(&self, partitions: &BTreeSet<i32>) -> Vec<(String, i32, i64)> {
+        let mine: Vec<i32> = partitions.iter().copied().filter(|p| self.partitions().owns(*p)).collect();
+        if mine.is_empty() {
+            return Vec::new();
+        }
+        let offsets = self.block_on(self.checkpoint_partitions(&mine, Some(REVOKE_ATTEMPTS)));
+        for p in mine {
+            self.partitions().release(p);
+            let forgotten = self.engine.release(p);
+            info!(partition = p, customers = forgotten, "partition revoked: checkpointed and released");
+        }
+        self.metrics.customers_tracked.set(self.engine.state.len() as i64);
+        offsets
+    }
+
+    /// Checkpoints every owned partition with changes; returns the offsets now durable, to
+    /// store in Kafka. Retries until the store accepts (back-pressure: the loop waits).
+    pub async fn checkpoint(&self) -> Vec<(String, i32, i64)> {
+        let owned = self.partitions().owned();
+        self.checkpoint_partitions(&owned, None).await
+    }
+
+    /// Offsets to store in Kafka when checkpoints are off: everything applied.
+    pub fn applied_offsets(&self) -> Vec<(String, i32, i64)> {
+        self.partitions().next_offsets()
+    }
+
+    /// True when checkpoints are on.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    async fn checkpoint_partitions(&self, which: &[i32], attempts: Option<u32>) -> Vec<(String, i32, i64)> {
+        let mut durable = Vec::new();
+        if !self.enabled {
+            let p = self.partitions();
+            return p.next_offsets().into_iter().filter(|(_, part, _)| which.contains(part)).collect();
+        }
+        for &partition in which {
+            let Some((dirty, offsets)) = self.partitions().take_pending(partition) else { continue };
+            let started = Instant::now();
+            let rows: Vec<(Box<str>, Vec<u8>)> = dirty
+                .iter()
+                .filter_map(|id| self.engine.state.customers.get(id).map(|s| (id.clone(), codec::encode(&s))))
+                .collect();
+            let checkpoint = PartitionCheckpoint { offsets: offsets.clone(), newest: self.engine.newest() };
+            let bytes: usize = rows.iter().map(|(_, b)| b.len()).sum();
+            let mut backoff = crate::serve::Backoff::new();
+            let mut tries = 0;
+            let saved = loop {
+                tries += 1;
+                let save = self.store.save_checkpoint(&self.group, partition, &checkpoint, &rows);
+                match save.instrument(info_span!("checkpoint", partition, customers = rows.len())).await {
+                    Ok(()) => break true,
+                    Err(e) => {
+                        self.metrics.store_errors.inc();
+                        self.set_ready(false);
+                        warn!(error = %e, partition, "cannot write the state checkpoint; retrying");
+                        if attempts.is_some_and(|a| tries >= a) {
+                            break false;
+                        }
+                        backoff.wait().await;
+                    }
+                }
+            };
+            if !saved {
+                error!(
+                    partition,
+                    "giving up on the checkpoint: the next owner re-reads from the previous one"
+                );
+                self.partitions().untake(partition, dirty);
+                continue;
+            }
+            self.set_ready(true);
+            self.partitions().checkpointed(partition, offsets.clone());
+            self.metrics.checkpoint_seconds.observe(started.elapsed().as_secs_f64());
+            self.metrics.checkpointed_customers.inc_by(rows.len() as u64);
+            self.metrics.checkpointed_bytes.inc_by(bytes as u64);
+            durable.extend(offsets.into_iter().map(|(topic, next)| (topic, partition, next)));
+        }
+        durable
+    }
+
+    /// Loads a partition's checkpoint into the engine and takes ownership of it. Retries while
+    /// the store is unavailable; the service reports not ready meanwhile.
+    async fn restore(&self, partition: i32) {
+        if !self.enabled {
+            self.partitions().own(partition, Offsets::new());
+            return;
+        }
+        let started = Instant::now();
+        self.set_ready(false);
+        self.metrics.partitions_restoring.inc();
+        info!(partition, "restoring partition state");
+        let mut backoff = crate::serve::Backoff::new();
+        let (checkpoint, customers, bytes) = loop {
+            let mut corrupt = 0u64;
+            let mut restored = 0u64;
+            let engine = &self.engine;
+            let metrics = &self.metrics;
+            let mut last = crate::store::RestoreProgress::default();
+            let result = self
+                .store
+                .load_checkpoint(
+                    &self.group,
+                    partition,
+                    |id, body| match codec::decode(&body, &engine.state.interner) {
+                        Ok(state) => {
+                            restored += 1;
+                            engine.restore(partition, i64::MIN, [(id.into_boxed_str(), state)]);
+                        }
+                        Err(e) => {
+                            corrupt += 1;
+                            error!(partition, error = %e, "a stored customer state cannot be decoded; that customer starts afresh");
+                        }
+                    },
+                    |progress| {
+                        metrics.restored_customers.inc_by(progress.customers - last.customers);
+                        metrics.restored_bytes.inc_by(progress.bytes - last.bytes);
+                        last = progress;
+                        // Pages are smaller than 100k rows: one page crosses each 100k mark.
+                        if progress.customers > 0 && progress.customers % 100_000 < 5_000 {
+                            info!(partition, customers = progress.customers, "restoring");
+                        }
+                    },
+                )
+                .await;
+            match result {
+                Ok(checkpoint) => {
+                    if corrupt > 0 {
+                        metrics.restore_corrupt.inc_by(corrupt);
+                    }
+                    break (checkpoint, restored, last.bytes);
+                }
+                Err(e) => {
+                    self.metrics.store_errors.inc();
+                    warn!(error = %e, partition, "cannot read the state checkpoint; retrying");
+                    backoff.wait().await;
+                }
+            }
+        };
+        let offsets = match checkpoint {
+            Some(c) => {
+                self.engine.restore(partition, c.newest, []);
+                c.offsets
+            }
+            None => Offsets::new(),
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        self.partitions().own(partition, offsets.clone());
+        self.metrics.partitions_restoring.dec();
+        self.metrics.restore_seconds.observe(seconds);
+        self.metrics.customers_tracked.set(self.engine.state.len() as i64);
+        if self.metrics.partitions_restoring.get() == 0 {
+            self.set_ready(true);
+        }
+        info!(partition, customers, bytes, seconds, offsets = ?offsets, "partition restored");
+    }
+
+    /// Reports ready (if the first assignment was restored and no restore is running) or not
+    /// ready (a dependency fails).
+    pub fn set_ready(&self, ready: bool) {
+        let ready =
+            ready && self.assigned.load(Ordering::Relaxed) && self.metrics.partitions_restoring.get() == 0;
+        self.ready.store(ready, Ordering::Relaxed);
+        self.metrics.ready.set(i64::from(ready));
+    }
+
+    /// Runs a future to completion from synchronous code on a runtime thread (the rebalance
+    /// callback runs inside the consumer's poll, on the batch loop's thread).
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => tokio::task::block_in_place(|| h.block_on(f)),
+            Err(_) => self.runtime.block_on(f),
+        }
+    }
+}
+
+impl crate::ingest::kafka::PartitionHooks for Recovery {
+    fn assigned(&self, partitions: &BTreeSet<i32>) {
+        self.on_assigned(partitions);
+    }
+
+    fn revoked(&self, partitions: &BTreeSet<i32>) -> Vec<(String, i32, i64)> {
+        self.on_revoked(partitions)
+    }
+}

@@ -1,0 +1,174 @@
+//! Per-partition state checkpoints in the store: each customer's encoded state as a row keyed by
+//! (consumer group, partition, customer), and per partition the input offsets the rows cover.
+//!
+//! A checkpoint writes the customers that changed since the previous one and the partition's new
+//! offsets in one transaction, so the rows and the offsets always agree: an upsert per customer
+//! is a changelog compacted as it is written. Restoring a partition reads its rows page by page
+//! (keyset pagination on the primary key) and its offsets; the service then skips input below
+//! those offsets and replays the rest.
+
+use std::collections::BTreeMap;
+
+use sqlx::Row;
+
+use super::{StoreError, TaskStore};
+
+/// Rows per multi-row upsert: 4 parameters each stays under SQLite's 999-parameter limit.
+const ROWS_PER_STATEMENT: usize = 200;
+/// Rows per page when restoring.
+const RESTORE_PAGE: i64 = 5_000;
+
+/// What a partition's checkpoint covers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PartitionCheckpoint {
+    /// Next offset to apply, per input topic.
+    pub offsets: BTreeMap<String, i64>,
+    /// Newest event time applied (milliseconds), to restore the watermark.
+    pub newest: i64,
+}
+
+/// Progress of a restore, reported once per page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RestoreProgress {
+    pub customers: u64,
+    pub bytes: u64,
+}
+
+impl TaskStore {
+    /// Writes changed customers of `partition` and the offsets they bring it to, atomically.
+    pub async fn save_checkpoint(
+        &self,
+        group: &str,
+        partition: i32,
+        checkpoint: &PartitionCheckpoint,
+        customers: &[(Box<str>, Vec<u8>)],
+    ) -> Result<(), StoreError> {
+        let offsets = serde_json::to_string(&checkpoint.offsets)
+            .map_err(|source| StoreError::Encode { id: format!("partition {partition}"), source })?;
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let mut tx = self.pool.begin().await?;
+        for chunk in customers.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = String::from(
+                "INSERT INTO state_customers (group_id, partition_id, customer_id, body) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let b = i * 4;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4));
+            }
+            sql.push_str(
+                " ON CONFLICT (group_id, partition_id, customer_id) DO UPDATE SET body = excluded.body",
+            );
+            // Only placeholders are formatted in; every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (id, body) in chunk {
+                query = query.bind(group).bind(i64::from(partition)).bind(&**id).bind(body.as_slice());
+            }
+            query.execute(&mut *tx).await?;
+        }
+        sqlx::query(
+            "INSERT INTO state_partitions (group_id, partition_id, offsets, newest, updated_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (group_id, partition_id) DO UPDATE SET offsets = excluded.offsets,
+               newest = excluded.newest, updated_at = excluded.updated_at",
+        )
+        .bind(group)
+        .bind(i64::from(partition))
+        .bind(offsets)
+        .bind(checkpoint.newest)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The checkpoint of `partition`, if one was written, feeding its customers to `each` page by
+    /// page (customer id, encoded state) and reporting progress after each page.
+    pub async fn load_checkpoint(
+        &self,
+        group: &str,
+        partition: i32,
+        mut each: impl FnMut(String, Vec<u8>),
+        mut progress: impl FnMut(RestoreProgress),
+    ) -> Result<Option<PartitionCheckpoint>, StoreError> {
+        // Read the offsets first: rows are written with their offsets in one transaction, and
+        // only this instance writes the partition while it owns it, so both agree.
+        let row = sqlx::query(
+            "SELECT offsets, newest FROM state_partitions WHERE group_id = $1 AND partition_id = $2",
+        )
+        .bind(group)
+        .bind(i64::from(partition))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let offsets: String = row.try_get(0)?;
+        let offsets = serde_json::from_str(&offsets)
+            .map_err(|source| StoreError::Encode { id: format!("partition {partition} offsets"), source })?;
+        let checkpoint = PartitionCheckpoint { offsets, newest: row.try_get(1)? };
+        let mut done = RestoreProgress::default();
+        let mut after = String::new();
+        loop {
+            let rows = sqlx::query(
+                "SELECT customer_id, body FROM state_customers
+                 WHERE group_id = $1 AND partition_id = $2 AND customer_id > $3
+                 ORDER BY customer_id LIMIT $4",
+            )
+            .bind(group)
+            .bind(i64::from(partition))
+            .bind(&after)
+            .bind(RESTORE_PAGE)
+            .fetch_all(&self.pool)
+            .await?;
+            let page = rows.len();
+            for r in rows {
+                let id: String = r.try_get(0)?;
+                let body: Vec<u8> = r.try_get(1)?;
+                done.customers += 1;
+                done.bytes += body.len() as u64;
+                after.clone_from(&id);
+                each(id, body);
+            }
+            progress(done);
+            if (page as i64) < RESTORE_PAGE {
+                return Ok(Some(checkpoint));
+            }
+        }
+    }
+
+    /// Deletes every checkpoint of a consumer group (a state reset); returns the rows removed.
+    pub async fn reset_state(&self, group: &str) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let customers = sqlx::query("DELETE FROM state_customers WHERE group_id = $1")
+            .bind(group)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM state_partitions WHERE group_id = $1").bind(group).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(customers.rows_affected())
+    }
+
+    /// Customers and bytes of state stored for a group, per partition.
+    pub async fn state_sizes(&self, group: &str) -> Result<Vec<(i32, u64, u64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT partition_id, COUNT(*), SUM(LENGTH(body)) FROM state_customers WHERE group_id = $1
+             GROUP BY partition_id ORDER BY partition_id",
+        )
+        .bind(group)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let p: i64 = r.try_get(0)?;
+                let n: i64 = r.try_get(1)?;
+                let b: i64 = r.try_get(2)?;
+                Ok((p as i32, n as u64, b as u64))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::Query)
+    }
+}
