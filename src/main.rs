@@ -74,6 +74,30 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Inspect or reset the checkpointed customer state of the configured consumer group.
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StateCommand {
+    /// Customers and bytes stored per partition, and the offsets each checkpoint covers.
+    Show {
+        /// Configuration file (the store and the group come from it).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Delete every checkpoint of the group: instances then start every customer from empty.
+    /// Stop all instances first (docs/operating.md says how to reset safely).
+    Reset {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Confirm: without it nothing is deleted.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -107,6 +131,36 @@ fn main() -> ExitCode {
     }
 }
 
+async fn state_command(command: StateCommand, config: callahead::config::Config) -> Result<ExitCode> {
+    let store = callahead::store::TaskStore::connect(&config.store.url).await?;
+    let group = &config.kafka.group_id;
+    match command {
+        StateCommand::Show { .. } => {
+            let sizes = store.state_sizes(group).await?;
+            println!("consumer group `{group}` in {}", callahead::store::redact(&config.store.url));
+            let (mut customers, mut bytes) = (0, 0);
+            for (partition, n, b) in &sizes {
+                let offsets = store.checkpoint_offsets(group, *partition).await?;
+                println!("  partition {partition:>4}: {n:>10} customers {b:>14} bytes  offsets {offsets:?}");
+                customers += n;
+                bytes += b;
+            }
+            let per = bytes.checked_div(customers).unwrap_or(0);
+            println!("  total: {customers} customers, {bytes} bytes ({per} bytes per customer as stored)");
+            Ok(ExitCode::SUCCESS)
+        }
+        StateCommand::Reset { yes, .. } => {
+            if !yes {
+                eprintln!("this deletes every checkpoint of consumer group `{group}`; run again with --yes");
+                return Ok(ExitCode::FAILURE);
+            }
+            let removed = store.reset_state(group).await?;
+            println!("deleted the state of {removed} customers of consumer group `{group}`");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
 /// Peeks at `log.format` before logging starts (the full configuration is validated later).
 fn log_format_is_json(path: Option<&Path>) -> bool {
     let env: Vec<(String, String)> = std::env::vars().collect();
@@ -132,6 +186,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(callahead::serve::serve(config))?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::State { command } => {
+            let path = match &command {
+                StateCommand::Show { config } | StateCommand::Reset { config, .. } => config.clone(),
+            };
+            let env: Vec<(String, String)> = std::env::vars().collect();
+            let config = callahead::config::Config::load(path.as_deref(), &env)?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(state_command(command, config))
         }
         Command::Rules { command: RulesCommand::Check { dir } } => {
             let Some(set) = load_rules(&dir)? else { return Ok(ExitCode::FAILURE) };

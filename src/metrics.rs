@@ -24,7 +24,7 @@ pub struct Metrics {
     pub end_to_end_seconds: Histogram,
     pub batch_seconds: HistogramVec,
     pub customers_tracked: IntGauge,
-    pub state_bytes: IntGauge,
+    pub state_bytes: IntGaugeVec,
     pub rule_reloads: IntCounterVec,
     pub rules_loaded: IntGauge,
     pub store_errors: IntCounter,
@@ -154,10 +154,11 @@ impl Metrics {
             ),
             batch_seconds,
             customers_tracked: gauge(&r, "callahead_customers_tracked", "Customers with state in memory."),
-            state_bytes: gauge(
+            state_bytes: gauge_vec(
                 &r,
                 "callahead_state_bytes_estimate",
-                "Estimated bytes of per-customer state in memory.",
+                "Estimated bytes of per-customer state: in memory (customers x the size measured by the state-size bench) and as stored (customers x the mean size of the customers last checkpointed).",
+                &["form"],
             ),
             rule_reloads: counter_vec(
                 &r,

@@ -15,7 +15,7 @@
 //! customer is compaction for free. Costs and figures: `docs/recovery.md`.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -40,6 +40,8 @@ pub struct Recovery {
     partitions: Mutex<Partitions>,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
+    /// Mean encoded bytes of the customers in recent checkpoints (a moving average).
+    stored_mean: AtomicU64,
     /// The group gave this instance its first assignment (possibly empty) and it was restored.
     assigned: AtomicBool,
     runtime: tokio::runtime::Handle,
@@ -64,6 +66,7 @@ impl Recovery {
             metrics,
             ready,
             assigned: AtomicBool::new(false),
+            stored_mean: AtomicU64::new(0),
             runtime: tokio::runtime::Handle::current(),
         }
     }
@@ -114,6 +117,21 @@ impl Recovery {
     /// Offsets to store in Kafka when checkpoints are off: everything applied.
     pub fn applied_offsets(&self) -> Vec<(String, i32, i64)> {
         self.partitions().next_offsets()
+    }
+
+    /// Mean bytes per customer as stored, from recent checkpoints (0 before the first).
+    pub fn stored_bytes_per_customer(&self) -> u64 {
+        self.stored_mean.load(Ordering::Relaxed)
+    }
+
+    fn observe_stored(&self, customers: usize, bytes: usize) {
+        if customers == 0 {
+            return;
+        }
+        let now = (bytes / customers) as u64;
+        let before = self.stored_mean.load(Ordering::Relaxed);
+        let mean = if before == 0 { now } else { (before * 7 + now) / 8 };
+        self.stored_mean.store(mean, Ordering::Relaxed);
     }
 
     /// True when checkpoints are on.
@@ -167,6 +185,7 @@ impl Recovery {
             self.metrics.checkpoint_seconds.observe(started.elapsed().as_secs_f64());
             self.metrics.checkpointed_customers.inc_by(rows.len() as u64);
             self.metrics.checkpointed_bytes.inc_by(bytes as u64);
+            self.observe_stored(rows.len(), bytes);
             durable.extend(offsets.into_iter().map(|(topic, next)| (topic, partition, next)));
         }
         durable
@@ -221,6 +240,7 @@ impl Recovery {
                     if corrupt > 0 {
                         metrics.restore_corrupt.inc_by(corrupt);
                     }
+                    self.observe_stored(restored as usize, last.bytes as usize);
                     break (checkpoint, restored, last.bytes);
                 }
                 Err(e) => {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use sqlx::Row;
 
-use super::{StoreError, TaskStore};
+use super::{bounded, StoreError, TaskStore};
 
 /// Rows per multi-row upsert: 4 parameters each stays under SQLite's 999-parameter limit.
 const ROWS_PER_STATEMENT: usize = 200;
@@ -37,6 +37,17 @@ pub struct RestoreProgress {
 impl TaskStore {
     /// Writes changed customers of `partition` and the offsets they bring it to, atomically.
     pub async fn save_checkpoint(
+        &self,
+        group: &str,
+        partition: i32,
+        checkpoint: &PartitionCheckpoint,
+        customers: &[(Box<str>, Vec<u8>)],
+    ) -> Result<(), StoreError> {
+        bounded("writing a state checkpoint", self.save_unbounded(group, partition, checkpoint, customers))
+            .await
+    }
+
+    async fn save_unbounded(
         &self,
         group: &str,
         partition: i32,
@@ -98,12 +109,15 @@ impl TaskStore {
     ) -> Result<Option<PartitionCheckpoint>, StoreError> {
         // Read the offsets first: rows are written with their offsets in one transaction, and
         // only this instance writes the partition while it owns it, so both agree.
-        let row = sqlx::query(
-            "SELECT offsets, newest FROM state_partitions WHERE group_id = $1 AND partition_id = $2",
-        )
-        .bind(group)
-        .bind(i64::from(partition))
-        .fetch_optional(&self.pool)
+        let row = bounded("reading a state checkpoint", async {
+            Ok(sqlx::query(
+                "SELECT offsets, newest FROM state_partitions WHERE group_id = $1 AND partition_id = $2",
+            )
+            .bind(group)
+            .bind(i64::from(partition))
+            .fetch_optional(&self.pool)
+            .await?)
+        })
         .await?;
         let Some(row) = row else { return Ok(None) };
         let offsets: String = row.try_get(0)?;
@@ -113,16 +127,19 @@ impl TaskStore {
         let mut done = RestoreProgress::default();
         let mut after = String::new();
         loop {
-            let rows = sqlx::query(
-                "SELECT customer_id, body FROM state_customers
-                 WHERE group_id = $1 AND partition_id = $2 AND customer_id > $3
-                 ORDER BY customer_id LIMIT $4",
-            )
-            .bind(group)
-            .bind(i64::from(partition))
-            .bind(&after)
-            .bind(RESTORE_PAGE)
-            .fetch_all(&self.pool)
+            let rows = bounded("reading a state checkpoint", async {
+                Ok(sqlx::query(
+                    "SELECT customer_id, body FROM state_customers
+                     WHERE group_id = $1 AND partition_id = $2 AND customer_id > $3
+                     ORDER BY customer_id LIMIT $4",
+                )
+                .bind(group)
+                .bind(i64::from(partition))
+                .bind(&after)
+                .bind(RESTORE_PAGE)
+                .fetch_all(&self.pool)
+                .await?)
+            })
             .await?;
             let page = rows.len();
             for r in rows {
@@ -150,6 +167,24 @@ impl TaskStore {
         sqlx::query("DELETE FROM state_partitions WHERE group_id = $1").bind(group).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(customers.rows_affected())
+    }
+
+    /// The offsets a partition's checkpoint covers (empty if it has none).
+    pub async fn checkpoint_offsets(
+        &self,
+        group: &str,
+        partition: i32,
+    ) -> Result<BTreeMap<String, i64>, StoreError> {
+        let row =
+            sqlx::query("SELECT offsets FROM state_partitions WHERE group_id = $1 AND partition_id = $2")
+                .bind(group)
+                .bind(i64::from(partition))
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(row) = row else { return Ok(BTreeMap::new()) };
+        let text: String = row.try_get(0)?;
+        serde_json::from_str(&text)
+            .map_err(|source| StoreError::Encode { id: format!("partition {partition} offsets"), source })
     }
 
     /// Customers and bytes of state stored for a group, per partition.

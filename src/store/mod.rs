@@ -26,6 +26,8 @@ pub enum StoreError {
     Migrate { version: i64, source: sqlx::Error },
     #[error("task store query failed: {0}")]
     Query(#[from] sqlx::Error),
+    #[error("task store did not answer within {0:?} ({1}); the operation is retried")]
+    Timeout(std::time::Duration, &'static str),
     #[error("cannot encode task {id}: {source}")]
     Encode { id: String, source: serde_json::Error },
 }
@@ -81,6 +83,21 @@ const MIGRATIONS: &[(i64, &str)] = &[
     )",
     ),
 ];
+
+/// Longest wait for one store operation: a database that stops answering (a network partition,
+/// a hung server) becomes an error, so the service reports not ready and retries, instead of
+/// waiting forever on a dead connection.
+pub const OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs a store operation with [`OPERATION_TIMEOUT`].
+async fn bounded<T>(
+    what: &'static str,
+    operation: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(OPERATION_TIMEOUT, operation)
+        .await
+        .unwrap_or(Err(StoreError::Timeout(OPERATION_TIMEOUT, what)))
+}
 
 /// One task version waiting to be published.
 #[derive(Debug, Clone, PartialEq)]
@@ -150,6 +167,10 @@ impl TaskStore {
 
     /// Writes a batch of task changes in one transaction (see the module doc).
     pub async fn write(&self, changes: &[TaskChange]) -> Result<(), StoreError> {
+        bounded("writing tasks", self.write_unbounded(changes)).await
+    }
+
+    async fn write_unbounded(&self, changes: &[TaskChange]) -> Result<(), StoreError> {
         if changes.is_empty() {
             return Ok(());
         }
@@ -207,11 +228,14 @@ impl TaskStore {
 
     /// Task versions written but not yet published, oldest task versions first.
     pub async fn pending_outbox(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
-        let rows = sqlx::query(
+        let rows = bounded("reading the outbox", async {
+            Ok(sqlx::query(
             "SELECT task_id, version, customer_id, payload FROM outbox ORDER BY task_id, version LIMIT $1",
         )
-        .bind(limit)
-        .fetch_all(&self.pool)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+        })
         .await?;
         rows.iter()
             .map(|r| {
@@ -228,6 +252,10 @@ impl TaskStore {
 
     /// Removes published rows from the outbox.
     pub async fn mark_published(&self, rows: &[OutboxRow]) -> Result<(), StoreError> {
+        bounded("clearing the outbox", self.mark_published_unbounded(rows)).await
+    }
+
+    async fn mark_published_unbounded(&self, rows: &[OutboxRow]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for r in rows {
             sqlx::query("DELETE FROM outbox WHERE task_id = $1 AND version = $2")

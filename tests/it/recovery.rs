@@ -140,6 +140,29 @@ async fn sigkill_and_restart_restores_state() {
     let store = TaskStore::connect(&store_url).await.expect("store");
     assert_tasks_match(&store, &expected).await;
     assert!(second.stop(Duration::from_secs(30)).success());
+
+    // The operator's view of the stored state, and a reset.
+    let state = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_callahead"))
+            .arg("state")
+            .args(args)
+            .env("CALLAHEAD_STORE_URL", &store_url)
+            .env("CALLAHEAD_KAFKA_GROUP_ID", &prefix)
+            .output()
+            .expect("callahead state");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    let (ok, shown) = state(&["show"]);
+    assert!(ok, "{shown}");
+    for p in 0..3 {
+        assert!(shown.contains(&format!("partition {p:>4}:")), "{shown}");
+    }
+    let total: usize = lines.len();
+    assert!(shown.contains(&format!("\"{}\"", topics.events)), "offsets are shown: {shown}");
+    assert!(!shown.contains("total: 0 customers"), "{shown} (stream of {total})");
+    assert!(!state(&["reset"]).0, "reset needs --yes");
+    assert!(state(&["reset", "--yes"]).0);
+    assert!(state(&["show"]).1.contains("total: 0 customers"));
 }
 
 /// Three instances in one group over three partitions: one is SIGKILLed mid-stream, a new one

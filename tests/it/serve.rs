@@ -312,6 +312,32 @@ async fn end_to_end(store_url: &str) {
     assert!(sum(&m, "callahead_events_duplicate_total", None) > 0.0);
     assert_eq!(sum(&m, "callahead_ready", None), 1.0);
     assert_eq!(sum(&m, "callahead_build_info", None), 1.0);
+    assert!(sum(&m, "callahead_state_checkpointed_customers_total", None) > 0.0);
+
+    // Consumer lag per partition (from librdkafka's statistics, every 5 s) reaches zero on every
+    // input partition once everything is processed and checkpointed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = service.metrics();
+        let lags: Vec<(String, f64)> = m
+            .samples
+            .iter()
+            .filter(|s| s.metric == "callahead_consumer_lag_messages")
+            .filter(|s| s.labels.get("topic") == Some(topics.events.as_str()))
+            .map(|s| {
+                let v = match s.value {
+                    prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+                    _ => -1.0,
+                };
+                (s.labels.get("partition").unwrap_or("?").to_string(), v)
+            })
+            .collect();
+        if lags.len() == 3 && lags.iter().all(|(_, v)| *v == 0.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "consumer lag per partition did not reach zero: {lags:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     let status = service.stop(Duration::from_secs(20));
     assert!(status.success(), "clean exit on SIGTERM: {status:?}");
