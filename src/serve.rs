@@ -117,6 +117,7 @@ pub async fn serve(config: Config) -> Result<()> {
 
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
+    tokio::spawn(shutdown_watchdog());
     let max = config.kafka.batch_size;
     let wait = Duration::from_millis(config.kafka.batch_wait_ms);
     let interval = Duration::from_millis(config.state.checkpoint_interval_ms);
@@ -418,6 +419,19 @@ impl Pipeline<'_> {
 
 /// Bytes of memory per customer, as measured by the state-size bench (README, Performance).
 const STATE_BYTES_PER_CUSTOMER: usize = 2_300;
+
+/// Longest time from SIGTERM to exit. A batch or checkpoint still waiting for a failed store
+/// or broker then is abandoned: nothing past the last checkpoint was committed, so the next
+/// owner re-reads it (at-least-once holds). Kubernetes' grace period must exceed it.
+pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(30);
+
+/// Exits the process if a graceful shutdown overruns [`SHUTDOWN_BUDGET`].
+async fn shutdown_watchdog() {
+    shutdown_signal().await;
+    tokio::time::sleep(SHUTDOWN_BUDGET).await;
+    error!(budget = ?SHUTDOWN_BUDGET, "shutdown overran its budget (a dependency is down); exiting without a final checkpoint");
+    std::process::exit(3);
+}
 
 /// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {
