@@ -15,7 +15,8 @@
 #   scripts/kafka.sh topics BOOTSTRAP NAME[:PARTITIONS] ... [--config KEY=VALUE ...]
 #                                                   create topics (an existing topic is not an error)
 #   scripts/kafka.sh admin ARGS...                  run scripts/kafka_admin.py ARGS... in the venv
-#                                                   (smoke, list, describe, api-versions, probe)
+#                                                   (smoke, list, describe, api-versions, probe,
+#                                                   produce BOOTSTRAP TOPIC FILE, tail BOOTSTRAP TOPIC)
 #
 # Notes for tests:
 #   - Tansu does not create topics on first use: create them with `topics` first.

@@ -20,6 +20,12 @@ Subcommands:
       resumes after them. Prints counts and timings as JSON; exits 1 on any failure.
   probe BOOTSTRAP
       Feature checks: list_topics, describe_configs, a compacted topic, transactions.
+  produce BOOTSTRAP TOPIC FILE
+      Produce each JSON line of FILE (- for stdin) keyed by its customer_id, as the service
+      expects. Prints the count.
+  tail BOOTSTRAP TOPIC [--max N] [--idle S]
+      Print the topic's messages from the beginning (key, then value), until N messages or S
+      seconds without one.
 """
 
 import argparse
@@ -465,6 +471,60 @@ def cmd_probe(args):
     return 0
 
 
+def cmd_produce(args):
+    ck = _ck()
+    producer = ck.Producer({"bootstrap.servers": args.bootstrap, "linger.ms": 5})
+    source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
+    sent = 0
+    for n, line in enumerate(source, 1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            key = json.loads(line).get("customer_id")
+        except ValueError:
+            key = None  # the service will dead-letter it, as it should
+        while True:
+            try:
+                producer.produce(args.topic, value=line.encode(), key=key.encode() if isinstance(key, str) else None)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        sent += 1
+        if n % 10000 == 0:
+            producer.poll(0)
+    left = producer.flush(60)
+    if left:
+        sys.exit(f"kafka_admin.py: {left} messages not acknowledged within 60 s")
+    print(json.dumps({"topic": args.topic, "produced": sent}))
+    return 0
+
+
+def cmd_tail(args):
+    ck = _ck()
+    consumer = ck.Consumer({
+        "bootstrap.servers": args.bootstrap,
+        "group.id": f"callahead-tail-{uuid.uuid4().hex[:8]}",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "session.timeout.ms": SESSION_TIMEOUT_MS_DEFAULT,
+    })
+    consumer.subscribe([args.topic])
+    seen, last = 0, time.monotonic()
+    try:
+        while seen < args.max and time.monotonic() - last < args.idle:
+            m = consumer.poll(0.5)
+            if m is None or m.error():
+                continue
+            last = time.monotonic()
+            seen += 1
+            key = m.key().decode(errors="replace") if m.key() else ""
+            print(f"{key}\t{m.value().decode(errors='replace')}", flush=True)
+    finally:
+        consumer.close()
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -502,6 +562,19 @@ def main(argv=None):
     p = sub.add_parser("probe", help="feature checks")
     p.add_argument("bootstrap")
     p.set_defaults(fn=cmd_probe)
+
+    p = sub.add_parser("produce", help="produce JSON lines keyed by customer_id")
+    p.add_argument("bootstrap")
+    p.add_argument("topic")
+    p.add_argument("file")
+    p.set_defaults(fn=cmd_produce)
+
+    p = sub.add_parser("tail", help="print a topic from the beginning")
+    p.add_argument("bootstrap")
+    p.add_argument("topic")
+    p.add_argument("--max", type=int, default=1_000_000)
+    p.add_argument("--idle", type=float, default=10.0, help="stop after this many seconds without a message")
+    p.set_defaults(fn=cmd_tail)
 
     args = ap.parse_args(argv)
     return args.fn(args)
