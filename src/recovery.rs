@@ -24,7 +24,7 @@ use tracing::{error, info, info_span, warn, Instrument};
 use crate::engine::Engine;
 use crate::metrics::Metrics;
 use crate::partitions::{Offsets, Partitions};
-use crate::state::codec;
+use crate::state::{codec, CustomerState};
 use crate::store::{PartitionCheckpoint, TaskStore};
 
 /// Attempts at a checkpoint while partitions are being revoked: past them, the partition is let
@@ -100,6 +100,9 @@ impl Recovery {
         let offsets = self.block_on(self.checkpoint_partitions(&mine, Some(REVOKE_ATTEMPTS)));
         for p in mine {
             self.partitions().release(p);
+            for entry in self.engine.state.customers.iter().filter(|e| e.partition == p) {
+                self.count_open_tasks(entry.value(), -1);
+            }
             let forgotten = self.engine.release(p);
             info!(partition = p, customers = forgotten, "partition revoked: checkpointed and released");
         }
@@ -122,6 +125,13 @@ impl Recovery {
     /// Mean bytes per customer as stored, from recent checkpoints (0 before the first).
     pub fn stored_bytes_per_customer(&self) -> u64 {
         self.stored_mean.load(Ordering::Relaxed)
+    }
+
+    /// Adds (`sign` 1) or removes (-1) a customer's open tasks to the open-tasks gauge.
+    fn count_open_tasks(&self, state: &CustomerState, sign: i64) {
+        for task in state.incidents.iter().flat_map(|i| i.open.iter()) {
+            self.metrics.tasks_open.with_label_values(&[task.queue.as_str()]).add(sign);
+        }
     }
 
     fn observe_stored(&self, customers: usize, bytes: usize) {
@@ -257,6 +267,9 @@ impl Recovery {
             }
             None => Offsets::new(),
         };
+        for entry in self.engine.state.customers.iter().filter(|e| e.partition == partition) {
+            self.count_open_tasks(entry.value(), 1);
+        }
         let seconds = started.elapsed().as_secs_f64();
         self.partitions().own(partition, offsets.clone());
         self.metrics.partitions_restoring.dec();

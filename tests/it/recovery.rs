@@ -139,6 +139,11 @@ async fn sigkill_and_restart_restores_state() {
     produce_lines(&producer, &topics.events, &lines[split..]).await;
     let store = TaskStore::connect(&store_url).await.expect("store");
     assert_tasks_match(&store, &expected).await;
+    assert_eq!(
+        sum(&second.metrics(), "callahead_tasks_open", None) as usize,
+        expected.len(),
+        "open tasks restored with their customers are counted"
+    );
     assert!(second.stop(Duration::from_secs(30)).success());
 
     // The operator's view of the stored state, and a reset.
