@@ -479,6 +479,7 @@ async fn main() {
     let partitions: i32 = env_num("PARTITIONS", "1");
     let linger: u32 = env_num("LINGER_MS", "1");
     let task_percent: f64 = env_num("TASK_PERCENT", "1");
+    let phases = env_or("PHASES", "throughput,latency");
 
     let keyed = events_with_incidents(n, task_percent);
     let n = keyed.len();
@@ -489,7 +490,17 @@ async fn main() {
         keyed.iter().map(|(_, l)| l.len()).sum::<usize>() as f64 / n as f64
     );
 
-    // 1. Throughput over a backlog, the ceiling first and last on the same topic.
+    if phases.contains("throughput") {
+        throughput(&bootstrap, &store_kind, &keyed, partitions).await;
+    }
+    if phases.contains("latency") {
+        latency(&bootstrap, &store_kind, &keyed, partitions, rate, seconds, linger).await;
+    }
+}
+
+/// 1. Throughput over a backlog, the ceiling first and last on the same topic.
+async fn throughput(bootstrap: &str, store_kind: &str, keyed: &[(String, String)], partitions: i32) {
+    let (bootstrap, n) = (bootstrap.to_string(), keyed.len());
     let prefix = unique("bench");
     let events = format!("{prefix}-events");
     let (tasks, dead) = (format!("{prefix}-tasks"), format!("{prefix}-dead"));
@@ -497,15 +508,26 @@ async fn main() {
     let bulk = producer(&bootstrap, 5);
     let t = Instant::now();
     let mut deliveries = Vec::with_capacity(n);
-    for (k, l) in &keyed {
+    for (k, l) in keyed {
         deliveries.push(send(&bulk, &events, k, l).await);
     }
     acknowledged(deliveries).await;
     println!("produced {n} events in {:.2} s (batched, linger.ms=5)", t.elapsed().as_secs_f64());
 
     let ceiling_before = ceiling(&bootstrap, &events, n).await;
-    let store = Store::create(&store_kind, &prefix);
+    let store = Store::create(store_kind, &prefix);
     let mut service = Service::start(&bootstrap, &prefix, &store.url);
+    // PERF=FILE: sample the service's CPU (all threads, call graphs) while it reads the backlog.
+    let profiler = std::env::var("PERF").ok().map(|path| {
+        let perf = Command::new("perf")
+            .args(["record", "-e", "cpu-clock", "-F", "1999", "-g", "-o", &path, "-p"])
+            .arg(service.child.id().to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("perf");
+        (perf, path)
+    });
     let (t0, c0) = loop {
         let consumed = service.scrape().sum("callahead_events_consumed_total");
         if consumed > 0.0 {
@@ -514,6 +536,11 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(2)).await;
     };
     let t1 = service.wait_durable(n, Duration::from_secs(60)).await;
+    if let Some((mut perf, path)) = profiler {
+        let _ = Command::new("kill").args(["-INT", &perf.id().to_string()]).status();
+        let _ = perf.wait();
+        println!("profile of the service over the throughput run: perf report -i {path}");
+    }
     let wall = (t1 - t0).as_secs_f64();
     let throughput = (n as f64 - c0) / wall;
     let text = service.scrape();
@@ -563,13 +590,24 @@ async fn main() {
         100.0 * (wall - staged) / wall
     );
     drop(store);
+}
 
-    // 2. Latency at a steady rate, on a fresh topic and service.
+/// 2. Latency at a steady rate, on a fresh topic and service.
+async fn latency(
+    bootstrap: &str,
+    store_kind: &str,
+    keyed: &[(String, String)],
+    partitions: i32,
+    rate: usize,
+    seconds: f64,
+    linger: u32,
+) {
+    let (bootstrap, n) = (bootstrap.to_string(), keyed.len());
     let prefix = unique("latency");
     let events = format!("{prefix}-events");
     let (tasks, dead) = (format!("{prefix}-tasks"), format!("{prefix}-dead"));
     create_topics(&bootstrap, &[(&events, partitions), (&tasks, 1), (&dead, 1)]).await;
-    let store = Store::create(&store_kind, &prefix);
+    let store = Store::create(store_kind, &prefix);
     let mut service = Service::start(&bootstrap, &prefix, &store.url);
     let paced = producer(&bootstrap, linger);
     // Warm up: one event through, so the group is joined and the store is open.

@@ -38,34 +38,13 @@ CACHE_BASE="${XDG_CACHE_HOME:-$HOME/.cache}/callahead"
 CACHE_DIR="${CALLAHEAD_TEST_HELM_CACHE:-$CACHE_BASE/helm-$HELM_VERSION}"
 HELM="$CACHE_DIR/helm"
 
-log() { echo "helm.sh: $*" >&2; }
-die() { log "error: $*"; exit 1; }
+SCRIPT_NAME=helm.sh
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
     sed -n '/^# Usage:/,/^# Notes/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
     exit 2
-}
-
-sha256_of() {
-    if command -v sha256sum >/dev/null 2>&1; then
-        sha256sum "$1" | cut -d' ' -f1
-    else
-        python3 -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$1"
-    fi
-}
-
-# Runs "$@" holding an exclusive lock on $1 (if flock exists), so parallel installs don't collide.
-with_lock() {
-    local lock="$1"
-    shift
-    if command -v flock >/dev/null 2>&1; then
-        (
-            flock -w 300 9 || die "timed out waiting for $lock"
-            "$@"
-        ) 9>"$lock"
-    else
-        "$@"
-    fi
 }
 
 helm_works() {

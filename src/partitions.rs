@@ -133,23 +133,12 @@ impl Partitions {
 
     /// Next offsets per topic of every owned partition (to store in Kafka).
     pub fn next_offsets(&self) -> Vec<(String, i32, i64)> {
-        let mut out = Vec::new();
-        for (&p, o) in &self.owned {
-            for (t, &n) in &o.next {
-                out.push((t.clone(), p, n));
-            }
-        }
-        out
-    }
-
-    /// Checkpointed offsets per topic of every owned partition (to store in Kafka).
-    pub fn checkpointed_offsets(&self) -> Vec<(String, i32, i64)> {
-        let mut out = Vec::new();
-        for (&p, o) in &self.owned {
-            for (t, &n) in &o.checkpointed {
-                out.push((t.clone(), p, n));
-            }
-        }
+        let mut out: Vec<_> = self
+            .owned
+            .iter()
+            .flat_map(|(&p, o)| o.next.iter().map(move |(t, &n)| (t.clone(), p, n)))
+            .collect();
+        out.sort();
         out
     }
 }
@@ -188,7 +177,7 @@ mod tests {
         assert_eq!(next, offsets(&[("events", 8)]));
         p.checkpointed(0, next);
         assert!(p.take_pending(0).is_none());
-        assert_eq!(p.checkpointed_offsets(), vec![("events".to_string(), 0, 8)]);
+        assert_eq!(p.next_offsets(), vec![("events".to_string(), 0, 8)]);
     }
 
     #[test]
