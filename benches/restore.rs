@@ -78,18 +78,20 @@ async fn run(kind: &str, pg: &str, n: usize, templates: &[Vec<u8>]) {
         .collect();
     let bytes: usize = rows.iter().map(|(_, b)| b.len()).sum();
 
+    let epoch = store.claim_partition(&group, 0).await.expect("claim");
     let started = Instant::now();
     for (i, chunk) in rows.chunks(CHUNK).enumerate() {
         let checkpoint = PartitionCheckpoint {
             offsets: [("events".to_string(), (i * CHUNK + chunk.len()) as i64)].into(),
             newest: 0,
         };
-        store.save_checkpoint(&group, 0, &checkpoint, chunk).await.expect("checkpoint");
+        store.save_checkpoint(&group, 0, epoch, &checkpoint, chunk).await.expect("checkpoint");
     }
     let write = started.elapsed().as_secs_f64();
 
     let engine = Engine::new(EngineConfig::default());
     let started = Instant::now();
+    store.claim_partition(&group, 0).await.expect("claim");
     let mut restored = 0usize;
     let checkpoint = store
         .load_checkpoint(

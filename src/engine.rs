@@ -2,7 +2,10 @@
 //!
 //! Pure: no async, no clock, no I/O. Time is event time: the engine's "now" is the newest event
 //! time seen, less the allowed lateness (the watermark); event-time timers (a customer falling
-//! silent) fire when the watermark passes them. The same engine runs in `serve`, `replay`,
+//! silent) fire when the watermark passes them. Time is kept per input partition (as Kafka
+//! Streams keeps stream time per task): a partition's timers fire by its own events only, so
+//! replaying a partition from a checkpoint fires them at the same points, whichever instance
+//! does it and whatever its other partitions are doing. The same engine runs in `serve`, `replay`,
 //! `demo` and the benches.
 //!
 //! Concurrency: `process` takes `&self`. A customer's state is locked (its `DashMap` shard entry)
@@ -10,8 +13,7 @@
 //! different customers may be processed in parallel. The timer queue is locked only to schedule
 //! or pop, never while a customer is being processed by the same thread.
 
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use crate::detect::{
@@ -63,22 +65,35 @@ pub struct Processed {
 pub struct Engine {
     pub state: StateStore,
     config: EngineConfig,
-    /// Pending event-time timers: (when, customer). At most one live entry per customer; an
-    /// entry whose time no longer matches the customer's `timer_at` is stale and skipped.
-    timers: Mutex<BTreeSet<(Timestamp, Box<str>)>>,
-    /// Newest event time seen (milliseconds).
-    newest: AtomicI64,
+    /// Pending event-time timers: (partition, when, customer). At most one live entry per
+    /// customer; an entry whose time no longer matches the customer's `timer_at` is stale and
+    /// skipped.
+    timers: Mutex<BTreeSet<(i32, Timestamp, Box<str>)>>,
+    /// Newest event time seen per partition (milliseconds).
+    newest: Mutex<HashMap<i32, i64>>,
 }
 
 impl Engine {
     /// A new engine with no state.
     pub fn new(config: EngineConfig) -> Engine {
-        Engine { config, newest: AtomicI64::new(i64::MIN), ..Engine::default() }
+        Engine { config, ..Engine::default() }
     }
 
-    /// The watermark: newest event time seen less the allowed lateness.
-    pub fn watermark(&self) -> Timestamp {
-        Timestamp(self.newest.load(Ordering::Relaxed).saturating_sub(self.config.allowed_lateness))
+    /// A partition's watermark: its newest event time less the allowed lateness.
+    pub fn watermark(&self, partition: i32) -> Timestamp {
+        Timestamp(self.newest(partition).saturating_sub(self.config.allowed_lateness))
+    }
+
+    /// A partition's newest event time (milliseconds; `i64::MIN` before its first event).
+    pub fn newest(&self, partition: i32) -> i64 {
+        self.newest.lock().expect("clock lock poisoned").get(&partition).copied().unwrap_or(i64::MIN)
+    }
+
+    /// Advances a partition's newest event time (never backwards).
+    fn advance(&self, partition: i32, ts: i64) {
+        let mut newest = self.newest.lock().expect("clock lock poisoned");
+        let at = newest.entry(partition).or_insert(i64::MIN);
+        *at = (*at).max(ts);
     }
 
     /// Number of pending event-time timers (including stale entries).
@@ -127,8 +142,8 @@ impl Engine {
             }
             self.schedule(rules, state, &event.customer_id, event.ts);
         }
-        self.newest.fetch_max(event.ts.0, Ordering::Relaxed);
-        self.fire_due_timers(rules, &mut out);
+        self.advance(partition, event.ts.0);
+        self.fire_due_timers(partition, rules, &mut out);
         out
     }
 
@@ -141,21 +156,30 @@ impl Engine {
         let Some(params) = timer_params(rules) else { return };
         let Some(deadline) = churn_risk::silence_deadline(state, now, params) else { return };
         state.timer_at = Some(deadline);
-        self.timers.lock().expect("timer lock poisoned").insert((deadline, customer_id.into()));
+        self.timers.lock().expect("timer lock poisoned").insert((
+            state.partition,
+            deadline,
+            customer_id.into(),
+        ));
     }
 
-    /// Fires every timer at or before the watermark.
-    fn fire_due_timers(&self, rules: &RuleSet, out: &mut Processed) {
-        let watermark = self.watermark();
+    /// Fires every timer of `partition` at or before its watermark.
+    fn fire_due_timers(&self, partition: i32, rules: &RuleSet, out: &mut Processed) {
+        let watermark = self.watermark(partition);
+        let from = (partition, Timestamp(i64::MIN), Box::<str>::from(""));
         loop {
             let due = {
                 let mut timers = self.timers.lock().expect("timer lock poisoned");
-                match timers.first() {
-                    Some((at, _)) if *at <= watermark => timers.pop_first(),
+                let first = timers.range(&from..).next();
+                match first {
+                    Some((p, at, _)) if *p == partition && *at <= watermark => {
+                        let key = first.cloned().expect("just seen");
+                        timers.take(&key)
+                    }
                     _ => None,
                 }
             };
-            let Some((at, customer_id)) = due else { break };
+            let Some((_, at, customer_id)) = due else { break };
             let Some(mut entry) = self.state.customers.get_mut(&customer_id) else { continue };
             let state: &mut CustomerState = &mut entry;
             if state.timer_at != Some(at) {
@@ -168,7 +192,11 @@ impl Engine {
                 Some(deadline) if deadline > at => {
                     // Activity since scheduling moved the deadline: wait for the new one.
                     state.timer_at = Some(deadline);
-                    self.timers.lock().expect("timer lock poisoned").insert((deadline, customer_id));
+                    self.timers.lock().expect("timer lock poisoned").insert((
+                        partition,
+                        deadline,
+                        customer_id,
+                    ));
                     continue;
                 }
                 None => continue,
@@ -192,7 +220,7 @@ impl Engine {
     }
 
     /// Installs restored customers of one partition: their state, their pending timers, and
-    /// the partition's newest event time (so the watermark does not go back).
+    /// the partition's newest event time (its watermark resumes there).
     pub fn restore(
         &self,
         partition: i32,
@@ -203,25 +231,22 @@ impl Engine {
         for (id, mut state) in customers {
             state.partition = partition;
             if let Some(at) = state.timer_at {
-                timers.push((at, id.clone()));
+                timers.push((partition, at, id.clone()));
             }
             self.state.customers.insert(id, Box::new(state));
         }
         self.timers.lock().expect("timer lock poisoned").extend(timers);
-        self.newest.fetch_max(newest, Ordering::Relaxed);
+        self.advance(partition, newest);
     }
 
-    /// Forgets every customer of `partition` (handed to another instance); returns how many.
-    /// Their timer entries become stale and are skipped when due.
+    /// Forgets every customer of `partition` (handed to another instance), its timers and its
+    /// time; returns how many customers.
     pub fn release(&self, partition: i32) -> usize {
         let before = self.state.customers.len();
         self.state.customers.retain(|_, s| s.partition != partition);
+        self.timers.lock().expect("timer lock poisoned").retain(|(p, ..)| *p != partition);
+        self.newest.lock().expect("clock lock poisoned").remove(&partition);
         before - self.state.customers.len()
-    }
-
-    /// Newest event time seen (milliseconds; `i64::MIN` before the first event).
-    pub fn newest(&self) -> i64 {
-        self.newest.load(Ordering::Relaxed)
     }
 
     /// Records an agent's or customer's outcome for an open task; a confirmed-legit outcome

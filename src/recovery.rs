@@ -17,7 +17,7 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::{error, info, info_span, warn, Instrument};
 
@@ -25,11 +25,12 @@ use crate::engine::Engine;
 use crate::metrics::Metrics;
 use crate::partitions::{Offsets, Partitions};
 use crate::state::{codec, CustomerState};
-use crate::store::{PartitionCheckpoint, TaskStore};
+use crate::store::{PartitionCheckpoint, StoreError, TaskStore};
 
-/// Attempts at a checkpoint while partitions are being revoked: past them, the partition is let
-/// go anyway and its next owner re-reads from the previous checkpoint (still exact, just slower).
-const REVOKE_ATTEMPTS: u32 = 5;
+/// Longest time a revoke spends checkpointing (it blocks the group's rebalance): past it, the
+/// partitions are let go anyway and their next owner re-reads from the previous checkpoint
+/// (still exact, just slower).
+const REVOKE_BUDGET: Duration = Duration::from_secs(15);
 
 /// Per-partition state recovery of one instance.
 pub struct Recovery {
@@ -91,23 +92,36 @@ impl Recovery {
     }
 
     /// Checkpoints revoked partitions and forgets their customers (blocking: called from the
-    /// rebalance callback). Returns the checkpointed offsets to store before letting go.
-    pub fn on_revoked(&self, partitions: &BTreeSet<i32>) -> Vec<(String, i32, i64)> {
+    /// rebalance callback). Returns the checkpointed offsets to store before letting go. A
+    /// `lost` assignment (this instance was expelled from the group; another may own the
+    /// partitions already) is forgotten without a checkpoint.
+    pub fn on_revoked(&self, partitions: &BTreeSet<i32>, lost: bool) -> Vec<(String, i32, i64)> {
         let mine: Vec<i32> = partitions.iter().copied().filter(|p| self.partitions().owns(*p)).collect();
         if mine.is_empty() {
             return Vec::new();
         }
-        let offsets = self.block_on(self.checkpoint_partitions(&mine, Some(REVOKE_ATTEMPTS)));
+        let offsets = if lost {
+            warn!(partitions = ?mine, "partitions lost (expelled from the group): released without a checkpoint");
+            Vec::new()
+        } else {
+            self.block_on(self.checkpoint_partitions(&mine, Some(Instant::now() + REVOKE_BUDGET)))
+        };
         for p in mine {
-            self.partitions().release(p);
-            for entry in self.engine.state.customers.iter().filter(|e| e.partition == p) {
-                self.count_open_tasks(entry.value(), -1);
-            }
-            let forgotten = self.engine.release(p);
-            info!(partition = p, customers = forgotten, "partition revoked: checkpointed and released");
+            self.release(p);
         }
-        self.metrics.customers_tracked.set(self.engine.state.len() as i64);
         offsets
+    }
+
+    /// Forgets a partition: its bookkeeping, its customers, their open tasks in the gauge.
+    fn release(&self, partition: i32) {
+        self.partitions().release(partition);
+        for entry in self.engine.state.customers.iter().filter(|e| e.partition == partition) {
+            self.count_open_tasks(entry.value(), -1);
+        }
+        let forgotten = self.engine.release(partition);
+        self.metrics.customers_tracked.set(self.engine.state.len() as i64);
+        self.metrics.partitions_owned.set(self.partitions().owned().len() as i64);
+        info!(partition, customers = forgotten, "partition released");
     }
 
     /// Checkpoints every owned partition with changes; returns the offsets now durable, to
@@ -149,46 +163,53 @@ impl Recovery {
         self.enabled
     }
 
-    async fn checkpoint_partitions(&self, which: &[i32], attempts: Option<u32>) -> Vec<(String, i32, i64)> {
+    /// Checkpoints `which`, retrying each until it is written or `deadline` passes (none: until
+    /// written). A partition another instance claimed meanwhile is released, not retried.
+    async fn checkpoint_partitions(
+        &self,
+        which: &[i32],
+        deadline: Option<Instant>,
+    ) -> Vec<(String, i32, i64)> {
         let mut durable = Vec::new();
         if !self.enabled {
             let p = self.partitions();
             return p.next_offsets().into_iter().filter(|(_, part, _)| which.contains(part)).collect();
         }
-        for &partition in which {
-            let Some((dirty, offsets)) = self.partitions().take_pending(partition) else { continue };
+        'partitions: for &partition in which {
+            let Some((dirty, offsets, epoch)) = self.partitions().take_pending(partition) else { continue };
             let started = Instant::now();
             let rows: Vec<(Box<str>, Vec<u8>)> = dirty
                 .iter()
                 .filter_map(|id| self.engine.state.customers.get(id).map(|s| (id.clone(), codec::encode(&s))))
                 .collect();
-            let checkpoint = PartitionCheckpoint { offsets: offsets.clone(), newest: self.engine.newest() };
+            let checkpoint =
+                PartitionCheckpoint { offsets: offsets.clone(), newest: self.engine.newest(partition) };
             let bytes: usize = rows.iter().map(|(_, b)| b.len()).sum();
             let mut backoff = crate::serve::Backoff::new();
-            let mut tries = 0;
-            let saved = loop {
-                tries += 1;
-                let save = self.store.save_checkpoint(&self.group, partition, &checkpoint, &rows);
+            loop {
+                let save = self.store.save_checkpoint(&self.group, partition, epoch, &checkpoint, &rows);
                 match save.instrument(info_span!("checkpoint", partition, customers = rows.len())).await {
-                    Ok(()) => break true,
+                    Ok(()) => break,
+                    Err(e @ StoreError::Fenced { .. }) => {
+                        error!(error = %e, partition, "another instance owns this partition now; releasing it");
+                        self.release(partition);
+                        continue 'partitions;
+                    }
                     Err(e) => {
                         self.metrics.store_errors.inc();
                         self.set_ready(false);
                         warn!(error = %e, partition, "cannot write the state checkpoint; retrying");
-                        if attempts.is_some_and(|a| tries >= a) {
-                            break false;
+                        if deadline.is_some_and(|d| Instant::now() >= d) {
+                            error!(
+                                partition,
+                                "giving up on the checkpoint: the next owner re-reads from the previous one"
+                            );
+                            self.partitions().untake(partition, dirty);
+                            continue 'partitions;
                         }
                         backoff.wait().await;
                     }
                 }
-            };
-            if !saved {
-                error!(
-                    partition,
-                    "giving up on the checkpoint: the next owner re-reads from the previous one"
-                );
-                self.partitions().untake(partition, dirty);
-                continue;
             }
             self.set_ready(true);
             self.partitions().checkpointed(partition, offsets.clone());
@@ -205,7 +226,8 @@ impl Recovery {
     /// the store is unavailable; the service reports not ready meanwhile.
     async fn restore(&self, partition: i32) {
         if !self.enabled {
-            self.partitions().own(partition, Offsets::new());
+            self.partitions().own(partition, Offsets::new(), 0);
+            self.metrics.partitions_owned.set(self.partitions().owned().len() as i64);
             return;
         }
         let started = Instant::now();
@@ -213,7 +235,17 @@ impl Recovery {
         self.metrics.partitions_restoring.inc();
         info!(partition, "restoring partition state");
         let mut backoff = crate::serve::Backoff::new();
-        let (checkpoint, customers, bytes) = loop {
+        let (epoch, checkpoint, customers, bytes) = loop {
+            // Claim first: from now on an earlier owner cannot write this partition's state.
+            let epoch = match self.store.claim_partition(&self.group, partition).await {
+                Ok(epoch) => epoch,
+                Err(e) => {
+                    self.metrics.store_errors.inc();
+                    warn!(error = %e, partition, "cannot claim the partition in the store; retrying");
+                    backoff.wait().await;
+                    continue;
+                }
+            };
             let mut corrupt = 0u64;
             let mut restored = 0u64;
             let engine = &self.engine;
@@ -251,7 +283,7 @@ impl Recovery {
                         metrics.restore_corrupt.inc_by(corrupt);
                     }
                     self.observe_stored(restored as usize, last.bytes as usize);
-                    break (checkpoint, restored, last.bytes);
+                    break (epoch, checkpoint, restored, last.bytes);
                 }
                 Err(e) => {
                     self.metrics.store_errors.inc();
@@ -271,14 +303,15 @@ impl Recovery {
             self.count_open_tasks(entry.value(), 1);
         }
         let seconds = started.elapsed().as_secs_f64();
-        self.partitions().own(partition, offsets.clone());
+        self.partitions().own(partition, offsets.clone(), epoch);
+        self.metrics.partitions_owned.set(self.partitions().owned().len() as i64);
         self.metrics.partitions_restoring.dec();
         self.metrics.restore_seconds.observe(seconds);
         self.metrics.customers_tracked.set(self.engine.state.len() as i64);
         if self.metrics.partitions_restoring.get() == 0 {
             self.set_ready(true);
         }
-        info!(partition, customers, bytes, seconds, offsets = ?offsets, "partition restored");
+        info!(partition, epoch, customers, bytes, seconds, offsets = ?offsets, "partition restored");
     }
 
     /// Reports ready (if the first assignment was restored and no restore is running) or not
@@ -305,7 +338,7 @@ impl crate::ingest::kafka::PartitionHooks for Recovery {
         self.on_assigned(partitions);
     }
 
-    fn revoked(&self, partitions: &BTreeSet<i32>) -> Vec<(String, i32, i64)> {
-        self.on_revoked(partitions)
+    fn revoked(&self, partitions: &BTreeSet<i32>, lost: bool) -> Vec<(String, i32, i64)> {
+        self.on_revoked(partitions, lost)
     }
 }

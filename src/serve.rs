@@ -127,9 +127,11 @@ pub async fn serve(config: Config) -> Result<()> {
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            batch = source::next_batch(&consumer, max, wait, idle) => match batch {
+            batch = source::next_batch(&consumer, max, wait, idle, |p| recovery.partitions().tag(p)) => match batch {
                 Ok(batch) => {
-                    if !batch.is_empty() {
+                    if batch.is_empty() {
+                        pipeline.check_store().await; // idle: readiness still reflects the store
+                    } else {
                         pipeline.process(batch).instrument(info_span!("batch")).await;
                     }
                     if !recovery.enabled() {
@@ -219,9 +221,21 @@ impl Pipeline<'_> {
         self.recovery.set_ready(true);
     }
 
+    /// Pings the store: not ready while it does not answer.
+    async fn check_store(&self) {
+        match self.store.ping().await {
+            Ok(()) => self.recovered(),
+            Err(e) => {
+                self.metrics.store_errors.inc();
+                warn!(error = %e, "task store unavailable");
+                self.degraded();
+            }
+        }
+    }
+
     /// One batch: decode and run the engine, then make what it caused durable (dead letters,
     /// tasks, tasks topic). Offsets are stored by the caller, up to the last checkpoint.
-    async fn process(&self, batch: Vec<OwnedMessage>) {
+    async fn process(&self, batch: Vec<(OwnedMessage, u64)>) {
         let started = Instant::now();
         let (changes, dead, broker_times) =
             info_span!("engine", messages = batch.len()).in_scope(|| self.apply(batch));
@@ -245,15 +259,15 @@ impl Pipeline<'_> {
 
     /// Decodes, validates and applies a batch to the engine (pure CPU work): the task changes,
     /// the dead letters and the broker timestamps of the applied messages.
-    fn apply(&self, batch: Vec<OwnedMessage>) -> (Vec<TaskChange>, Vec<DeadLetter>, Vec<i64>) {
+    fn apply(&self, batch: Vec<(OwnedMessage, u64)>) -> (Vec<TaskChange>, Vec<DeadLetter>, Vec<i64>) {
         let rules = self.rules.read().expect("rules lock poisoned").clone();
         let mut changes: Vec<TaskChange> = Vec::new();
         let mut dead: Vec<DeadLetter> = Vec::new();
         let mut broker_times: Vec<i64> = Vec::with_capacity(batch.len());
         let mut partitions = self.recovery.partitions();
-        for m in batch {
+        for (m, tag) in batch {
             let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
-            match partitions.admit(topic, partition, offset) {
+            match partitions.admit(topic, partition, offset, tag) {
                 Admit::Apply => {}
                 Admit::AlreadyApplied => {
                     self.metrics.messages_skipped.with_label_values(&["already_applied"]).inc();
@@ -275,13 +289,21 @@ impl Pipeline<'_> {
                     continue;
                 }
             };
-            if let Some(key) = source::key_text(&m) {
-                if key != event.customer_id {
+            match source::key_text(&m) {
+                Some(key) if key != event.customer_id => {
                     let detail =
                         "message key differs from customer_id (events must be keyed by customer)".to_string();
                     dead.push(DeadLetter { reason: "key_mismatch", detail, message: m });
                     continue;
                 }
+                // Without a key the producer's partitioner scatters a customer's events over
+                // partitions, and with them the customer's state (checkpoints are per partition).
+                None if self.recovery.enabled() => {
+                    let detail = "message has no key (events must be keyed by customer_id)".to_string();
+                    dead.push(DeadLetter { reason: "missing_key", detail, message: m });
+                    continue;
+                }
+                _ => {}
             }
             self.metrics.events_consumed.with_label_values(&[topic, event.kind().as_str()]).inc();
             let t = Instant::now();

@@ -25,8 +25,9 @@ pub trait PartitionHooks: Send + Sync {
     /// Partition numbers about to be assigned: restore their state.
     fn assigned(&self, partitions: &BTreeSet<i32>);
     /// Partition numbers about to be revoked: checkpoint and forget them; returns the
-    /// (topic, partition, next offset) now durable, stored before letting go.
-    fn revoked(&self, partitions: &BTreeSet<i32>) -> Vec<(String, i32, i64)>;
+    /// (topic, partition, next offset) now durable, stored before letting go. `lost`: the
+    /// instance was expelled from the group and may no longer write for them.
+    fn revoked(&self, partitions: &BTreeSet<i32>, lost: bool) -> Vec<(String, i32, i64)>;
 }
 
 /// Client context: librdkafka statistics become the consumer-lag metric; rebalances call the
@@ -61,8 +62,9 @@ impl ConsumerContext for LagContext {
             }
             Rebalance::Revoke(list) => {
                 let partitions: BTreeSet<i32> = list.elements().iter().map(|e| e.partition()).collect();
-                tracing::info!(partitions = ?partitions, "partitions revoked");
-                for (topic, partition, next) in self.hooks.revoked(&partitions) {
+                let lost = consumer.assignment_lost();
+                tracing::info!(partitions = ?partitions, lost, "partitions revoked");
+                for (topic, partition, next) in self.hooks.revoked(&partitions, lost) {
                     // Committed on unassign (auto-commit): the next owner starts there.
                     if let Err(e) = consumer.store_offset(&topic, partition, next - 1) {
                         tracing::warn!(error = %e, topic, partition, "cannot store the revoked partition's offset");
@@ -70,12 +72,6 @@ impl ConsumerContext for LagContext {
                 }
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
-        }
-    }
-
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {
-        if let Ok(assignment) = consumer.assignment() {
-            self.metrics.partitions_owned.set(assignment.count() as i64);
         }
     }
 }
@@ -152,21 +148,25 @@ pub fn missing_topics(
 }
 
 /// Waits up to `idle` for the next message (an empty batch if none came), then takes more until
-/// `max` messages or `wait` has passed. Cancelling it while it waits for the first message loses
-/// nothing; cancelling it later drops the messages taken so far, so callers only cancel it to
-/// stop (they are re-delivered from the committed offset).
+/// `max` messages or `wait` has passed. Each message comes with `tag(partition)` read when it was
+/// received (rebalances run inside `recv`, so the tag tells under which assignment it was
+/// fetched). Cancelling it while it waits for the first message loses nothing; cancelling it
+/// later drops the messages taken so far, so callers only cancel it to stop (they are
+/// re-delivered from the committed offset).
 pub async fn next_batch(
     consumer: &EventConsumer,
     max: usize,
     wait: Duration,
     idle: Duration,
-) -> Result<Vec<OwnedMessage>, KafkaError> {
+    tag: impl Fn(i32) -> u64,
+) -> Result<Vec<(OwnedMessage, u64)>, KafkaError> {
     let first = match tokio::time::timeout(idle, consumer.recv()).await {
         Ok(m) => m?.detach(),
         Err(_) => return Ok(Vec::new()),
     };
     let mut batch = Vec::with_capacity(max.min(4096));
-    batch.push(first);
+    let first_tag = tag(first.partition());
+    batch.push((first, first_tag));
     let deadline = Instant::now() + wait;
     while batch.len() < max {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -174,7 +174,10 @@ pub async fn next_batch(
             break;
         }
         match tokio::time::timeout(left, consumer.recv()).await {
-            Ok(Ok(m)) => batch.push(m.detach()),
+            Ok(Ok(m)) => {
+                let t = tag(m.partition());
+                batch.push((m.detach(), t));
+            }
             Ok(Err(e)) => return if batch.is_empty() { Err(e) } else { Ok(batch) },
             Err(_) => break,
         }
@@ -195,7 +198,7 @@ mod tests {
 
     impl PartitionHooks for NoHooks {
         fn assigned(&self, _: &BTreeSet<i32>) {}
-        fn revoked(&self, _: &BTreeSet<i32>) -> Vec<(String, i32, i64)> {
+        fn revoked(&self, _: &BTreeSet<i32>, _: bool) -> Vec<(String, i32, i64)> {
             Vec::new()
         }
     }

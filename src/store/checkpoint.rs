@@ -3,7 +3,14 @@
 //!
 //! A checkpoint writes the customers that changed since the previous one and the partition's new
 //! offsets in one transaction, so the rows and the offsets always agree: an upsert per customer
-//! is a changelog compacted as it is written. Restoring a partition reads its rows page by page
+//! is a changelog compacted as it is written.
+//!
+//! Fencing: an instance *claims* a partition before restoring it, which increments the
+//! partition's epoch; a checkpoint is written only under the epoch its writer claimed. An
+//! instance that lost the partition without noticing (it was expelled from the group while the
+//! database hung) cannot overwrite the new owner's state: its checkpoint fails with
+//! [`StoreError::Fenced`]. The epoch row is updated first in the checkpoint's transaction, so a
+//! claim waits for a checkpoint in flight and then sees it whole. Restoring a partition reads its rows page by page
 //! (keyset pagination on the primary key) and its offsets; the service then skips input below
 //! those offsets and replays the rest.
 
@@ -27,6 +34,11 @@ pub struct PartitionCheckpoint {
     pub newest: i64,
 }
 
+/// The time of day for `updated_at` (for people reading the table; never compared).
+fn now() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
 /// Progress of a restore, reported once per page.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RestoreProgress {
@@ -35,31 +47,68 @@ pub struct RestoreProgress {
 }
 
 impl TaskStore {
-    /// Writes changed customers of `partition` and the offsets they bring it to, atomically.
+    /// Claims `partition` for this instance: returns the new epoch under which it may write the
+    /// partition's checkpoints (any earlier owner's writes are refused from now on).
+    pub async fn claim_partition(&self, group: &str, partition: i32) -> Result<i64, StoreError> {
+        bounded("claiming a partition", async {
+            let row = sqlx::query(
+                "INSERT INTO state_partitions (group_id, partition_id, offsets, newest, updated_at, epoch)
+                 VALUES ($1, $2, '{}', $3, $4, 1)
+                 ON CONFLICT (group_id, partition_id) DO UPDATE SET epoch = state_partitions.epoch + 1
+                 RETURNING epoch",
+            )
+            .bind(group)
+            .bind(i64::from(partition))
+            .bind(i64::MIN)
+            .bind(now())
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(row.try_get(0)?)
+        })
+        .await
+    }
+
+    /// Writes changed customers of `partition` and the offsets they bring it to, atomically, if
+    /// `epoch` is still the partition's (else [`StoreError::Fenced`], and nothing is written).
     pub async fn save_checkpoint(
         &self,
         group: &str,
         partition: i32,
+        epoch: i64,
         checkpoint: &PartitionCheckpoint,
         customers: &[(Box<str>, Vec<u8>)],
     ) -> Result<(), StoreError> {
-        bounded("writing a state checkpoint", self.save_unbounded(group, partition, checkpoint, customers))
-            .await
+        let save = self.save_unbounded(group, partition, epoch, checkpoint, customers);
+        bounded("writing a state checkpoint", save).await
     }
 
     async fn save_unbounded(
         &self,
         group: &str,
         partition: i32,
+        epoch: i64,
         checkpoint: &PartitionCheckpoint,
         customers: &[(Box<str>, Vec<u8>)],
     ) -> Result<(), StoreError> {
         let offsets = serde_json::to_string(&checkpoint.offsets)
             .map_err(|source| StoreError::Encode { id: format!("partition {partition}"), source })?;
-        let now = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
         let mut tx = self.pool.begin().await?;
+        // First, under the epoch: this locks the partition's row until commit.
+        let updated = sqlx::query(
+            "UPDATE state_partitions SET offsets = $1, newest = $2, updated_at = $3
+             WHERE group_id = $4 AND partition_id = $5 AND epoch = $6",
+        )
+        .bind(offsets)
+        .bind(checkpoint.newest)
+        .bind(now())
+        .bind(group)
+        .bind(i64::from(partition))
+        .bind(epoch)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::Fenced { partition, epoch }); // rolled back on drop
+        }
         for chunk in customers.chunks(ROWS_PER_STATEMENT) {
             let mut sql = String::from(
                 "INSERT INTO state_customers (group_id, partition_id, customer_id, body) VALUES ",
@@ -81,19 +130,6 @@ impl TaskStore {
             }
             query.execute(&mut *tx).await?;
         }
-        sqlx::query(
-            "INSERT INTO state_partitions (group_id, partition_id, offsets, newest, updated_at)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (group_id, partition_id) DO UPDATE SET offsets = excluded.offsets,
-               newest = excluded.newest, updated_at = excluded.updated_at",
-        )
-        .bind(group)
-        .bind(i64::from(partition))
-        .bind(offsets)
-        .bind(checkpoint.newest)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -26,6 +26,8 @@ pub enum StoreError {
     Migrate { version: i64, source: sqlx::Error },
     #[error("task store query failed: {0}")]
     Query(#[from] sqlx::Error),
+    #[error("partition {partition} was claimed by another instance (epoch {epoch} is no longer current): not writing its state")]
+    Fenced { partition: i32, epoch: i64 },
     #[error("task store did not answer within {0:?} ({1}); the operation is retried")]
     Timeout(std::time::Duration, &'static str),
     #[error("cannot encode task {id}: {source}")]
@@ -72,6 +74,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         offsets TEXT NOT NULL,
         newest BIGINT NOT NULL,
         updated_at TEXT NOT NULL,
+        epoch BIGINT NOT NULL DEFAULT 0,
         PRIMARY KEY (group_id, partition_id)
     );
     CREATE TABLE IF NOT EXISTS state_customers (
@@ -291,8 +294,10 @@ impl TaskStore {
 
     /// Checks the store answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
-        Ok(())
+        let ping = async { Ok(sqlx::query("SELECT 1").fetch_one(&self.pool).await.map(|_| ())?) };
+        tokio::time::timeout(std::time::Duration::from_secs(5), ping)
+            .await
+            .unwrap_or(Err(StoreError::Timeout(std::time::Duration::from_secs(5), "ping")))
     }
 }
 

@@ -331,3 +331,40 @@ async fn database_outage_holds_offsets_and_loses_nothing() {
     assert!(started.elapsed() < Duration::from_secs(40), "bounded shutdown took {:?}", started.elapsed());
     assert_eq!(committed(&prefix, &topics), before, "nothing undurable was committed at shutdown");
 }
+
+/// An instance that lost a partition without noticing cannot overwrite its new owner's state.
+async fn fencing_on(store_url: &str) {
+    use callahead::store::{PartitionCheckpoint, StoreError};
+    let store = TaskStore::connect(store_url).await.expect("store");
+    let group = unique("fence");
+    let at = |offset: i64| PartitionCheckpoint {
+        offsets: [("events".to_string(), offset)].into(),
+        newest: offset,
+    };
+    let row = |body: &[u8]| vec![(Box::<str>::from("c1"), body.to_vec())];
+    let old_owner = store.claim_partition(&group, 4).await.unwrap();
+    store.save_checkpoint(&group, 4, old_owner, &at(10), &row(b"old")).await.unwrap();
+    let new_owner = store.claim_partition(&group, 4).await.unwrap();
+    assert!(new_owner > old_owner);
+    store.save_checkpoint(&group, 4, new_owner, &at(20), &row(b"new")).await.unwrap();
+    let refused = store.save_checkpoint(&group, 4, old_owner, &at(15), &row(b"stale")).await;
+    assert!(matches!(refused, Err(StoreError::Fenced { partition: 4, .. })), "{refused:?}");
+    let mut rows = Vec::new();
+    let checkpoint =
+        store.load_checkpoint(&group, 4, |id, body| rows.push((id, body)), |_| {}).await.unwrap().unwrap();
+    assert_eq!(checkpoint, at(20), "the new owner's offsets stand");
+    assert_eq!(rows, vec![("c1".to_string(), b"new".to_vec())], "and its rows, untouched by the stale write");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fencing_with_sqlite() {
+    let dir = std::env::temp_dir().join(unique("fence"));
+    std::fs::create_dir_all(&dir).unwrap();
+    fencing_on(&format!("sqlite://{}", dir.join("state.db").display())).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fencing_with_postgres() {
+    let db = PostgresDb::create().await;
+    fencing_on(&db.url).await;
+}

@@ -180,6 +180,7 @@ fn bad_messages() -> Vec<(String, Vec<u8>, &'static str)> {
         ("cx".into(), ok.replace("2026-06-01T00:00:00Z", "yesterday").into_bytes(), "invalid_field"),
         ("someone-else".into(), ok.as_bytes().to_vec(), "key_mismatch"),
         ("cx".into(), vec![b' '; 70 * 1024], "oversized"),
+        (String::new(), ok.replace("bad-1", "bad-7").into_bytes(), "missing_key"), // no key at all
     ]
 }
 
@@ -208,10 +209,9 @@ async fn end_to_end(store_url: &str) {
         ));
         if i % every == every / 2 {
             if let Some((k, p, _)) = bad.get(i / every) {
-                pending.push(producer.send(
-                    FutureRecord::to(&topics.events).key(k.as_str()).payload(p.as_slice()),
-                    Duration::from_secs(10),
-                ));
+                let record = FutureRecord::to(&topics.events).payload(p.as_slice());
+                let record = if k.is_empty() { record } else { record.key(k.as_str()) };
+                pending.push(producer.send(record, Duration::from_secs(10)));
             }
         }
     }
