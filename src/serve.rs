@@ -241,12 +241,16 @@ impl Pipeline<'_> {
             info_span!("engine", messages = batch.len()).in_scope(|| self.apply(batch));
         self.metrics.batch_seconds.with_label_values(&["engine"]).observe(started.elapsed().as_secs_f64());
         self.handle_dead_letters(&dead).instrument(info_span!("dead_letters", count = dead.len())).await;
-        let t = Instant::now();
-        self.write_changes(&changes).instrument(info_span!("store", changes = changes.len())).await;
-        self.metrics.batch_seconds.with_label_values(&["store"]).observe(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        self.publish_outbox().instrument(info_span!("publish")).await;
-        self.metrics.batch_seconds.with_label_values(&["publish"]).observe(t.elapsed().as_secs_f64());
+        // Most batches change no task: then there is nothing to write or publish (the outbox is
+        // drained after every batch that wrote to it, and at start-up).
+        if !changes.is_empty() {
+            let t = Instant::now();
+            self.write_changes(&changes).instrument(info_span!("store", changes = changes.len())).await;
+            self.metrics.batch_seconds.with_label_values(&["store"]).observe(t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            self.publish_outbox().instrument(info_span!("publish")).await;
+            self.metrics.batch_seconds.with_label_values(&["publish"]).observe(t.elapsed().as_secs_f64());
+        }
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use callahead::ingest::generator::{generate, Generated, StreamSpec};
 use callahead::task::Task;
 
-use crate::common::replay;
+use crate::common::{replay, rules};
 
 fn run() -> &'static (Generated, Vec<Task>) {
     static RUN: OnceLock<(Generated, Vec<Task>)> = OnceLock::new();
@@ -119,4 +119,33 @@ fn replay_is_deterministic() {
     let a: Vec<String> = tasks.iter().map(|t| serde_json::to_string(t).unwrap()).collect();
     let b: Vec<String> = again.iter().map(|t| serde_json::to_string(t).unwrap()).collect();
     assert_eq!(a, b);
+}
+
+/// Event time is per partition: the silent customer's timer fires by its own partition's events,
+/// never because another partition's stream ran ahead (so replaying one partition from a
+/// checkpoint fires it at the same point).
+#[test]
+fn timers_fire_by_their_own_partitions_time() {
+    use callahead::engine::{Engine, EngineConfig};
+    use callahead::event::decode;
+    let (g, _) = run();
+    let who = g.expected.iter().find(|e| e.scenario.contains("falls silent")).unwrap().customer_id.clone();
+    let engine = Engine::new(EngineConfig::default());
+    let mut care_from_timer = |partition: i32, line: &str| {
+        let out = engine.process_in(partition, rules(), &decode(line.as_bytes()).unwrap());
+        out.changes.iter().filter(|c| c.task.customer_id == who && c.task.queue.as_str() == "care").count()
+    };
+    // The silent customer's own events on partition 1, everything else on partition 2.
+    let mut fired_on = Vec::new();
+    for line in &g.lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let partition = if v["customer_id"] == who.as_str() { 1 } else { 2 };
+        if care_from_timer(partition, line) > 0 {
+            fired_on.push(partition);
+        }
+    }
+    assert!(fired_on.is_empty(), "partition 2's time must not fire partition 1's timer: {fired_on:?}");
+    // Partition 1's time moves on (a later event of another customer on it): now it fires.
+    let later = r#"{"event_id":"tick","type":"complaint","customer_id":"someone","ts":"2027-01-01T00:00:00Z","category":"fees","severity":"low"}"#;
+    assert_eq!(care_from_timer(1, later), 1, "the timer fires once its own partition's time passes it");
 }
