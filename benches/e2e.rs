@@ -3,41 +3,53 @@
 //! Run it with `scripts/bench-e2e.sh` (which starts the broker, builds the release binary and
 //! runs this once per task store). One run prints, for the store given by `STORE`:
 //!
-//! 1. **Throughput.** `EVENTS` events of the generated mix are produced into a fresh topic
-//!    (batched by the producer, as a backlog). Then, on that same topic:
+//! 1. **Throughput** (`throughput`). `EVENTS` events of the generated mix (with `TASK_PERCENT`%
+//!    of the physical card payments followed by an impossible-travel use, so tasks are written)
+//!    are produced into a fresh topic, batched by the producer, as a backlog. On that topic:
 //!    - the ceiling: a consume-only client with the service's librdkafka consumer settings
-//!      (and the same overrides) reads all of them; it runs before and after the service and
-//!      the faster run counts, so the ratio is not flattered by a slow ceiling;
+//!      (and the same overrides) reads all of them, copying each message out as the service
+//!      does; it runs before and after the service and the faster run counts;
 //!    - the service reads them; its rate runs from its first consumed event to the last event
 //!      made durable and published (`callahead_end_to_end_seconds_count`, observed after the
 //!      store commit, the outbox publish and the offset store of each batch).
 //!
-//!    Then where the service's wall time went, from its per-batch stage histogram
-//!    (`callahead_batch_stage_seconds`): each stage's share, and the rest (waiting for and
-//!    assembling the next batch from librdkafka, storing offsets, metrics).
-//! 2. **Latency at a steady rate.** A fresh topic and service; events are produced at `RATE`
-//!    events/s for `SECONDS` s (paced every millisecond), and the service's own histogram of
-//!    broker timestamp → task changes durable and published gives p50, p99 and the bucket that
-//!    holds the maximum. The broker timestamp is the producer's create time, taken when the bench
-//!    hands the event to librdkafka, so producer linger and the broker's append are included.
-//!    The producer's own acknowledgement latency (a 1-in-50 sample) is printed alongside.
+//!    Then where the service's wall time went, from its stage histograms
+//!    (`callahead_batch_stage_seconds`, `callahead_state_checkpoint_seconds`): each stage's share,
+//!    and the rest (waiting for and assembling the next batch, storing offsets, metrics).
+//!    `PERF=FILE` also records a CPU profile of the service over this run (`perf record -g`).
+//! 2. **Latency floor** (`floor`). At `RATE` events/s for `SECONDS` s (paced every millisecond),
+//!    a consume-only client with the service's settings: broker timestamp to receipt. What the
+//!    broker and the consumer settings cost before the service does anything.
+//! 3. **Latency** (`latency`). The same pacing into a fresh topic read by a fresh service; its
+//!    histogram of broker timestamp → task changes durable and published gives p50, p99 and the
+//!    bucket that holds the maximum. The broker timestamp is the producer's create time, taken
+//!    when the bench hands the event to librdkafka, so producer linger and the broker's append
+//!    count. The producer's acknowledgement latency (1 in 50 sampled), the per-batch stage means
+//!    and the state checkpoints (which the loop waits for) are printed alongside.
 //!
 //! Environment:
 //! - `KAFKA_TEST_BOOTSTRAP` (required), `STORE` (`sqlite` or `postgres`; default `sqlite`),
 //! - `EVENTS` (200000), `RATE` (10000), `SECONDS` (10), `PARTITIONS` of the input topic (1),
-//! - `LINGER_MS` of the bench's producer in the paced phase (1),
+//!   `TASK_PERCENT` (1), `PHASES` (`throughput,floor,latency`),
+//! - `LINGER_MS` of the bench's producer in the paced phases (1),
 //! - `PG_URL` (`postgres://postgres@127.0.0.1:5432/test`): where to create a scratch database,
-//! - `CALLAHEAD_BIN` (`target/release/callahead`),
+//! - `CALLAHEAD_BIN` (default: the `callahead` release binary of the same target directory),
+//! - `PERF`: see above,
 //! - every other `CALLAHEAD_*` variable is passed to the service (for example
 //!   `CALLAHEAD_KAFKA_BATCH_SIZE=5000`), and `CALLAHEAD_KAFKA_CLIENT_*` librdkafka overrides apply
-//!   to the ceiling consumer too, so both always read with the same settings.
+//!   to the ceiling and floor consumers too, so all read with the same settings.
 //!
-//! About the test broker (Tansu 0.6.0, memory storage): its fetch cost grows with the number of
-//! record batches in the partition, and it returns nothing when it cannot finish a fetch within
-//! the request's `fetch.wait.max.ms`. A topic of many tiny batches (one event each, as the first
-//! version of this bench produced by awaiting every send before the next) makes every fetch
-//! come back empty once the partition holds ~15-30k batches: the consumer spins without
-//! progress. Hence the batched producer here. See README (Performance) for the figures.
+//! About the test broker (Tansu 0.6.0, memory storage). A fetch reads the partition one stored
+//! record batch at a time, with an overhead per fetch that grows with the partition's number of
+//! batches, and a fetch that cannot finish within the request's `fetch.wait.max.ms` returns no
+//! records; librdkafka then asks again for the same offset, forever. A topic of one-event
+//! batches (what the first version of this bench produced: `FutureProducer::send` is lazy, and
+//! awaiting each future in turn sends one event per round trip) makes every 10 ms fetch come
+//! back empty once the partition holds ~15-30k batches; `fetch.wait.max.ms=2` does it even on a
+//! steady 10k events/s topic. Hence events are handed to librdkafka with `send_result` and
+//! batched. Tansu also does not answer a waiting fetch when data arrives: a fetch that finds
+//! nothing waits out `fetch.wait.max.ms` and returns empty, so that setting is the latency
+//! floor here (not on Apache Kafka, which answers as soon as data arrives).
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -218,7 +230,12 @@ impl Service {
             "127.0.0.1:{}",
             std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
         );
-        let bin = env_or("CALLAHEAD_BIN", "target/release/callahead");
+        // Default: the release binary next to this bench's (<target>/release/deps/e2e-…).
+        let bin = std::env::var("CALLAHEAD_BIN").unwrap_or_else(|_| {
+            let exe = std::env::current_exe().expect("bench path");
+            let release = exe.parent().and_then(|deps| deps.parent()).expect("target/release");
+            release.join("callahead").display().to_string()
+        });
         let log = std::env::temp_dir().join(format!("{prefix}.log"));
         let mut command = Command::new(&bin);
         command.arg("serve");
@@ -240,7 +257,10 @@ impl Service {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("service log"))
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {bin} (build it: cargo build --release): {e}"));
+            .unwrap_or_else(|e| {
+                let _ = std::fs::remove_file(&log);
+                panic!("cannot start {bin} (build it: cargo build --release): {e}")
+            });
         Service { child, http, log }
     }
 
@@ -479,7 +499,7 @@ async fn main() {
     let partitions: i32 = env_num("PARTITIONS", "1");
     let linger: u32 = env_num("LINGER_MS", "1");
     let task_percent: f64 = env_num("TASK_PERCENT", "1");
-    let phases = env_or("PHASES", "throughput,latency");
+    let phases = env_or("PHASES", "throughput,floor,latency");
 
     let keyed = events_with_incidents(n, task_percent);
     let n = keyed.len();
@@ -492,6 +512,9 @@ async fn main() {
 
     if phases.contains("throughput") {
         throughput(&bootstrap, &store_kind, &keyed, partitions).await;
+    }
+    if phases.contains("floor") {
+        latency_floor(&bootstrap, &keyed, partitions, rate, seconds, linger).await;
     }
     if phases.contains("latency") {
         latency(&bootstrap, &store_kind, &keyed, partitions, rate, seconds, linger).await;
@@ -575,6 +598,17 @@ async fn throughput(bootstrap: &str, store_kind: &str, keyed: &[(String, String)
             1e3 * sum / count.max(1.0)
         );
     }
+    let checkpoints = text.sum("callahead_state_checkpoint_seconds_sum");
+    if checkpoints > 0.0 {
+        staged += checkpoints;
+        println!(
+            "  {:<28} {:>7.3} s {:>5.1}%  (state checkpoints between batches, {:.0} of them)",
+            "checkpoint",
+            checkpoints,
+            100.0 * checkpoints / wall,
+            text.sum("callahead_state_checkpoint_seconds_count")
+        );
+    }
     let engine_only = text.sum("callahead_engine_seconds_sum");
     if engine_only > 0.0 {
         println!(
@@ -592,41 +626,37 @@ async fn throughput(bootstrap: &str, store_kind: &str, keyed: &[(String, String)
     drop(store);
 }
 
-/// 2. Latency at a steady rate, on a fresh topic and service.
-async fn latency(
-    bootstrap: &str,
-    store_kind: &str,
+/// What a paced run sent.
+struct Paced {
+    /// Events sent, the warm-up one excluded.
+    sent: usize,
+    achieved: f64,
+    /// Producer acknowledgement latencies (1 in 50), seconds, sorted.
+    acks: Vec<f64>,
+    longest_tick: Duration,
+}
+
+/// Produces `keyed[1..]` into `topic` at `rate` events/s for `seconds` (every millisecond, the
+/// events due by then), and waits for every acknowledgement.
+async fn produce_paced(
+    producer: &FutureProducer,
+    topic: &str,
     keyed: &[(String, String)],
-    partitions: i32,
     rate: usize,
     seconds: f64,
-    linger: u32,
-) {
-    let (bootstrap, n) = (bootstrap.to_string(), keyed.len());
-    let prefix = unique("latency");
-    let events = format!("{prefix}-events");
-    let (tasks, dead) = (format!("{prefix}-tasks"), format!("{prefix}-dead"));
-    create_topics(&bootstrap, &[(&events, partitions), (&tasks, 1), (&dead, 1)]).await;
-    let store = Store::create(store_kind, &prefix);
-    let mut service = Service::start(&bootstrap, &prefix, &store.url);
-    let paced = producer(&bootstrap, linger);
-    // Warm up: one event through, so the group is joined and the store is open.
-    acknowledged(vec![send(&paced, &events, &keyed[0].0, &keyed[0].1).await]).await;
-    service.wait_durable(1, Duration::from_secs(60)).await;
-    let before = service.scrape().buckets("callahead_end_to_end_seconds");
-
-    let total = ((rate as f64 * seconds) as usize).min(n);
+) -> Paced {
+    let total = ((rate as f64 * seconds) as usize + 1).min(keyed.len());
     let acks: Arc<Mutex<Vec<f64>>> = Arc::new(Mutex::new(Vec::new()));
     let mut deliveries = Vec::with_capacity(total);
     let started = Instant::now();
     let mut sent = 1usize;
-    let mut late = Duration::ZERO;
+    let mut longest_tick = Duration::ZERO;
     while sent < total {
         let due = ((started.elapsed().as_secs_f64() * rate as f64) as usize + 1).min(total);
         while sent < due {
             let (k, l) = &keyed[sent];
             let t = Instant::now();
-            let delivery = send(&paced, &events, k, l).await;
+            let delivery = send(producer, topic, k, l).await;
             if sent % 50 == 0 {
                 let acks = acks.clone();
                 tokio::spawn(async move {
@@ -641,21 +671,98 @@ async fn latency(
         }
         let tick = Instant::now();
         tokio::time::sleep(Duration::from_millis(1)).await;
-        late = late.max(tick.elapsed());
+        longest_tick = longest_tick.max(tick.elapsed());
     }
     let achieved = (sent - 1) as f64 / started.elapsed().as_secs_f64();
     acknowledged(deliveries).await;
-    service.wait_durable(sent, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await; // the sampled acknowledgements
+    let mut acks = acks.lock().unwrap().clone();
+    acks.sort_by(f64::total_cmp);
+    Paced { sent: sent - 1, achieved, acks, longest_tick }
+}
+
+/// 2a. The latency floor at a steady rate: a consume-only client with the service's settings,
+/// broker timestamp to receipt. What the broker and the consumer settings alone cost.
+async fn latency_floor(
+    bootstrap: &str,
+    keyed: &[(String, String)],
+    partitions: i32,
+    rate: usize,
+    seconds: f64,
+    linger: u32,
+) {
+    let paced_producer = producer(bootstrap, linger);
+    let topic = format!("{}-events", unique("floor"));
+    create_topics(bootstrap, &[(&topic, partitions)]).await;
+    let consumer = consumer_like_service(bootstrap, &unique("floor"));
+    consumer.subscribe(&[topic.as_str()]).unwrap();
+    acknowledged(vec![send(&paced_producer, &topic, &keyed[0].0, &keyed[0].1).await]).await;
+    tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+        .await
+        .expect("group join")
+        .expect("message");
+    let expected = ((rate as f64 * seconds) as usize).min(keyed.len() - 1);
+    let reader = tokio::spawn(async move {
+        let mut delays = Vec::with_capacity(expected);
+        while delays.len() < expected {
+            let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+                .await
+                .expect("the floor consumer stalled")
+                .expect("message");
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+                as i64;
+            let ts = m.timestamp().to_millis().expect("timestamp");
+            delays.push((now - ts).max(0) as f64 / 1e3);
+        }
+        delays.sort_by(f64::total_cmp);
+        delays
+    });
+    let run = produce_paced(&paced_producer, &topic, keyed, rate, seconds).await;
+    let floor = reader.await.expect("floor reader");
+    println!(
+        "latency floor (consume-only, service settings) at {:.0} events/s: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms \
+         (timestamps in whole ms)",
+        run.achieved,
+        exact_quantile(&floor, 0.5) * 1e3,
+        exact_quantile(&floor, 0.99) * 1e3,
+        floor.last().copied().unwrap_or(f64::NAN) * 1e3,
+    );
+}
+
+/// 2b. Latency at a steady rate: the service on a fresh topic.
+async fn latency(
+    bootstrap: &str,
+    store_kind: &str,
+    keyed: &[(String, String)],
+    partitions: i32,
+    rate: usize,
+    seconds: f64,
+    linger: u32,
+) {
+    let bootstrap = bootstrap.to_string();
+    let paced_producer = producer(&bootstrap, linger);
+    // The service.
+    let prefix = unique("latency");
+    let events = format!("{prefix}-events");
+    let (tasks, dead) = (format!("{prefix}-tasks"), format!("{prefix}-dead"));
+    create_topics(&bootstrap, &[(&events, partitions), (&tasks, 1), (&dead, 1)]).await;
+    let store = Store::create(store_kind, &prefix);
+    let mut service = Service::start(&bootstrap, &prefix, &store.url);
+    // Warm up: one event through, so the group is joined and the store is open.
+    acknowledged(vec![send(&paced_producer, &events, &keyed[0].0, &keyed[0].1).await]).await;
+    service.wait_durable(1, Duration::from_secs(60)).await;
+    let before = service.scrape().buckets("callahead_end_to_end_seconds");
+    let run = produce_paced(&paced_producer, &events, keyed, rate, seconds).await;
+    service.wait_durable(run.sent + 1, Duration::from_secs(60)).await;
     let text = service.scrape();
     let latency = bucket_delta(&text.buckets("callahead_end_to_end_seconds"), &before);
     let (max_lo, max_hi) = max_bucket(&latency);
-    let mut acks = acks.lock().unwrap().clone();
-    acks.sort_by(f64::total_cmp);
     println!(
-        "latency produce -> task durable at {achieved:.0} events/s for {:.1} s ({store_kind}, {} events): \
-         p50 {:.1} ms, p99 {:.1} ms, max in ({:.0}, {:.0}] ms (target p99 < 25 ms)",
-        (sent - 1) as f64 / achieved,
-        sent - 1,
+        "latency produce -> task durable at {:.0} events/s for {:.1} s ({store_kind}, {} events): p50 {:.1} ms, \
+         p99 {:.1} ms, max in ({:.0}, {:.0}] ms (target p99 < 25 ms)",
+        run.achieved,
+        run.sent as f64 / run.achieved,
+        run.sent,
         quantile(&latency, 0.5) * 1e3,
         quantile(&latency, 0.99) * 1e3,
         max_lo * 1e3,
@@ -664,22 +771,33 @@ async fn latency(
     println!(
         "  producer acknowledgement (linger.ms={linger}, 1 in 50): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; \
          longest pacing tick {:.1} ms",
-        exact_quantile(&acks, 0.5) * 1e3,
-        exact_quantile(&acks, 0.99) * 1e3,
-        acks.last().copied().unwrap_or(f64::NAN) * 1e3,
-        late.as_secs_f64() * 1e3
+        exact_quantile(&run.acks, 0.5) * 1e3,
+        exact_quantile(&run.acks, 0.99) * 1e3,
+        run.acks.last().copied().unwrap_or(f64::NAN) * 1e3,
+        run.longest_tick.as_secs_f64() * 1e3
     );
     let stages = text.by_label("callahead_batch_stage_seconds", "stage");
-    let (batches, _) = stages.get("engine").map(|s| (s.1, s.0)).unwrap_or_default();
+    let batches = stages.get("engine").map(|s| s.1).unwrap_or_default();
     print!(
         "  {} task changes; {batches:.0} batches ({:.1} events each);",
         text.sum("callahead_task_changes_total"),
-        sent as f64 / batches.max(1.0)
+        run.sent as f64 / batches.max(1.0)
     );
     for (stage, (sum, count)) in &stages {
         print!(" {stage} {:.2} ms", 1e3 * sum / count.max(1.0));
     }
     println!(" per batch on average");
+    let checkpoints = text.sum("callahead_state_checkpoint_seconds_count");
+    if checkpoints > 0.0 {
+        let (lo, hi) = max_bucket(&text.buckets("callahead_state_checkpoint_seconds"));
+        println!(
+            "  {checkpoints:.0} state checkpoints (the loop waits for them): {:.1} ms each on average, longest in \
+             ({:.0}, {:.0}] ms",
+            1e3 * text.sum("callahead_state_checkpoint_seconds_sum") / checkpoints,
+            lo * 1e3,
+            hi * 1e3
+        );
+    }
     drop(service);
     drop(store);
 }
