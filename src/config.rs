@@ -43,7 +43,7 @@ pub struct KafkaConfig {
     pub dead_letter_topic: String,
     /// Most messages processed and made durable together.
     pub batch_size: usize,
-    /// Longest wait to fill a batch, milliseconds.
+    /// Longest wait to fill a batch, milliseconds (0: take what is already fetched).
     pub batch_wait_ms: u64,
     /// librdkafka settings passed through unchanged (security, SASL, TLS, timeouts).
     pub client: BTreeMap<String, String>,
@@ -58,7 +58,7 @@ impl Default for KafkaConfig {
             tasks_topic: "callahead.tasks".into(),
             dead_letter_topic: "callahead.dead-letters".into(),
             batch_size: 2_000,
-            batch_wait_ms: 5,
+            batch_wait_ms: 0,
             client: BTreeMap::new(),
         }
     }

@@ -7,8 +7,9 @@
 //! [`Recovery::on_revoked`] synchronously, before librdkafka assigns or lets go of the
 //! partitions, so a partition is never processed before its restore ends, and another instance
 //! never restores it before this one's last checkpoint. The batch loop calls
-//! [`Recovery::checkpoint`] every `checkpoint_interval_ms` and at shutdown; Kafka offsets are
-//! stored only up to a durable checkpoint.
+//! [`Recovery::start_checkpoint`] every `checkpoint_interval_ms` (the state is encoded then, and
+//! written in the background while the loop goes on) and [`Recovery::checkpoint`] at shutdown;
+//! Kafka offsets are stored only up to a durable checkpoint.
 //!
 //! Why the store and not a changelog topic: one transaction holds a partition's changed
 //! customers and its offsets, so they always agree without Kafka transactions, and an upsert per
@@ -32,6 +33,17 @@ use crate::store::{PartitionCheckpoint, StoreError, TaskStore};
 /// (still exact, just slower).
 const REVOKE_BUDGET: Duration = Duration::from_secs(15);
 
+/// One partition's checkpoint, prepared (encoded) and waiting to be written.
+struct Job {
+    partition: i32,
+    /// The ownership it was prepared under: its result counts only if that still holds.
+    tag: u64,
+    epoch: i64,
+    checkpoint: PartitionCheckpoint,
+    rows: Vec<(Box<str>, Vec<u8>)>,
+    dirty: Vec<Box<str>>,
+}
+
 /// Per-partition state recovery of one instance.
 pub struct Recovery {
     pub engine: Arc<Engine>,
@@ -43,6 +55,8 @@ pub struct Recovery {
     ready: Arc<AtomicBool>,
     /// Mean encoded bytes of the customers in recent checkpoints (a moving average).
     stored_mean: AtomicU64,
+    /// Held while a checkpoint is written: one at a time, in the order they were prepared.
+    writing: tokio::sync::Mutex<()>,
     /// The group gave this instance its first assignment (possibly empty) and it was restored.
     assigned: AtomicBool,
     runtime: tokio::runtime::Handle,
@@ -67,6 +81,7 @@ impl Recovery {
             metrics,
             ready,
             assigned: AtomicBool::new(false),
+            writing: tokio::sync::Mutex::new(()),
             stored_mean: AtomicU64::new(0),
             runtime: tokio::runtime::Handle::current(),
         }
@@ -104,7 +119,12 @@ impl Recovery {
             warn!(partitions = ?mine, "partitions lost (expelled from the group): released without a checkpoint");
             Vec::new()
         } else {
-            self.block_on(self.checkpoint_partitions(&mine, Some(Instant::now() + REVOKE_BUDGET)))
+            let jobs = self.prepare(&mine);
+            if self.enabled {
+                self.block_on(self.write(jobs, Some(Instant::now() + REVOKE_BUDGET)))
+            } else {
+                self.partitions().next_offsets().into_iter().filter(|(_, p, _)| mine.contains(p)).collect()
+            }
         };
         for p in mine {
             self.release(p);
@@ -124,11 +144,25 @@ impl Recovery {
         info!(partition, customers = forgotten, "partition released");
     }
 
-    /// Checkpoints every owned partition with changes; returns the offsets now durable, to
-    /// store in Kafka. Retries until the store accepts (back-pressure: the loop waits).
+    /// Checkpoints every owned partition with changes and waits; returns the offsets now
+    /// durable, to store in Kafka. Retries until the store accepts (used at shutdown).
     pub async fn checkpoint(&self) -> Vec<(String, i32, i64)> {
-        let owned = self.partitions().owned();
-        self.checkpoint_partitions(&owned, None).await
+        if !self.enabled {
+            return self.applied_offsets();
+        }
+        let owned = self.partitions().owned(); // the guard must not outlive this line
+        let jobs = self.prepare(&owned);
+        self.write(jobs, None).await
+    }
+
+    /// Starts a checkpoint of every owned partition with changes: the state is encoded now, the
+    /// write happens in the background while the loop goes on; the task's result is the offsets
+    /// then durable, to store in Kafka.
+    pub fn start_checkpoint(self: &Arc<Self>) -> tokio::task::JoinHandle<Vec<(String, i32, i64)>> {
+        let owned = self.partitions().owned(); // the guard must not outlive this line
+        let jobs = self.prepare(&owned);
+        let me = self.clone();
+        tokio::spawn(async move { me.write(jobs, None).await })
     }
 
     /// Offsets to store in Kafka when checkpoints are off: everything applied.
@@ -163,27 +197,50 @@ impl Recovery {
         self.enabled
     }
 
-    /// Checkpoints `which`, retrying each until it is written or `deadline` passes (none: until
-    /// written). A partition another instance claimed meanwhile is released, not retried.
-    async fn checkpoint_partitions(
-        &self,
-        which: &[i32],
-        deadline: Option<Instant>,
-    ) -> Vec<(String, i32, i64)> {
-        let mut durable = Vec::new();
-        if !self.enabled {
-            let p = self.partitions();
-            return p.next_offsets().into_iter().filter(|(_, part, _)| which.contains(part)).collect();
-        }
-        'partitions: for &partition in which {
-            let Some((dirty, offsets, epoch)) = self.partitions().take_pending(partition) else { continue };
-            let started = Instant::now();
+    /// Takes the pending changes of `which` and encodes their customers: the state as of now,
+    /// with the offsets it covers. Runs where the engine runs (the batch loop or the rebalance
+    /// callback), so no event is applied between reading the offsets and encoding the state.
+    fn prepare(&self, which: &[i32]) -> Vec<Job> {
+        let mut jobs = Vec::new();
+        for &partition in which {
+            let (tag, taken) = {
+                let mut p = self.partitions();
+                (p.tag(partition), p.take_pending(partition))
+            };
+            let Some((dirty, offsets, epoch)) = taken else { continue };
             let rows: Vec<(Box<str>, Vec<u8>)> = dirty
                 .iter()
                 .filter_map(|id| self.engine.state.customers.get(id).map(|s| (id.clone(), codec::encode(&s))))
                 .collect();
-            let checkpoint =
-                PartitionCheckpoint { offsets: offsets.clone(), newest: self.engine.newest(partition) };
+            let checkpoint = PartitionCheckpoint { offsets, newest: self.engine.newest(partition) };
+            jobs.push(Job { partition, tag, epoch, checkpoint, rows, dirty });
+        }
+        jobs
+    }
+
+    /// Writes prepared checkpoints, one at a time across the instance (an older checkpoint of a
+    /// partition never lands after a newer one), each retried until written or `deadline`
+    /// passes (none: until written). A partition another instance claimed meanwhile is released,
+    /// not retried. Returns the offsets now durable of partitions still owned as prepared.
+    async fn write(&self, jobs: Vec<Job>, deadline: Option<Instant>) -> Vec<(String, i32, i64)> {
+        let mut durable = Vec::new();
+        if jobs.is_empty() {
+            return durable;
+        }
+        let _turn = match deadline {
+            None => self.writing.lock().await,
+            Some(d) => match tokio::time::timeout_at(d.into(), self.writing.lock()).await {
+                Ok(turn) => turn,
+                Err(_) => {
+                    error!("a checkpoint in flight does not finish; letting go without one");
+                    return durable;
+                }
+            },
+        };
+        'jobs: for job in jobs {
+            let Job { partition, tag, epoch, checkpoint, rows, dirty } = job;
+            let current = || self.partitions().tag(partition) == tag;
+            let started = Instant::now();
             let bytes: usize = rows.iter().map(|(_, b)| b.len()).sum();
             let mut backoff = crate::serve::Backoff::new();
             loop {
@@ -192,8 +249,10 @@ impl Recovery {
                     Ok(()) => break,
                     Err(e @ StoreError::Fenced { .. }) => {
                         error!(error = %e, partition, "another instance owns this partition now; releasing it");
-                        self.release(partition);
-                        continue 'partitions;
+                        if current() {
+                            self.release(partition);
+                        }
+                        continue 'jobs;
                     }
                     Err(e) => {
                         self.metrics.store_errors.inc();
@@ -204,20 +263,24 @@ impl Recovery {
                                 partition,
                                 "giving up on the checkpoint: the next owner re-reads from the previous one"
                             );
-                            self.partitions().untake(partition, dirty);
-                            continue 'partitions;
+                            if current() {
+                                self.partitions().untake(partition, dirty);
+                            }
+                            continue 'jobs;
                         }
                         backoff.wait().await;
                     }
                 }
             }
             self.set_ready(true);
-            self.partitions().checkpointed(partition, offsets.clone());
             self.metrics.checkpoint_seconds.observe(started.elapsed().as_secs_f64());
             self.metrics.checkpointed_customers.inc_by(rows.len() as u64);
             self.metrics.checkpointed_bytes.inc_by(bytes as u64);
             self.observe_stored(rows.len(), bytes);
-            durable.extend(offsets.into_iter().map(|(topic, next)| (topic, partition, next)));
+            if current() {
+                self.partitions().checkpointed(partition, checkpoint.offsets.clone());
+                durable.extend(checkpoint.offsets.into_iter().map(|(topic, next)| (topic, partition, next)));
+            }
         }
         durable
     }

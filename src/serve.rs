@@ -1,13 +1,15 @@
 //! `callahead serve`: the real-time service. Kafka in, tasks out (store, tasks topic), dead
 //! letters for bad input, metrics and health over HTTP, rules reloaded without a restart.
 //!
-//! One loop owns the engine: take a batch of messages → decode, validate, run the engine →
-//! publish dead letters → write task changes to the store (one transaction, with the outbox) →
-//! publish the outbox to the tasks topic → store the batch's offsets. Offsets move only after
-//! everything the batch caused is durable, so a crash at any point re-delivers, never loses
-//! (at-least-once); task ids and versions make the re-delivery idempotent downstream. A failing
-//! store or broker is retried with back-off inside the loop, which stops fetching meanwhile:
-//! that is the back-pressure.
+//! One loop owns the engine: take a batch of messages → skip what the restored state already
+//! holds → decode, validate, run the engine → publish dead letters → write task changes to the
+//! store (one transaction, with the outbox) → publish the outbox to the tasks topic. Every
+//! checkpoint interval the changed customers are encoded and written in the background
+//! ([`crate::recovery`]); offsets are stored for Kafka only once that checkpoint is durable,
+//! and everything before it was made durable first, so a crash at any point re-delivers, never
+//! loses (at-least-once); task ids and versions make the re-delivery idempotent downstream. A
+//! failing store or broker is retried with back-off inside the loop, which stops fetching
+//! meanwhile: that is the back-pressure.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -122,6 +124,7 @@ pub async fn serve(config: Config) -> Result<()> {
     let wait = Duration::from_millis(config.kafka.batch_wait_ms);
     let interval = Duration::from_millis(config.state.checkpoint_interval_ms);
     let mut last_checkpoint = Instant::now();
+    let mut in_flight: Option<Checkpointing> = None;
     // Wake up at least this often without input, to checkpoint what the last batches changed.
     let idle = if interval.is_zero() { Duration::from_secs(1) } else { interval };
     loop {
@@ -136,9 +139,16 @@ pub async fn serve(config: Config) -> Result<()> {
                     }
                     if !recovery.enabled() {
                         store_offsets(&consumer, recovery.applied_offsets());
-                    } else if last_checkpoint.elapsed() >= interval {
-                        let offsets = recovery.checkpoint().await;
-                        store_offsets(&consumer, offsets);
+                        continue;
+                    }
+                    // One checkpoint in flight at a time, written in the background; its
+                    // offsets are stored once it is durable.
+                    if in_flight.as_ref().is_some_and(|c: &Checkpointing| c.is_finished()) {
+                        let done = in_flight.take().expect("just checked").await;
+                        store_offsets(&consumer, done.unwrap_or_default());
+                    }
+                    if in_flight.is_none() && last_checkpoint.elapsed() >= interval {
+                        in_flight = Some(recovery.start_checkpoint());
                         last_checkpoint = Instant::now();
                     }
                 }
@@ -152,6 +162,9 @@ pub async fn serve(config: Config) -> Result<()> {
     info!("shutting down: checkpointing state and committing offsets");
     ready.store(false, Ordering::Relaxed);
     metrics.ready.set(0);
+    if let Some(checkpoint) = in_flight.take() {
+        store_offsets(&consumer, checkpoint.await.unwrap_or_default());
+    }
     store_offsets(&consumer, recovery.checkpoint().await);
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) => {}
@@ -161,6 +174,9 @@ pub async fn serve(config: Config) -> Result<()> {
     }
     Ok(())
 }
+
+/// A checkpoint being written in the background: the offsets it makes durable.
+type Checkpointing = tokio::task::JoinHandle<Vec<(String, i32, i64)>>;
 
 /// Stores (topic, partition, next offset) for the background commit.
 fn store_offsets(consumer: &EventConsumer, offsets: Vec<(String, i32, i64)>) {

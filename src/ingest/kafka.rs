@@ -109,8 +109,11 @@ pub fn consumer(
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", strategy)
-        // librdkafka waits up to a second between fetches at low rates by default.
+        // librdkafka backs off up to a second between fetches at low rates by default.
         .set("fetch.queue.backoff.ms", "1")
+        // How long the broker may hold a fetch that finds nothing: the latency floor on brokers
+        // that wait it out (Tansu does; Apache Kafka answers as soon as data arrives). Not below
+        // 5: Tansu 0.6's memory storage then gives up on large fetches and returns nothing.
         .set("fetch.wait.max.ms", "10")
         .set("statistics.interval.ms", "5000");
     for (k, v) in &config.client {
@@ -148,7 +151,8 @@ pub fn missing_topics(
 }
 
 /// Waits up to `idle` for the next message (an empty batch if none came), then takes more until
-/// `max` messages or `wait` has passed. Each message comes with `tag(partition)` read when it was
+/// `max` messages, or until none is ready once `wait` has passed (0: take what is already
+/// fetched, wait for nothing). Each message comes with `tag(partition)` read when it was
 /// received (rebalances run inside `recv`, so the tag tells under which assignment it was
 /// fetched). Cancelling it while it waits for the first message loses nothing; cancelling it
 /// later drops the messages taken so far, so callers only cancel it to stop (they are
@@ -169,10 +173,8 @@ pub async fn next_batch(
     batch.push((first, first_tag));
     let deadline = Instant::now() + wait;
     while batch.len() < max {
+        // A zero wait still takes a message librdkafka already holds (the timeout polls first).
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
-        }
         match tokio::time::timeout(left, consumer.recv()).await {
             Ok(Ok(m)) => {
                 let t = tag(m.partition());

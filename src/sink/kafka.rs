@@ -1,12 +1,15 @@
 //! Publishing to Kafka: task versions to the tasks topic (from the store's outbox) and refused
 //! input to the dead-letter topic with the reason in headers. Every publish is awaited until the
 //! broker acknowledges it; failures are retried by the caller, never dropped.
+//!
+//! A batch is handed to librdkafka whole before any acknowledgement is awaited, so it travels in
+//! a few produce requests rather than one round trip per record.
 
 use std::time::Duration;
 
-use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage, ToBytes};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 use crate::config::KafkaConfig;
 use crate::store::OutboxRow;
@@ -31,10 +34,41 @@ pub async fn publish_tasks(
             .insert(Header { key: "task_id", value: Some(r.task_id.as_str()) })
             .insert(Header { key: "task_version", value: Some(version.as_str()) });
         let record = FutureRecord::to(topic).key(&r.customer_id).payload(&r.payload).headers(headers);
-        pending.push(producer.send(record, Duration::from_secs(5)));
+        pending.push(enqueue(producer, record).await?);
     }
-    for p in pending {
-        p.await.map_err(|(e, _)| e)?;
+    acknowledged(pending).await
+}
+
+/// Hands a record to librdkafka now (not when a future is first polled). When its queue is full,
+/// waits a millisecond for deliveries to drain it, then tries again.
+async fn enqueue<K, P>(
+    producer: &FutureProducer,
+    mut record: FutureRecord<'_, K, P>,
+) -> Result<DeliveryFuture, KafkaError>
+where
+    K: ToBytes + ?Sized,
+    P: ToBytes + ?Sized,
+{
+    loop {
+        match producer.send_result(record) {
+            Ok(delivery) => return Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
+/// Waits for every delivery; the first failure is the result.
+async fn acknowledged(pending: Vec<DeliveryFuture>) -> Result<(), KafkaError> {
+    for delivery in pending {
+        match delivery.await {
+            Ok(Ok(_)) => {}
+            Ok(Err((e, _))) => return Err(e),
+            Err(_) => return Err(KafkaError::Canceled),
+        }
     }
     Ok(())
 }
@@ -68,10 +102,7 @@ pub async fn publish_dead_letters(
         if let Some(k) = m.key() {
             record = record.key(k);
         }
-        pending.push(producer.send(record, Duration::from_secs(5)));
+        pending.push(enqueue(producer, record).await?);
     }
-    for p in pending {
-        p.await.map_err(|(e, _)| e)?;
-    }
-    Ok(())
+    acknowledged(pending).await
 }

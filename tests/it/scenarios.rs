@@ -131,7 +131,7 @@ fn timers_fire_by_their_own_partitions_time() {
     let (g, _) = run();
     let who = g.expected.iter().find(|e| e.scenario.contains("falls silent")).unwrap().customer_id.clone();
     let engine = Engine::new(EngineConfig::default());
-    let mut care_from_timer = |partition: i32, line: &str| {
+    let care_from_timer = |partition: i32, line: &str| {
         let out = engine.process_in(partition, rules(), &decode(line.as_bytes()).unwrap());
         out.changes.iter().filter(|c| c.task.customer_id == who && c.task.queue.as_str() == "care").count()
     };
