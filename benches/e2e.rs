@@ -25,7 +25,7 @@
 //!    bucket that holds the maximum. The broker timestamp is the producer's create time, taken
 //!    when the bench hands the event to librdkafka, so producer linger and the broker's append
 //!    count. The producer's acknowledgement latency (1 in 50 sampled), the per-batch stage means
-//!    and the state checkpoints (which the loop waits for) are printed alongside.
+//!    and the state checkpoints (written in the background) are printed alongside.
 //!
 //! Environment:
 //! - `KAFKA_TEST_BOOTSTRAP` (required), `STORE` (`sqlite` or `postgres`; default `sqlite`),

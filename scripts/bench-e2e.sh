@@ -8,6 +8,8 @@
 #   CALLAHEAD_KAFKA_BATCH_WAIT_MS=1 scripts/bench-e2e.sh   any service setting (and librdkafka
 #                                                          CALLAHEAD_KAFKA_CLIENT_* for both sides)
 #   PERF=/tmp/callahead.perf STORES=sqlite scripts/bench-e2e.sh   CPU profile of the throughput run
+#   CHECKPOINTS="true false" scripts/bench-e2e.sh          the cost of state checkpoints: each
+#                                                          store with them on and off, one run
 # Needs PostgreSQL at $PG_URL (default postgres://postgres@127.0.0.1:5432/test) for the
 # postgres store; a scratch database is created and dropped per run.
 set -euo pipefail
@@ -26,5 +28,8 @@ for store in ${STORES:-sqlite postgres}; do
         echo "bench-e2e.sh: PostgreSQL is not reachable at ${PG_URL:-postgres://postgres@127.0.0.1:5432/test}" >&2
         exit 1
     fi
-    STORE="$store" cargo bench --locked --bench e2e
+    for checkpoint in ${CHECKPOINTS:-true}; do
+        echo "== store: $store, state checkpoints: $checkpoint"
+        STORE="$store" CALLAHEAD_STATE_CHECKPOINT="$checkpoint" cargo bench --locked --bench e2e
+    done
 done

@@ -187,7 +187,7 @@ impl Default for HistoryItem {
 }
 
 /// Everything we remember about one customer.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CustomerState {
     pub profile: Option<Box<Profile>>,
     /// Event time of the profile held (a late, older profile does not replace it).
