@@ -42,11 +42,6 @@ SCRIPT_NAME=helm.sh
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() {
-    sed -n '/^# Usage:/,/^# Notes/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
-    exit 2
-}
-
 helm_works() {
     [[ -x "$HELM" ]] && [[ "$(sha256_of "$HELM")" == "$HELM_SHA256" ]] \
         && "$HELM" version --short 2>/dev/null | grep -q "^v$HELM_VERSION+"

@@ -65,11 +65,6 @@ SCRIPT_NAME=kafka.sh
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-usage() {
-    sed -n '/^# Usage:/,/^# Notes/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
-    exit 2
-}
-
 tansu_works() {
     [[ -x "$TANSU" ]] && "$TANSU" --version 2>/dev/null | grep -q "tansu $TANSU_VERSION"
 }

@@ -1,6 +1,12 @@
 # Shell helpers shared by scripts/kafka.sh and scripts/helm.sh (sourced, not run).
 # The sourcing script sets SCRIPT_NAME first (the prefix of its messages).
 
+# Prints the running script's header from "# Usage:" up to "# Notes" and exits 2.
+usage() {
+    sed -n '/^# Usage:/,/^# Notes/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+    exit 2
+}
+
 log() { echo "${SCRIPT_NAME:-script}: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 

@@ -76,11 +76,6 @@ impl Partitions {
         self.owned.get(&partition).map_or(0, |o| o.tag)
     }
 
-    /// The fencing epoch of an owned partition.
-    pub fn epoch(&self, partition: i32) -> Option<i64> {
-        self.owned.get(&partition).map(|o| o.epoch)
-    }
-
     /// Lets go of a partition, returning what was pending for it.
     pub fn release(&mut self, partition: i32) -> Option<Owned> {
         self.owned.remove(&partition)
@@ -240,6 +235,7 @@ mod tests {
         p.own(1, offsets(&[("events", 5)]), 2);
         assert_eq!(p.admit("events", 1, 10, before), Admit::NotOwned, "stale: would skip 5..9");
         assert_eq!(p.admit("events", 1, 5, p.tag(1)), Admit::Apply);
-        assert_eq!(p.epoch(1), Some(2));
+        p.applied("events", 1, 5);
+        assert_eq!(p.take_pending(1).map(|(.., epoch)| epoch), Some(2), "written under the new epoch");
     }
 }

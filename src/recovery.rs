@@ -33,7 +33,7 @@ use crate::store::{PartitionCheckpoint, StoreError, TaskStore};
 /// (still exact, just slower).
 const REVOKE_BUDGET: Duration = Duration::from_secs(15);
 
-/// One partition's checkpoint, prepared (encoded) and waiting to be written.
+/// One partition's checkpoint, prepared (its changed customers copied) and waiting to be written.
 struct Job {
     partition: i32,
     /// The ownership it was prepared under: its result counts only if that still holds.
@@ -47,7 +47,7 @@ struct Job {
 
 /// Per-partition state recovery of one instance.
 pub struct Recovery {
-    pub engine: Arc<Engine>,
+    engine: Arc<Engine>,
     store: TaskStore,
     group: String,
     enabled: bool,
@@ -136,9 +136,7 @@ impl Recovery {
     /// Forgets a partition: its bookkeeping, its customers, their open tasks in the gauge.
     fn release(&self, partition: i32) {
         self.partitions().release(partition);
-        for entry in self.engine.state.customers.iter().filter(|e| e.partition == partition) {
-            self.count_open_tasks(entry.value(), -1);
-        }
+        self.count_open_tasks(partition, -1);
         let forgotten = self.engine.release(partition);
         self.metrics.customers_tracked.set(self.engine.state.len() as i64);
         self.metrics.partitions_owned.set(self.partitions().owned().len() as i64);
@@ -176,10 +174,14 @@ impl Recovery {
         self.stored_mean.load(Ordering::Relaxed)
     }
 
-    /// Adds (`sign` 1) or removes (-1) a customer's open tasks to the open-tasks gauge.
-    fn count_open_tasks(&self, state: &CustomerState, sign: i64) {
-        for task in state.incidents.iter().flat_map(|i| i.open.iter()) {
-            self.metrics.tasks_open.with_label_values(&[task.queue.as_str()]).add(sign);
+    /// Adds (`sign` 1) or removes (-1) the open tasks of a partition's customers to the
+    /// open-tasks gauge.
+    fn count_open_tasks(&self, partition: i32, sign: i64) {
+        let customers = self.engine.state.customers.iter().filter(|e| e.partition == partition);
+        for entry in customers {
+            for task in entry.incidents.iter().flat_map(|i| i.open.iter()) {
+                self.metrics.tasks_open.with_label_values(&[task.queue.as_str()]).add(sign);
+            }
         }
     }
 
@@ -366,9 +368,7 @@ impl Recovery {
             }
             None => Offsets::new(),
         };
-        for entry in self.engine.state.customers.iter().filter(|e| e.partition == partition) {
-            self.count_open_tasks(entry.value(), 1);
-        }
+        self.count_open_tasks(partition, 1);
         let seconds = started.elapsed().as_secs_f64();
         self.partitions().own(partition, offsets.clone(), epoch);
         self.metrics.partitions_owned.set(self.partitions().owned().len() as i64);

@@ -34,6 +34,12 @@ pub struct PartitionCheckpoint {
     pub newest: i64,
 }
 
+/// A partition's offsets as stored (JSON: topic → next offset).
+fn parse_offsets(partition: i32, text: String) -> Result<BTreeMap<String, i64>, StoreError> {
+    serde_json::from_str(&text)
+        .map_err(|source| StoreError::Encode { id: format!("partition {partition} offsets"), source })
+}
+
 /// The time of day for `updated_at` (for people reading the table; never compared).
 fn now() -> String {
     time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
@@ -156,10 +162,10 @@ impl TaskStore {
         })
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let offsets: String = row.try_get(0)?;
-        let offsets = serde_json::from_str(&offsets)
-            .map_err(|source| StoreError::Encode { id: format!("partition {partition} offsets"), source })?;
-        let checkpoint = PartitionCheckpoint { offsets, newest: row.try_get(1)? };
+        let checkpoint = PartitionCheckpoint {
+            offsets: parse_offsets(partition, row.try_get(0)?)?,
+            newest: row.try_get(1)?,
+        };
         let mut done = RestoreProgress::default();
         let mut after = String::new();
         loop {
@@ -218,9 +224,7 @@ impl TaskStore {
                 .fetch_optional(&self.pool)
                 .await?;
         let Some(row) = row else { return Ok(BTreeMap::new()) };
-        let text: String = row.try_get(0)?;
-        serde_json::from_str(&text)
-            .map_err(|source| StoreError::Encode { id: format!("partition {partition} offsets"), source })
+        parse_offsets(partition, row.try_get(0)?)
     }
 
     /// Customers and bytes of state stored for a group, per partition.

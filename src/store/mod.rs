@@ -97,9 +97,16 @@ async fn bounded<T>(
     what: &'static str,
     operation: impl std::future::Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
-    tokio::time::timeout(OPERATION_TIMEOUT, operation)
-        .await
-        .unwrap_or(Err(StoreError::Timeout(OPERATION_TIMEOUT, what)))
+    within(OPERATION_TIMEOUT, what, operation).await
+}
+
+/// Runs a store operation with a time limit: past it, a [`StoreError::Timeout`].
+async fn within<T>(
+    limit: std::time::Duration,
+    what: &'static str,
+    operation: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(limit, operation).await.unwrap_or(Err(StoreError::Timeout(limit, what)))
 }
 
 /// One task version waiting to be published.
@@ -304,9 +311,7 @@ impl TaskStore {
     /// Checks the store answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let ping = async { Ok(sqlx::query("SELECT 1").fetch_one(&self.pool).await.map(|_| ())?) };
-        tokio::time::timeout(std::time::Duration::from_secs(5), ping)
-            .await
-            .unwrap_or(Err(StoreError::Timeout(std::time::Duration::from_secs(5), "ping")))
+        within(std::time::Duration::from_secs(5), "ping", ping).await
     }
 }
 

@@ -18,7 +18,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::common::{broker, free_port, http_get, identity, replay, unique};
+use crate::common::{broker, free_port, http_get, identity, replay, temp_sqlite, unique};
 use crate::serve::{create_topics, produce_lines, sum, wait_for_tasks, PostgresDb, Service, Topics};
 
 type Expected = Vec<(String, String, &'static str, Vec<String>)>;
@@ -110,9 +110,7 @@ const FAST_CHECKPOINTS: (&str, &str) = ("CALLAHEAD_STATE_CHECKPOINT_INTERVAL_MS"
 async fn sigkill_and_restart_restores_state() {
     let prefix = unique("kill");
     let topics = create_topics(&prefix).await;
-    let dir = std::env::temp_dir().join(&prefix);
-    std::fs::create_dir_all(&dir).unwrap();
-    let store_url = format!("sqlite://{}", dir.join("tasks.db").display());
+    let store_url = temp_sqlite(&prefix);
     let (lines, split) = stream_with_travel_pair(11, 0.5);
     let expected = expected_of(&lines);
     let producer = producer();
@@ -358,9 +356,7 @@ async fn fencing_on(store_url: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fencing_with_sqlite() {
-    let dir = std::env::temp_dir().join(unique("fence"));
-    std::fs::create_dir_all(&dir).unwrap();
-    fencing_on(&format!("sqlite://{}", dir.join("state.db").display())).await;
+    fencing_on(&temp_sqlite("fence")).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -17,7 +17,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use crate::common::{broker, free_port, http_get, identity, replay, root, unique};
+use crate::common::{broker, free_port, http_get, identity, replay, root, temp_sqlite, unique};
 
 pub(crate) struct Topics {
     pub(crate) events: String,
@@ -345,9 +345,7 @@ async fn end_to_end(store_url: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_end_to_end_with_sqlite() {
-    let dir = std::env::temp_dir().join(unique("store"));
-    std::fs::create_dir_all(&dir).unwrap();
-    end_to_end(&format!("sqlite://{}", dir.join("tasks.db").display())).await;
+    end_to_end(&temp_sqlite("store")).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -462,9 +460,7 @@ async fn broker_pause_loses_and_doubles_nothing() {
     let own = OwnBroker::start();
     let prefix = unique("pause");
     let topics = create_topics_on(&own.bootstrap, &prefix).await;
-    let dir = std::env::temp_dir().join(&prefix);
-    std::fs::create_dir_all(&dir).unwrap();
-    let store_url = format!("sqlite://{}", dir.join("tasks.db").display());
+    let store_url = temp_sqlite(&prefix);
     let service = Service::start_with(&own.bootstrap, &topics, &prefix, &store_url, &[]);
 
     let generated = generate(&StreamSpec { customers: 20, days: 64, seed: 9, scenarios: true, noise: true });
@@ -505,7 +501,7 @@ async fn rules_hot_reload_valid_and_invalid() {
     for f in ["fraud.toml", "care.toml"] {
         std::fs::copy(root().join("rules").join(f), rules.join(f)).unwrap();
     }
-    let store_url = format!("sqlite://{}", dir.join("tasks.db").display());
+    let store_url = format!("sqlite://{}", dir.join("tasks.db").display()); // beside its rules
     let rules_dir = rules.display().to_string();
     let service = Service::start_with(
         broker(),
