@@ -25,6 +25,38 @@ pub struct Config {
     pub engine: EngineSection,
     pub state: StateConfig,
     pub log: LogConfig,
+    pub api: ApiConfig,
+}
+
+/// The agents' API: tokens provisioned from configuration, and the lifecycle's timings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Tokens provisioned without the database (for Kubernetes secrets), each
+    /// `NAME:ROLE:SHA256` with the hex SHA-256 of the token (never the token itself):
+    /// `printf %s "$TOKEN" | sha256sum`. Environment: comma-separated `CALLAHEAD_API_TOKENS`.
+    pub tokens: Vec<String>,
+    /// A claim left idle this long (no contact, note or snooze by its holder) goes back to the
+    /// queue, milliseconds.
+    pub claim_idle_ms: u64,
+    /// How often overdue tasks and idle claims are looked for, milliseconds (0 = never).
+    pub sla_tick_ms: u64,
+    /// How long an action waits for its result before answering 202, milliseconds.
+    pub command_wait_ms: u64,
+    /// Failed authentications per client address and minute before it gets 429.
+    pub auth_failures_per_minute: u32,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            tokens: Vec::new(),
+            claim_idle_ms: 30 * 60 * 1_000,
+            sla_tick_ms: 30_000,
+            command_wait_ms: 5_000,
+            auth_failures_per_minute: 10,
+        }
+    }
 }
 
 /// Kafka: where events come from and where tasks and dead letters go.
@@ -41,6 +73,9 @@ pub struct KafkaConfig {
     pub tasks_topic: String,
     /// Refused input goes here with the reason in headers.
     pub dead_letter_topic: String,
+    /// Agents' and customers' actions on tasks, keyed by customer id: co-partitioned with the
+    /// input topics and consumed by the same loop (one source of truth for a task).
+    pub commands_topic: String,
     /// Most messages processed and made durable together.
     pub batch_size: usize,
     /// Longest wait to fill a batch, milliseconds (0: take what is already fetched).
@@ -57,6 +92,7 @@ impl Default for KafkaConfig {
             input_topics: vec!["callahead.events".into()],
             tasks_topic: "callahead.tasks".into(),
             dead_letter_topic: "callahead.dead-letters".into(),
+            commands_topic: "callahead.commands".into(),
             batch_size: 2_000,
             batch_wait_ms: 0,
             client: BTreeMap::new(),
@@ -200,9 +236,11 @@ impl Config {
         if k.input_topics.is_empty() || k.input_topics.iter().any(|t| t.trim().is_empty()) {
             p.push("kafka.input_topics: must list at least one topic, none empty".into());
         }
-        for (key, topic) in
-            [("kafka.tasks_topic", &k.tasks_topic), ("kafka.dead_letter_topic", &k.dead_letter_topic)]
-        {
+        for (key, topic) in [
+            ("kafka.tasks_topic", &k.tasks_topic),
+            ("kafka.dead_letter_topic", &k.dead_letter_topic),
+            ("kafka.commands_topic", &k.commands_topic),
+        ] {
             if topic.trim().is_empty() {
                 p.push(format!("{key}: must not be empty"));
             } else if k.input_topics.contains(topic) {
@@ -231,6 +269,14 @@ impl Config {
         if !["human", "json"].contains(&self.log.format.as_str()) {
             p.push(format!("log.format: `{}` is neither `human` nor `json`", self.log.format));
         }
+        for (i, t) in self.api.tokens.iter().enumerate() {
+            if let Err(e) = crate::api::auth::parse_provisioned(t) {
+                p.push(format!("api.tokens[{i}]: {e}"));
+            }
+        }
+        if self.api.command_wait_ms > 60_000 {
+            p.push("api.command_wait_ms: at most 60000".into());
+        }
         if self.engine.allowed_lateness.0 < 0 {
             p.push("engine.allowed_lateness: must not be negative".into());
         }
@@ -249,6 +295,7 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], errors: &mut Vec
                 "input_topics",
                 "tasks_topic",
                 "dead_letter_topic",
+                "commands_topic",
                 "batch_size",
                 "batch_wait_ms",
             ],
@@ -259,6 +306,7 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], errors: &mut Vec
         ("engine", &["allowed_lateness"]),
         ("state", &["checkpoint", "checkpoint_interval_ms"]),
         ("log", &["format"]),
+        ("api", &["tokens", "claim_idle_ms", "sla_tick_ms", "command_wait_ms", "auth_failures_per_minute"]),
     ];
     for (name, value) in env {
         let Some(rest) = name.strip_prefix("CALLAHEAD_") else { continue };
@@ -284,9 +332,9 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], errors: &mut Vec
             errors.push(format!("{name}: not a configuration variable"));
             continue;
         };
-        let typed = if key == "input_topics" {
+        let typed = if key == "input_topics" || key == "tokens" {
             toml::Value::Array(value.split(',').map(|t| toml::Value::String(t.trim().to_string())).collect())
-        } else if key.ends_with("_size") || key.ends_with("_ms") {
+        } else if key.ends_with("_size") || key.ends_with("_ms") || key.ends_with("_minute") {
             match value.parse::<i64>() {
                 Ok(n) => toml::Value::Integer(n),
                 Err(_) => {

@@ -52,3 +52,23 @@ pub fn check_scenarios(generated: &Generated, tasks: &[Task]) -> (String, bool) 
     }
     (out, all_ok)
 }
+
+/// What a new user needs to try the API: where it is, a token per role, a first `curl`.
+pub fn print_api(e: &crate::embedded::Embedded, store: &str) {
+    let base = format!("http://{}", e.address);
+    println!("\n=== Agents' API (Ctrl-C to stop) ===");
+    println!("API:      {base}/api/v1   (OpenAPI: {base}/openapi.json, Swagger UI: {base}/docs)");
+    println!("Store:    {store}");
+    println!("Tokens (one per role; shown once):");
+    for t in &e.tokens {
+        println!("  {:<14} {:<12} {}", t.name, t.role.as_str(), t.token);
+    }
+    if let Some(t) = e.tokens.first() {
+        println!("Try:");
+        println!("  export TOKEN={}", t.token);
+        println!("  curl -s -H \"Authorization: Bearer $TOKEN\" {base}/api/v1/tasks?queue=fraud");
+        println!("  curl -s -X POST -H \"Authorization: Bearer $TOKEN\" {base}/api/v1/queues/fraud/next");
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+}

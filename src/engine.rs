@@ -16,16 +16,20 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
+use crate::command::{Command, CommandResult, Refusal};
 use crate::detect::{
     churn_risk, event_facts, DetectInput, DetectorKind, DetectorParams, Evidence, Phase, Signal,
 };
 use crate::event::{Event, EventBody};
+use crate::geo::Point;
 use crate::incident::{self, Firing};
+use crate::lifecycle;
 use crate::rules::features::FeatureView;
+use crate::rules::Queue;
 use crate::rules::{Mode, RuleSet};
 use crate::state::{CustomerState, StateStore};
-use crate::task::{Outcome, TaskChange};
-use crate::time::{Timestamp, MINUTE};
+use crate::task::{ChangeKind, Outcome, Task, TaskChange};
+use crate::time::{Timestamp, DAY, MINUTE};
 
 /// Engine settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -58,6 +62,8 @@ pub struct Processed {
     pub changes: Vec<TaskChange>,
     /// Other customers whose state a timer changed, with their partition (for checkpoints).
     pub timer_touched: Vec<(i32, Box<str>)>,
+    /// What became of the commands applied (see [`Engine::command`]).
+    pub results: Vec<CommandResult>,
 }
 
 /// The alerting engine.
@@ -249,24 +255,74 @@ impl Engine {
         before - self.state.customers.len()
     }
 
-    /// Records an agent's or customer's outcome for an open task; a confirmed-legit outcome
-    /// teaches the customer's state the countries and devices in the task's evidence.
-    pub fn resolve(
-        &self,
-        customer_id: &str,
-        task_id: &str,
-        outcome: Outcome,
-        at: Timestamp,
-    ) -> Option<TaskChange> {
-        let mut entry = self.state.customers.get_mut(customer_id)?;
+    /// Applies a command (an agent's action, a customer's answer, the SLA ticker) to a task of
+    /// the customer, in order with the customer's events: the result, and the new task version
+    /// if it changed. A command id already seen for this customer is a redelivery and is
+    /// dropped (`duplicate`). Commands do not advance event time: no timer fires because of
+    /// one. A resolution as `legitimate` teaches the customer's state (see [`learn`]).
+    pub fn command(&self, partition: i32, command: &Command) -> Processed {
+        let mut out = Processed::default();
+        let Some(mut entry) = self.state.customers.get_mut(command.customer_id.as_str()) else {
+            out.results.push(CommandResult::refused(
+                command,
+                Refusal::NotFound,
+                format!("customer {} is not known to the engine", command.customer_id),
+            ));
+            return out;
+        };
         let state: &mut CustomerState = &mut entry;
-        let change = incident::resolve(state, task_id, outcome, at)?;
-        if outcome == Outcome::ConfirmedLegit {
-            let countries: Vec<_> = change.task.context.events.iter().filter_map(|e| e.country).collect();
-            state.trust(&countries, &[]);
+        state.partition = partition;
+        if state.has_seen(&command.command_id) {
+            out.duplicate = true;
+            return out;
         }
-        Some(change)
+        state.remember_id(&command.command_id);
+        let mut incidents = state.incidents.take().map(|b| *b).unwrap_or_default();
+        let applied = lifecycle::apply(&mut incidents, command);
+        state.incidents = Some(Box::new(incidents));
+        if let Some(change) = applied.change {
+            if change.kind == ChangeKind::Resolved {
+                learn(state, &change.task, command.at);
+            }
+            out.changes.push(change);
+        }
+        out.results.push(applied.result);
+        out
     }
+}
+
+/// How long a trip resolved as legitimate stays known for the card.
+pub const TRUSTED_TRIP_DAYS: i64 = 30;
+
+/// The feedback loop: what a resolved task teaches the customer's state. `legitimate` makes the
+/// trip's places known for the card (and its countries trusted), and a confirmed payment part
+/// of the customer's normal; a care outcome is remembered.
+pub fn learn(state: &mut CustomerState, task: &Task, at: Timestamp) {
+    let Some(outcome) = task.outcome else { return };
+    if task.queue == Queue::Care {
+        state.learned.get_or_insert_with(Default::default).care_outcome = Some((at, outcome));
+        return;
+    }
+    if outcome != Outcome::Legitimate {
+        return;
+    }
+    let detectors: Vec<_> = task.signals.iter().filter_map(|s| s.detector).collect();
+    let learned = state.learned.get_or_insert_with(Default::default);
+    if detectors.contains(&DetectorKind::ImpossibleTravel) {
+        let until = at.plus(TRUSTED_TRIP_DAYS * DAY);
+        for e in &task.context.events {
+            if let (Some(card), Some(lat), Some(lon)) = (&e.card_id, e.lat, e.lon) {
+                learned.trust_place(card, Point { lat, lon }, until);
+            }
+        }
+    }
+    for s in task.signals.iter().filter(|s| s.detector == Some(DetectorKind::AmountAnomaly)) {
+        if let Some(amount) = s.facts.get("amount_eur").and_then(serde_json::Value::as_f64) {
+            learned.confirmed_spend_eur = learned.confirmed_spend_eur.max(amount as f32);
+        }
+    }
+    let countries: Vec<_> = task.context.events.iter().filter_map(|e| e.country).collect();
+    state.trust(&countries, &[]);
 }
 
 /// The parameters of the first rule using a timer-driven detector.

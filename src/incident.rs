@@ -17,7 +17,8 @@ use crate::event::Segment;
 use crate::rules::{Queue, Rule, Severity};
 use crate::state::{CustomerState, HistoryItem};
 use crate::task::{
-    ChangeKind, HistoryLine, SignalRecord, Task, TaskChange, TaskContext, TaskStatus, TaskSummary,
+    AuditView, ChangeKind, HistoryLine, SignalRecord, Task, TaskChange, TaskContext, TaskStatus, TaskSummary,
+    Workflow,
 };
 use crate::time::{Timestamp, HOUR, MINUTE};
 
@@ -30,7 +31,7 @@ const MAX_SIGNALS: usize = 20;
 /// Evidence items kept per task.
 const MAX_EVIDENCE: usize = 20;
 /// Earlier tasks remembered per customer.
-const MAX_EARLIER: usize = 5;
+pub const MAX_EARLIER: usize = 5;
 
 /// A customer's open tasks and incident counters. Lives in the customer's state (and is stored
 /// with it: tasks in the layout of `state::codec`, not in their JSON form).
@@ -42,6 +43,9 @@ pub struct CustomerIncidents {
     pub opened: [u32; 2],
     #[serde(with = "crate::state::codec::task_summaries")]
     pub earlier: Vec<TaskSummary>,
+    /// The last resolved task per queue, whole, so a supervisor can reopen it.
+    #[serde(with = "crate::state::codec::tasks")]
+    pub resolved: Vec<Task>,
 }
 
 /// A rule that fired, with what its detector saw.
@@ -110,20 +114,27 @@ pub fn open_or_enrich(
         // Most severe first: it names the task.
         for_queue.sort_by_key(|f| f.rule.severity);
         let (mut task, kind) = match incidents.open.iter().position(|t| t.queue == queue) {
-            Some(i) => (incidents.open.swap_remove(i), ChangeKind::Enriched),
+            Some(i) => {
+                // New activity: a snoozed task comes back to the queue; a claim is kept.
+                let mut task = incidents.open.swap_remove(i);
+                task.work.snoozed_until = None;
+                task.work.snooze_reason = None;
+                (task, ChangeKind::Enriched)
+            }
             None => {
                 let number = incidents.opened[queue_index(queue)];
                 incidents.opened[queue_index(queue)] += 1;
                 (new_task(customer_id, queue, number, for_queue[0].signal.at), ChangeKind::Opened)
             }
         };
+        let before = (kind == ChangeKind::Enriched).then(|| AuditView::of(&task));
         for firing in &for_queue {
             add_signal(&mut task, firing, state);
         }
         task.version += 1;
         refresh_context(&mut task, state, &incidents);
         incidents.open.push(task.clone());
-        changes.push(TaskChange { kind, task });
+        changes.push(TaskChange::by_engine(kind, task, before));
     }
     state.incidents = Some(Box::new(incidents));
     changes
@@ -156,6 +167,7 @@ fn new_task(customer_id: &str, queue: Queue, number: u32, at: Timestamp) -> Task
             actions: Vec::new(),
             script: String::new(),
         },
+        work: Workflow::default(),
     }
 }
 
@@ -264,26 +276,6 @@ fn history_line(h: &HistoryItem) -> HistoryLine {
         summary.push_str(&format!(" · {c}"));
     }
     HistoryLine { at: h.at, kind: h.kind, summary }
-}
-
-/// Closes an open task with an outcome. Returns the final version, or `None` if the customer
-/// has no open task with that id.
-pub fn resolve(
-    state: &mut CustomerState,
-    task_id: &str,
-    outcome: crate::task::Outcome,
-    at: Timestamp,
-) -> Option<TaskChange> {
-    let incidents = state.incidents.as_mut()?;
-    let i = incidents.open.iter().position(|t| t.id == task_id)?;
-    let mut task = incidents.open.swap_remove(i);
-    task.status = TaskStatus::Resolved;
-    task.outcome = Some(outcome);
-    task.version += 1;
-    task.updated_at = task.updated_at.max(at);
-    incidents.earlier.insert(0, task.summary());
-    incidents.earlier.truncate(MAX_EARLIER);
-    Some(TaskChange { kind: ChangeKind::Resolved, task })
 }
 
 #[cfg(test)]

@@ -10,14 +10,18 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod bus;
+pub mod command;
 pub mod config;
 pub mod demo;
 pub mod detect;
+pub mod embedded;
 pub mod engine;
 pub mod event;
 pub mod geo;
 pub mod incident;
 pub mod ingest;
+pub mod lifecycle;
 pub mod metrics;
 pub mod money;
 pub mod partitions;

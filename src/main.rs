@@ -45,6 +45,15 @@ enum Command {
         /// Print only the first N tasks in full.
         #[arg(long, default_value_t = 25)]
         show: usize,
+        /// Then serve the agents' API on this address, with a token per role, until Ctrl-C.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// The demo's task store (default: a new SQLite file in a temporary directory).
+        #[arg(long)]
+        store: Option<String>,
+        /// Exit after the run instead of serving the API.
+        #[arg(long)]
+        no_serve: bool,
     },
     /// Run a JSON-lines file of events through the rules; write every task (final state) as
     /// JSON lines, and a summary on stderr.
@@ -78,6 +87,33 @@ enum Command {
     State {
         #[command(subcommand)]
         command: StateCommand,
+    },
+    /// Create or revoke API tokens in the configured task store.
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokensCommand {
+    /// Create a token and print it once (only its SHA-256 is stored).
+    Create {
+        /// fraud_agent, care_agent, supervisor, admin or auditor.
+        #[arg(long)]
+        role: String,
+        /// Who holds it (shown in the audit trail as the actor).
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Revoke every token of a name.
+    Revoke {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -161,6 +197,36 @@ async fn state_command(command: StateCommand, config: callahead::config::Config)
     }
 }
 
+async fn tokens_command(command: TokensCommand, config: callahead::config::Config) -> Result<ExitCode> {
+    use callahead::command::Role;
+    let store = callahead::store::TaskStore::connect(&config.store.url).await?;
+    match command {
+        TokensCommand::Create { role, name, .. } => {
+            let Some(role) = Role::parse(&role).filter(|r| Role::TOKEN_ROLES.contains(r)) else {
+                eprintln!(
+                    "error: `{role}` is not a role: fraud_agent, care_agent, supervisor, admin or auditor"
+                );
+                return Ok(ExitCode::from(2));
+            };
+            if name.trim().is_empty() {
+                eprintln!("error: --name must not be empty");
+                return Ok(ExitCode::from(2));
+            }
+            let (token, hash) = callahead::api::auth::new_token();
+            let now = callahead::api::now().to_string();
+            store.add_token(&hash, &name, role.as_str(), &now).await?;
+            eprintln!("token for {name} ({}); shown once, store it now:", role.as_str());
+            println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+        TokensCommand::Revoke { name, .. } => {
+            let n = store.revoke_tokens(&name).await?;
+            println!("revoked {n} token(s) of {name}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
 /// Peeks at `log.format` before logging starts (the full configuration is validated later).
 fn log_format_is_json(path: Option<&Path>) -> bool {
     let env: Vec<(String, String)> = std::env::vars().collect();
@@ -186,6 +252,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(callahead::serve::serve(config))?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Tokens { command } => {
+            let path = match &command {
+                TokensCommand::Create { config, .. } | TokensCommand::Revoke { config, .. } => config.clone(),
+            };
+            let env: Vec<(String, String)> = std::env::vars().collect();
+            let config = callahead::config::Config::load(path.as_deref(), &env)?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(tokens_command(command, config))
         }
         Command::State { command } => {
             let path = match &command {
@@ -234,7 +309,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             eprint!("{}", summary.render(&tasks));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { rules, customers, days, seed, emit_events, show } => {
+        Command::Demo { rules, customers, days, seed, emit_events, show, listen, store, no_serve } => {
             let Some(set) = load_rules(&rules)? else { return Ok(ExitCode::FAILURE) };
             let spec = StreamSpec { customers, days, seed, ..StreamSpec::default() };
             println!("Generating {days} days of events for {customers} ordinary customers plus planted scenarios (seed {seed})…");
@@ -256,7 +331,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let elapsed = started.elapsed();
             let customers_tracked = replay.engine().state.len();
-            let (mut tasks, mut summary) = replay.into_tasks();
+            let (engine, mut tasks, mut summary) = replay.into_parts();
             summary.elapsed = elapsed;
             tasks.sort_by(|a, b| a.priority.cmp(&b.priority).then(b.opened_at.cmp(&a.opened_at)));
             println!(
@@ -272,7 +347,37 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print!("{report}");
             println!("\n=== Summary ({customers_tracked} customers tracked) ===");
             print!("{}", summary.render(&tasks));
-            Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            if !all_ok {
+                return Ok(ExitCode::FAILURE);
+            }
+            if no_serve {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let store = match store {
+                Some(url) => url,
+                None => {
+                    let dir = std::env::temp_dir().join(format!("callahead-demo-{}", std::process::id()));
+                    std::fs::create_dir_all(&dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                    format!("sqlite://{}", dir.join("tasks.db").display())
+                }
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let serving = callahead::embedded::serve(
+                    std::sync::Arc::new(engine),
+                    set,
+                    &tasks,
+                    &store,
+                    &listen,
+                    |e| demo::print_api(e, &store),
+                );
+                tokio::select! {
+                    r = serving => r,
+                    _ = tokio::signal::ctrl_c() => Ok(()),
+                }
+            })?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -41,6 +41,13 @@ pub struct Metrics {
     pub restored_bytes: IntCounter,
     pub restore_seconds: Histogram,
     pub restore_corrupt: IntCounter,
+    pub commands: IntCounterVec,
+    pub task_outcomes: IntCounterVec,
+    pub rule_precision: prometheus::GaugeVec,
+    pub tasks_overdue: IntGaugeVec,
+    pub api_requests: IntCounterVec,
+    pub api_seconds: HistogramVec,
+    pub auth_failures: IntCounter,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -93,7 +100,54 @@ impl Metrics {
         )
         .expect("valid metric");
         r.register(Box::new(batch_seconds.clone())).expect("unique metric");
+        let api_seconds = HistogramVec::new(
+            HistogramOpts::new("callahead_api_request_seconds", "Time to answer an API request, by route.")
+                .buckets(latency_buckets()),
+            &["route"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(api_seconds.clone())).expect("unique metric");
+        let rule_precision = prometheus::GaugeVec::new(
+            Opts::new(
+                "callahead_rule_precision",
+                "Per rule: resolved tasks whose outcome confirmed the signal, divided by resolved tasks (from the store).",
+            ),
+            &["rule"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(rule_precision.clone())).expect("unique metric");
         let m = Metrics {
+            api_seconds,
+            rule_precision,
+            commands: counter_vec(
+                &r,
+                "callahead_commands_total",
+                "Commands on tasks applied by this instance's engine, by action and result (applied, not_found, conflict, invalid).",
+                &["action", "result"],
+            ),
+            task_outcomes: counter_vec(
+                &r,
+                "callahead_task_outcomes_total",
+                "Tasks resolved by this instance's engine, by rule and outcome.",
+                &["rule", "outcome"],
+            ),
+            tasks_overdue: gauge_vec(
+                &r,
+                "callahead_tasks_overdue",
+                "Open or claimed tasks past their due time, by queue (from the store, each SLA tick).",
+                &["queue"],
+            ),
+            api_requests: counter_vec(
+                &r,
+                "callahead_api_requests_total",
+                "API requests, by route and status code.",
+                &["route", "status"],
+            ),
+            auth_failures: counter(
+                &r,
+                "callahead_api_auth_failures_total",
+                "API requests refused for a missing, unknown or revoked token.",
+            ),
             events_consumed: counter_vec(
                 &r,
                 "callahead_events_consumed_total",

@@ -89,9 +89,16 @@ impl<'r> Replay<'r> {
 
     /// Every task in its final state, ordered by (opened_at, id).
     pub fn into_tasks(self) -> (Vec<Task>, Summary) {
+        let (_, tasks, summary) = self.into_parts();
+        (tasks, summary)
+    }
+
+    /// The engine (with every customer's state), every task in its final state ordered by
+    /// (opened_at, id), and the summary.
+    pub fn into_parts(self) -> (Engine, Vec<Task>, Summary) {
         let mut tasks: Vec<Task> = self.tasks.into_values().collect();
         tasks.sort_by(|a, b| a.opened_at.cmp(&b.opened_at).then_with(|| a.id.cmp(&b.id)));
-        (tasks, self.summary)
+        (self.engine, tasks, self.summary)
     }
 }
 

@@ -21,18 +21,133 @@ pub enum TaskStatus {
     Resolved,
 }
 
-/// How a resolved task ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How a resolved task ended. Fraud tasks end `confirmed_fraud`, `legitimate` or
+/// `unreachable`; care tasks `retained`, `churned`, `resolved_issue` or `unreachable`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    /// The customer confirmed it was them: teaches trusted countries and devices.
-    ConfirmedLegit,
     /// Fraud confirmed: the card or access was blocked.
     ConfirmedFraud,
-    /// A care case was handled (the customer was reached and the problem addressed).
-    Handled,
-    /// Nobody could be reached or nothing needed doing.
-    NoAction,
+    /// The customer confirmed it was them: the engine learns the trip, payment or device.
+    Legitimate,
+    /// Nobody could be reached.
+    Unreachable,
+    /// Care: the customer stays.
+    Retained,
+    /// Care: the customer left anyway.
+    Churned,
+    /// Care: the customer's problem was solved.
+    ResolvedIssue,
+}
+
+impl Outcome {
+    /// Every outcome, in declaration order.
+    pub const ALL: [Outcome; 6] = [
+        Outcome::ConfirmedFraud,
+        Outcome::Legitimate,
+        Outcome::Unreachable,
+        Outcome::Retained,
+        Outcome::Churned,
+        Outcome::ResolvedIssue,
+    ];
+
+    /// The outcome's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::ConfirmedFraud => "confirmed_fraud",
+            Outcome::Legitimate => "legitimate",
+            Outcome::Unreachable => "unreachable",
+            Outcome::Retained => "retained",
+            Outcome::Churned => "churned",
+            Outcome::ResolvedIssue => "resolved_issue",
+        }
+    }
+
+    /// True if a task of `queue` may end with this outcome.
+    pub fn fits(self, queue: Queue) -> bool {
+        match queue {
+            Queue::Fraud => {
+                matches!(self, Outcome::ConfirmedFraud | Outcome::Legitimate | Outcome::Unreachable)
+            }
+            Queue::Care => matches!(
+                self,
+                Outcome::Retained | Outcome::Churned | Outcome::ResolvedIssue | Outcome::Unreachable
+            ),
+        }
+    }
+
+    /// True if the outcome confirms that the signal was real (the numerator of a rule's
+    /// precision): fraud confirmed, or a care case that was a real risk or problem.
+    pub fn confirms(self) -> bool {
+        matches!(
+            self,
+            Outcome::ConfirmedFraud | Outcome::Retained | Outcome::Churned | Outcome::ResolvedIssue
+        )
+    }
+}
+
+/// How a contact attempt went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactResult {
+    Reached,
+    NoAnswer,
+    Voicemail,
+    WrongNumber,
+}
+
+/// How the customer was contacted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactChannel {
+    Phone,
+    Email,
+    Sms,
+    Chat,
+    Branch,
+}
+
+/// One attempt to reach the customer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContactAttempt {
+    pub at: Timestamp,
+    pub by: String,
+    pub channel: ContactChannel,
+    pub result: ContactResult,
+    pub note: String,
+}
+
+/// A note an agent left on the task (also the reason of a resolve, reassign, reopen, snooze).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Note {
+    pub at: Timestamp,
+    pub by: String,
+    pub text: String,
+}
+
+/// Where a task is in the agents' hands. Every field is always present in JSON (the stored
+/// layout of `state::codec` has no field names, so nothing here may be skipped when empty).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Workflow {
+    /// The agent who holds the task (claimed or reassigned to them).
+    pub assignee: Option<String>,
+    /// When the current holder claimed it.
+    pub claimed_at: Option<Timestamp>,
+    /// The holder's last action on the task: a claim expires after an idle time from here.
+    pub last_activity_at: Option<Timestamp>,
+    /// Hidden from the queue until then (cleared by new signals).
+    pub snoozed_until: Option<Timestamp>,
+    pub snooze_reason: Option<String>,
+    /// Past its due time while open or claimed: one step more urgent, shown first.
+    pub escalated: bool,
+    /// When the customer was first reached.
+    pub first_contact_at: Option<Timestamp>,
+    pub contact_attempts: Vec<ContactAttempt>,
+    pub notes: Vec<Note>,
+    /// Who resolved it, when, and why.
+    pub resolved_by: Option<String>,
+    pub resolved_at: Option<Timestamp>,
+    pub resolution_note: Option<String>,
 }
 
 /// One rule's finding inside a task.
@@ -115,6 +230,8 @@ pub struct Task {
     pub money_at_risk_eur: f64,
     pub signals: Vec<SignalRecord>,
     pub context: TaskContext,
+    /// Who holds it, contact attempts, notes, snooze, escalation, resolution.
+    pub work: Workflow,
 }
 
 impl Task {
@@ -135,14 +252,109 @@ impl Task {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
+    /// A new incident.
     Opened,
+    /// New signals on an open task.
     Enriched,
+    /// An agent, the customer or the SLA ticker changed it (claim, contact, note, snooze, …).
+    Updated,
     Resolved,
+    /// A supervisor reopened a resolved task.
+    Reopened,
 }
 
-/// A new version of a task, for the sinks (store, topic, outreach).
+impl ChangeKind {
+    /// The kind's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Opened => "opened",
+            ChangeKind::Enriched => "enriched",
+            ChangeKind::Updated => "updated",
+            ChangeKind::Resolved => "resolved",
+            ChangeKind::Reopened => "reopened",
+        }
+    }
+}
+
+/// The fields of a task that the audit trail shows before and after a change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditView {
+    pub version: u32,
+    pub status: TaskStatus,
+    pub priority: u8,
+    pub assignee: Option<String>,
+    pub outcome: Option<Outcome>,
+    pub escalated: bool,
+    pub snoozed_until: Option<Timestamp>,
+    pub due_at: Timestamp,
+    pub signals: usize,
+    pub contact_attempts: usize,
+    pub notes: usize,
+}
+
+impl AuditView {
+    /// The audited fields of `task`.
+    pub fn of(task: &Task) -> AuditView {
+        AuditView {
+            version: task.version,
+            status: task.status,
+            priority: task.priority,
+            assignee: task.work.assignee.clone(),
+            outcome: task.outcome,
+            escalated: task.work.escalated,
+            snoozed_until: task.work.snoozed_until,
+            due_at: task.due_at,
+            signals: task.signals.len(),
+            contact_attempts: task.work.contact_attempts.len(),
+            notes: task.work.notes.len(),
+        }
+    }
+}
+
+/// One append-only record of the audit trail: who changed which task version, when, how, why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRecord {
+    pub task_id: String,
+    /// The version this change produced.
+    pub version: u32,
+    pub at: Timestamp,
+    /// `engine`, `sla`, an agent's name or `customer`.
+    pub actor: String,
+    /// The actor's role (`engine`, `system`, `customer`, `fraud_agent`, …).
+    pub role: String,
+    /// What was done: `opened`, `enriched`, `claim`, `resolve`, `escalate`, …
+    pub action: String,
+    pub reason: Option<String>,
+    /// The command that caused it (none for the engine's own changes).
+    pub command_id: Option<String>,
+    pub before: Option<AuditView>,
+    pub after: AuditView,
+}
+
+/// A new version of a task, for the sinks (store, topic, outreach), with its audit record.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TaskChange {
     pub kind: ChangeKind,
     pub task: Task,
+    #[serde(skip)]
+    pub audit: AuditRecord,
+}
+
+impl TaskChange {
+    /// A change made by the engine itself (a new incident, new signals).
+    pub fn by_engine(kind: ChangeKind, task: Task, before: Option<AuditView>) -> TaskChange {
+        let audit = AuditRecord {
+            task_id: task.id.clone(),
+            version: task.version,
+            at: task.updated_at,
+            actor: "engine".to_string(),
+            role: "engine".to_string(),
+            action: kind.as_str().to_string(),
+            reason: task.rules.last().map(|r| format!("rule {r}")),
+            command_id: None,
+            before,
+            after: AuditView::of(&task),
+        };
+        TaskChange { kind, task, audit }
+    }
 }

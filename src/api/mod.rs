@@ -1,30 +1,101 @@
-//! The HTTP edge: `/metrics` (Prometheus text format), `/healthz` (the process is alive) and
-//! `/readyz` (consuming normally: rules loaded, store and broker reachable).
+//! The HTTP edge: the agents' API under `/api/v1` (tasks, queues, customers, rules, audit),
+//! its OpenAPI document at `/openapi.json` and an offline Swagger UI at `/docs`, and the ops
+//! endpoints `/metrics`, `/healthz` and `/readyz`.
+//!
+//! The API never writes a task: it reads the store's projection and sends commands through the
+//! [`CommandBus`] to the engine that owns the customer, then waits (bounded) for the command's
+//! result to be durable and answers with the task as it now is (read-your-writes), or 202 with
+//! where to look if the engine is slow. Every route but the ops endpoints and the docs needs a
+//! bearer token ([`auth`]).
+
+pub mod auth;
+mod customers;
+mod openapi;
+pub mod problem;
+mod rules;
+mod tasks;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 
+use crate::bus::CommandBus;
+use crate::command::Role;
+use crate::engine::Engine;
 use crate::metrics::Metrics;
+use crate::serve::SharedRules;
+use crate::store::TaskStore;
 
-/// What the endpoints read.
+/// What the ops endpoints read.
 #[derive(Clone)]
 pub struct Health {
     pub metrics: Arc<Metrics>,
     pub ready: Arc<AtomicBool>,
 }
 
-/// The router.
-pub fn router(health: Health) -> Router {
+/// What the API's handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: TaskStore,
+    pub bus: CommandBus,
+    pub rules: SharedRules,
+    pub metrics: Arc<Metrics>,
+    /// Tokens provisioned from configuration: (name, role, SHA-256 hex).
+    pub provisioned: Arc<Vec<(String, Role, String)>>,
+    pub limiter: Arc<auth::FailureLimiter>,
+    /// How long an action waits for its result.
+    pub command_wait: Duration,
+    /// The consumer group whose checkpoints hold customers' state.
+    pub group_id: String,
+    /// In the embedded mode, the engine itself (customers' live state); in `serve`, state is
+    /// read from the last checkpoint.
+    pub local_engine: Option<Arc<Engine>>,
+}
+
+/// Largest request body accepted (a rule file to validate is the largest thing sent).
+pub const MAX_BODY: usize = 256 * 1024;
+
+/// The ops endpoints alone.
+pub fn ops_router(health: Health) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(health)
+}
+
+/// Everything: ops endpoints, the API, its document and the Swagger UI.
+pub fn router(health: Health, api: ApiState) -> Router {
+    let metrics = api.metrics.clone();
+    let v1 = Router::new()
+        .merge(tasks::routes())
+        .merge(customers::routes())
+        .merge(rules::routes())
+        .with_state(api)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(metrics, observe));
+    ops_router(health)
+        .nest("/api/v1", v1)
+        .merge(openapi::routes())
+        .fallback(|| async { problem::Problem::not_found("no such route") })
+}
+
+/// Counts and times API requests by route (the matched pattern, never the ids in the path).
+async fn observe(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let route =
+        request.extensions().get::<MatchedPath>().map_or("unmatched".to_string(), |p| p.as_str().to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    metrics.api_seconds.with_label_values(&[&route]).observe(started.elapsed().as_secs_f64());
+    metrics.api_requests.with_label_values(&[&route, response.status().as_str()]).inc();
+    response
 }
 
 async fn metrics(State(h): State<Health>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
@@ -37,4 +108,23 @@ async fn readyz(State(h): State<Health>) -> (StatusCode, &'static str) {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
     }
+}
+
+/// Precision of a rule from its outcome counts: (resolved, confirmed, confirmed ÷ resolved).
+pub fn rules_precision(outcomes: &[(String, i64)]) -> (i64, i64, Option<f64>) {
+    rules::precision(outcomes)
+}
+
+/// Wall-clock time now, for commands and overdue checks (the edge reads the clock, not the core).
+pub fn now() -> crate::time::Timestamp {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    crate::time::Timestamp(ms)
+}
+
+/// Serves `router` on `listener` with client addresses (for the auth failure limit).
+pub async fn serve_http(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
 }

@@ -59,6 +59,11 @@ pub fn detect(input: &DetectInput<'_>, p: &Params) -> Option<Signal> {
     if amount <= threshold {
         return None;
     }
+    // A payment the customer confirmed as theirs is part of their normal (feedback loop).
+    let confirmed = input.state.learned.as_deref().map_or(0.0, |l| f64::from(l.confirmed_spend_eur));
+    if amount <= confirmed * 1.25 {
+        return None;
+    }
     let mut facts = vec![
         ("amount_eur", Fact::Num(amount.round())),
         ("median_eur", Fact::Num(stats.median.round())),

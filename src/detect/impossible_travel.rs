@@ -71,12 +71,20 @@ pub fn detect(input: &DetectInput<'_>, p: &Params) -> Option<Signal> {
     }
     let here = t.place.point?;
     let card = input.state.card(&t.card_id)?;
+    // A trip the customer confirmed for this card (resolved `legitimate`) is not paged again.
+    let learned = input.state.learned.as_deref();
+    let trusted = |point: crate::geo::Point, at| {
+        learned.is_some_and(|l| l.trusts_place(&t.card_id, point, p.min_distance_km, at))
+    };
     let mut worst: Option<(f64, f64, f64, &PhysicalUse)> = None; // (speed, km, minutes, other)
     let next_index = card.uses.partition_point(|u| u.at <= event.ts);
     let neighbours = [next_index.checked_sub(1), Some(next_index)];
     for other in neighbours.into_iter().flatten().filter_map(|i| card.uses.get(i)) {
         let km = here.distance_km(&other.point());
         if km < p.min_distance_km {
+            continue;
+        }
+        if trusted(here, event.ts) && trusted(other.point(), event.ts) {
             continue;
         }
         let millis = event.ts.millis_since(other.at).unsigned_abs() as f64;

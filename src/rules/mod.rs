@@ -10,7 +10,7 @@
 
 pub mod expr;
 pub mod features;
-mod file;
+pub mod file;
 pub mod template;
 
 use std::fmt;

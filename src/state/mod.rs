@@ -186,6 +186,58 @@ impl Default for HistoryItem {
     }
 }
 
+/// Places trusted per card, kept per customer (the oldest forgotten first).
+pub const MAX_TRUSTED_PLACES: usize = 8;
+
+/// A place where a card's use was confirmed legitimate: a trip between trusted places is not
+/// impossible travel for that card until `until`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TrustedPlace {
+    /// [`hash_text`] of the card id.
+    pub card: u64,
+    pub lat: f32,
+    pub lon: f32,
+    pub until: Timestamp,
+}
+
+/// What outcomes taught about a customer (the feedback loop).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Learned {
+    /// Places confirmed per card (impossible travel resolved `legitimate`).
+    pub places: Vec<TrustedPlace>,
+    /// The largest payment the customer confirmed as theirs (amount anomaly resolved
+    /// `legitimate`), in euros: payments up to it are part of their normal.
+    pub confirmed_spend_eur: f32,
+    /// The last care outcome and when.
+    pub care_outcome: Option<(Timestamp, crate::task::Outcome)>,
+}
+
+impl Learned {
+    /// True if `card`'s use at (`lat`, `lon`) is at a place confirmed for it (within `radius_km`)
+    /// at `at`.
+    pub fn trusts_place(&self, card: &str, point: Point, radius_km: f64, at: Timestamp) -> bool {
+        let card = hash_text(card);
+        self.places.iter().any(|p| {
+            p.card == card
+                && at <= p.until
+                && point.distance_km(&Point { lat: f64::from(p.lat), lon: f64::from(p.lon) }) <= radius_km
+        })
+    }
+
+    /// Trusts a place for a card until `until` (replacing an older entry for the same spot).
+    pub fn trust_place(&mut self, card: &str, point: Point, until: Timestamp) {
+        let card = hash_text(card);
+        self.places.retain(|p| {
+            !(p.card == card
+                && point.distance_km(&Point { lat: f64::from(p.lat), lon: f64::from(p.lon) }) < 1.0)
+        });
+        if self.places.len() >= MAX_TRUSTED_PLACES {
+            self.places.remove(0);
+        }
+        self.places.push(TrustedPlace { card, lat: point.lat as f32, lon: point.lon as f32, until });
+    }
+}
+
 /// Everything we remember about one customer.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CustomerState {
@@ -212,6 +264,8 @@ pub struct CustomerState {
     pub timer_at: Option<Timestamp>,
     /// Open and earlier tasks; `None` for the many customers who never had one.
     pub incidents: Option<Box<CustomerIncidents>>,
+    /// What agents' and customers' answers taught; `None` for most customers.
+    pub learned: Option<Box<Learned>>,
     /// The input partition that owns this customer (0 until set). Not stored with the state:
     /// whoever restores a customer sets it.
     #[serde(skip)]
@@ -223,6 +277,11 @@ impl CustomerState {
     pub fn has_seen(&self, event_id: &str) -> bool {
         let h = hash_text(event_id);
         self.seen_ids.iter().any(|&s| s == h)
+    }
+
+    /// Remembers an id (of a command) so that its redelivery is recognised by [`Self::has_seen`].
+    pub fn remember_id(&mut self, id: &str) {
+        self.seen_ids.push(hash_text(id));
     }
 
     /// The card's state, if the card was seen.

@@ -247,3 +247,23 @@ impl TaskStore {
             .map_err(StoreError::Query)
     }
 }
+
+impl TaskStore {
+    /// One customer's state as of its partition's last checkpoint (encoded), if checkpointed.
+    pub async fn customer_state(
+        &self,
+        group: &str,
+        customer_id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        bounded("reading a customer's state", async {
+            let row =
+                sqlx::query("SELECT body FROM state_customers WHERE group_id = $1 AND customer_id = $2")
+                    .bind(group)
+                    .bind(customer_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            Ok(row.map(|r| r.try_get(0)).transpose()?)
+        })
+        .await
+    }
+}

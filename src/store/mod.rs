@@ -1,21 +1,37 @@
 //! The SQL task store: PostgreSQL in production, an embedded SQLite file by default. One code
 //! path (sqlx's `Any` driver, runtime queries) and one schema for both.
 //!
-//! Writes are batched: all task changes of a batch of events go in one transaction that
-//! (1) upserts each task's latest version (an older version never overwrites a newer one, so
-//! re-processing after a crash is idempotent), (2) records every version, and (3) adds each
-//! version to the outbox. The publisher then sends outbox rows to the tasks topic and deletes
-//! them, so a written task is never missing from the topic (at worst it is published twice,
-//! with the same id and version, for consumers to de-duplicate).
+//! The `tasks` table is a *projection* of the engine's output, never a source of truth: agents'
+//! actions reach the engine as commands and come back here as new task versions.
+//!
+//! Writes are batched: all task changes of a batch go in one transaction ([`TaskStore::write`],
+//! `tasks.rs`) that (1) upserts each task's latest version (an older version never overwrites a
+//! newer one, so re-processing after a crash is idempotent), (2) records every version and its
+//! audit record (append-only), (3) adds each version to the outbox, (4) records the outcomes of
+//! resolved tasks per rule, and (5) records what became of each command, which the API waits
+//! for. The relay then sends outbox rows to the tasks topic and deletes them (`outbox.rs`), so
+//! a written task is never missing from the topic (at worst it is published twice, with the
+//! same id and version, for consumers to de-duplicate).
+//!
+//! One file per table family: `tasks.rs` (tasks, versions, rule outcomes), `audit.rs`,
+//! `commands.rs` (command results), `outbox.rs`, `tokens.rs` (API tokens), `checkpoint.rs`
+//! (per-partition state).
 
+mod audit;
 mod checkpoint;
+mod commands;
+mod outbox;
+mod tasks;
+mod tokens;
 
+pub use audit::AuditRow;
 pub use checkpoint::{PartitionCheckpoint, RestoreProgress};
+pub use outbox::OutboxRow;
+pub use tasks::{Cursor, Page, RuleOutcomes, TaskFilter, TaskRow};
+pub use tokens::TokenRow;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Row};
-
-use crate::task::TaskChange;
+use sqlx::AnyPool;
 
 /// A store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +101,59 @@ const MIGRATIONS: &[(i64, &str)] = &[
         PRIMARY KEY (group_id, partition_id, customer_id)
     )",
     ),
+    (
+        3,
+        "ALTER TABLE tasks ADD COLUMN assignee TEXT;
+    ALTER TABLE tasks ADD COLUMN escalated BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE tasks ADD COLUMN due_ms BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE tasks ADD COLUMN snoozed_ms BIGINT;
+    ALTER TABLE tasks ADD COLUMN updated_at TEXT NOT NULL DEFAULT '';
+    CREATE INDEX IF NOT EXISTS tasks_queue_order ON tasks (queue, status, priority, due_ms, id);
+    CREATE INDEX IF NOT EXISTS tasks_order ON tasks (priority, due_ms, id);
+    CREATE INDEX IF NOT EXISTS tasks_assignee ON tasks (assignee);
+    ALTER TABLE task_versions ADD COLUMN kind TEXT NOT NULL DEFAULT '';
+    ALTER TABLE task_versions ADD COLUMN at TEXT NOT NULL DEFAULT '';
+    CREATE TABLE IF NOT EXISTS audit (
+        task_id TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        at TEXT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        actor TEXT NOT NULL,
+        role TEXT NOT NULL,
+        action TEXT NOT NULL,
+        reason TEXT,
+        command_id TEXT,
+        before_json TEXT,
+        after_json TEXT NOT NULL,
+        PRIMARY KEY (task_id, version)
+    );
+    CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor, at_ms);
+    CREATE TABLE IF NOT EXISTS command_results (
+        command_id TEXT PRIMARY KEY,
+        task_id TEXT NOT NULL,
+        customer_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        version BIGINT,
+        refusal TEXT,
+        detail TEXT,
+        holder TEXT
+    );
+    CREATE TABLE IF NOT EXISTS rule_outcomes (
+        task_id TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        PRIMARY KEY (task_id, rule)
+    );
+    CREATE TABLE IF NOT EXISTS api_tokens (
+        hash TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        revoked BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE INDEX IF NOT EXISTS state_customers_by_id ON state_customers (group_id, customer_id)",
+    ),
 ];
 
 /// Longest wait for one store operation: a database that stops answering (a network partition,
@@ -107,15 +176,6 @@ async fn within<T>(
     operation: impl std::future::Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
     tokio::time::timeout(limit, operation).await.unwrap_or(Err(StoreError::Timeout(limit, what)))
-}
-
-/// One task version waiting to be published.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutboxRow {
-    pub task_id: String,
-    pub version: i64,
-    pub customer_id: String,
-    pub payload: String,
 }
 
 /// The task store.
@@ -182,130 +242,6 @@ impl TaskStore {
             tx.commit().await?;
         }
         Ok(())
-    }
-
-    /// Writes a batch of task changes in one transaction (see the module doc).
-    pub async fn write(&self, changes: &[TaskChange]) -> Result<(), StoreError> {
-        bounded("writing tasks", self.write_unbounded(changes)).await
-    }
-
-    async fn write_unbounded(&self, changes: &[TaskChange]) -> Result<(), StoreError> {
-        if changes.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await?;
-        for change in changes {
-            let t = &change.task;
-            let body =
-                serde_json::to_string(t).map_err(|source| StoreError::Encode { id: t.id.clone(), source })?;
-            let status = serde_json::to_value(t.status)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            sqlx::query(
-                "INSERT INTO tasks (id, customer_id, queue, status, priority, version, opened_at, due_at, body)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, priority = excluded.priority,
-                   version = excluded.version, due_at = excluded.due_at, body = excluded.body
-                 WHERE tasks.version < excluded.version",
-            )
-            .bind(&t.id)
-            .bind(&t.customer_id)
-            .bind(t.queue.as_str())
-            .bind(status)
-            .bind(i64::from(t.priority))
-            .bind(i64::from(t.version))
-            .bind(t.opened_at.to_string())
-            .bind(t.due_at.to_string())
-            .bind(&body)
-            .execute(&mut *tx)
-            .await?;
-            let inserted = sqlx::query(
-                "INSERT INTO task_versions (id, version, body) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            )
-            .bind(&t.id)
-            .bind(i64::from(t.version))
-            .bind(&body)
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 0 {
-                continue; // re-processed after a restore: this version is stored and published
-            }
-            sqlx::query(
-                "INSERT INTO outbox (task_id, version, customer_id, payload) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            )
-            .bind(&t.id)
-            .bind(i64::from(t.version))
-            .bind(&t.customer_id)
-            .bind(&body)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Task versions written but not yet published, oldest task versions first.
-    pub async fn pending_outbox(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
-        let rows = bounded("reading the outbox", async {
-            Ok(sqlx::query(
-            "SELECT task_id, version, customer_id, payload FROM outbox ORDER BY task_id, version LIMIT $1",
-        )
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?)
-        })
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxRow {
-                    task_id: r.try_get(0)?,
-                    version: r.try_get(1)?,
-                    customer_id: r.try_get(2)?,
-                    payload: r.try_get(3)?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::Query)
-    }
-
-    /// Removes published rows from the outbox.
-    pub async fn mark_published(&self, rows: &[OutboxRow]) -> Result<(), StoreError> {
-        bounded("clearing the outbox", self.mark_published_unbounded(rows)).await
-    }
-
-    async fn mark_published_unbounded(&self, rows: &[OutboxRow]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for r in rows {
-            sqlx::query("DELETE FROM outbox WHERE task_id = $1 AND version = $2")
-                .bind(&r.task_id)
-                .bind(r.version)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// The latest stored version of a task and its JSON.
-    pub async fn task(&self, id: &str) -> Result<Option<(i64, String)>, StoreError> {
-        let row = sqlx::query("SELECT version, body FROM tasks WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(match row {
-            Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
-            None => None,
-        })
-    }
-
-    /// Every stored task's id and version, ordered by id.
-    pub async fn task_versions(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT id, version FROM tasks ORDER BY id").fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::Query)
     }
 
     /// Checks the store answers.

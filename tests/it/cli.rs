@@ -150,6 +150,7 @@ fn demo_runs_with_no_external_service_and_finds_every_scenario() {
         "64",
         "--show",
         "3",
+        "--no-serve",
         "--emit-events",
         emitted.to_str().unwrap(),
     ]);

@@ -1,5 +1,10 @@
 //! `callahead serve`: the real-time service. Kafka in, tasks out (store, tasks topic), dead
-//! letters for bad input, metrics and health over HTTP, rules reloaded without a restart.
+//! letters for bad input, the agents' API, metrics and health over HTTP, rules reloaded without
+//! a restart. `tickers.rs` finds overdue tasks and idle claims and sends commands for them.
+//!
+//! Agents' actions arrive on the commands topic, co-partitioned with the input topics and
+//! consumed by the same loop: a command is applied by the engine that owns its customer, in
+//! order with the customer's events, and its result is written with the batch.
 //!
 //! One loop owns the engine: take a batch of messages → skip what the restored state already
 //! holds → decode, validate, run the engine → publish dead letters → write task changes to the
@@ -23,7 +28,10 @@ use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
 use tracing::{error, info, info_span, warn, Instrument};
 
-use crate::api::{self, Health};
+use crate::api::{self, ApiState, Health};
+use crate::bus::CommandBus;
+use crate::command;
+use crate::command::CommandResult;
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig};
 use crate::event::decode;
@@ -36,8 +44,19 @@ use crate::sink::kafka::{self as sink, DeadLetter};
 use crate::store::TaskStore;
 use crate::task::{ChangeKind, TaskChange};
 
+mod tickers;
+
 /// The running rule set, swapped whole on reload.
 pub type SharedRules = Arc<RwLock<Arc<RuleSet>>>;
+
+/// What one batch caused: task changes, command results, dead letters, and the broker
+/// timestamps of the applied messages.
+struct Applied {
+    changes: Vec<TaskChange>,
+    results: Vec<CommandResult>,
+    dead: Vec<DeadLetter>,
+    broker_times: Vec<i64>,
+}
 
 /// Runs the service until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> Result<()> {
@@ -52,10 +71,24 @@ pub async fn serve(config: Config) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(&config.http.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.http.listen))?;
-    info!(address = %config.http.listen, "serving /metrics, /healthz, /readyz");
-    let app = api::router(Health { metrics: metrics.clone(), ready: ready.clone() });
+    info!(address = %config.http.listen, "serving /metrics, /healthz, /readyz, /api/v1, /docs");
+    let health = Health { metrics: metrics.clone(), ready: ready.clone() };
+    // The ops endpoints answer at once; the API joins them once the store is connected.
+    let api_router: Arc<std::sync::OnceLock<axum::Router>> = Arc::new(std::sync::OnceLock::new());
+    let app = api::ops_router(health.clone()).fallback({
+        let api_router = api_router.clone();
+        move |request: axum::extract::Request| async move {
+            use axum::response::IntoResponse;
+            use tower::ServiceExt;
+            match api_router.get() {
+                Some(router) => router.clone().oneshot(request).await.into_response(),
+                None => api::problem::Problem::unavailable("starting: the task store is not connected yet")
+                    .into_response(),
+            }
+        }
+    });
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        if let Err(e) = api::serve_http(listener, app).await {
             error!(error = %e, "HTTP server stopped");
         }
     });
@@ -74,6 +107,7 @@ pub async fn serve(config: Config) -> Result<()> {
         .context("cannot create the Kafka consumer")?;
     let producer = sink::producer(&config.kafka).context("cannot create the Kafka producer")?;
     let mut wanted: Vec<&str> = config.kafka.input_topics.iter().map(String::as_str).collect();
+    wanted.push(&config.kafka.commands_topic);
     wanted.push(&config.kafka.tasks_topic);
     wanted.push(&config.kafka.dead_letter_topic);
     let missing = source::missing_topics(&consumer, &wanted, Duration::from_secs(30))
@@ -81,13 +115,15 @@ pub async fn serve(config: Config) -> Result<()> {
     if !missing.is_empty() {
         bail!("missing Kafka topics: {} (create them before starting)", missing.join(", "));
     }
-    let inputs: Vec<&str> = config.kafka.input_topics.iter().map(String::as_str).collect();
+    // Commands are input too: consumed with the events of the same partition number.
+    let mut inputs: Vec<&str> = config.kafka.input_topics.iter().map(String::as_str).collect();
+    inputs.push(&config.kafka.commands_topic);
     let counts = source::partition_counts(&consumer, &inputs, Duration::from_secs(30))
         .context("cannot read topic metadata from the brokers")?;
     if counts.iter().any(|(_, n)| *n != counts[0].1) {
         bail!(
-            "input topics must have the same number of partitions (each customer's state is owned by one \
-             partition number): {}",
+            "input and commands topics must have the same number of partitions (each customer's state is \
+             owned by one partition number): {}",
             counts.iter().map(|(t, n)| format!("{t}={n}")).collect::<Vec<_>>().join(", ")
         );
     }
@@ -97,6 +133,22 @@ pub async fn serve(config: Config) -> Result<()> {
         rules.clone(),
         metrics.clone(),
     ));
+    let bus = CommandBus::Kafka { producer: producer.clone(), topic: config.kafka.commands_topic.clone() };
+    let api_state = ApiState {
+        store: store.clone(),
+        bus: bus.clone(),
+        rules: rules.clone(),
+        metrics: metrics.clone(),
+        provisioned: Arc::new(
+            config.api.tokens.iter().filter_map(|t| api::auth::parse_provisioned(t).ok()).collect(),
+        ),
+        limiter: Arc::new(api::auth::FailureLimiter::new(config.api.auth_failures_per_minute)),
+        command_wait: Duration::from_millis(config.api.command_wait_ms),
+        group_id: config.kafka.group_id.clone(),
+        local_engine: None,
+    };
+    let _ = api_router.set(api::router(health, api_state));
+    tokio::spawn(tickers::run(store.clone(), bus, metrics.clone(), config.api.clone()));
 
     let pipeline = Pipeline {
         config: &config,
@@ -253,15 +305,17 @@ impl Pipeline<'_> {
     /// tasks, tasks topic). Offsets are stored by the caller, up to the last checkpoint.
     async fn process(&self, batch: Vec<(OwnedMessage, u64)>) {
         let started = Instant::now();
-        let (changes, dead, broker_times) =
+        let Applied { changes, results, dead, broker_times } =
             info_span!("engine", messages = batch.len()).in_scope(|| self.apply(batch));
         self.metrics.batch_seconds.with_label_values(&["engine"]).observe(started.elapsed().as_secs_f64());
         self.handle_dead_letters(&dead).instrument(info_span!("dead_letters", count = dead.len())).await;
         // Most batches change no task: then there is nothing to write or publish (the outbox is
         // drained after every batch that wrote to it, and at start-up).
-        if !changes.is_empty() {
+        if !changes.is_empty() || !results.is_empty() {
             let t = Instant::now();
-            self.write_changes(&changes).instrument(info_span!("store", changes = changes.len())).await;
+            self.write_changes(&changes, &results)
+                .instrument(info_span!("store", changes = changes.len()))
+                .await;
             self.metrics.batch_seconds.with_label_values(&["store"]).observe(t.elapsed().as_secs_f64());
             let t = Instant::now();
             self.publish_outbox().instrument(info_span!("publish")).await;
@@ -279,9 +333,10 @@ impl Pipeline<'_> {
 
     /// Decodes, validates and applies a batch to the engine (pure CPU work): the task changes,
     /// the dead letters and the broker timestamps of the applied messages.
-    fn apply(&self, batch: Vec<(OwnedMessage, u64)>) -> (Vec<TaskChange>, Vec<DeadLetter>, Vec<i64>) {
+    fn apply(&self, batch: Vec<(OwnedMessage, u64)>) -> Applied {
         let rules = self.rules.read().expect("rules lock poisoned").clone();
         let mut changes: Vec<TaskChange> = Vec::new();
+        let mut results: Vec<CommandResult> = Vec::new();
         let mut dead: Vec<DeadLetter> = Vec::new();
         let mut broker_times: Vec<i64> = Vec::with_capacity(batch.len());
         let mut partitions = self.recovery.partitions();
@@ -301,6 +356,10 @@ impl Pipeline<'_> {
             partitions.applied(topic, partition, offset);
             if let Some(ts) = m.timestamp().to_millis() {
                 broker_times.push(ts);
+            }
+            if topic == self.config.kafka.commands_topic {
+                self.apply_command(&m, partition, &mut partitions, &mut changes, &mut results, &mut dead);
+                continue;
             }
             let event = match decode(m.payload().unwrap_or_default()) {
                 Ok(e) => e,
@@ -344,7 +403,48 @@ impl Pipeline<'_> {
             }
             changes.extend(out.changes);
         }
-        (changes, dead, broker_times)
+        Applied { changes, results, dead, broker_times }
+    }
+
+    /// One message of the commands topic: decoded, checked against its key, applied by the
+    /// engine (a bad one is dead-lettered like bad input).
+    fn apply_command(
+        &self,
+        m: &OwnedMessage,
+        partition: i32,
+        partitions: &mut crate::partitions::Partitions,
+        changes: &mut Vec<TaskChange>,
+        results: &mut Vec<CommandResult>,
+        dead: &mut Vec<DeadLetter>,
+    ) {
+        let command = match command::decode(m.payload().unwrap_or_default()) {
+            Ok(c) => c,
+            Err(e) => {
+                dead.push(DeadLetter { reason: e.reason_code(), detail: e.to_string(), message: m.clone() });
+                return;
+            }
+        };
+        if source::key_text(m) != Some(command.customer_id.as_str()) {
+            let detail =
+                "command key differs from customer_id (commands must be keyed by customer)".to_string();
+            dead.push(DeadLetter { reason: "key_mismatch", detail, message: m.clone() });
+            return;
+        }
+        let out = self.engine.command(partition, &command);
+        if !out.duplicate {
+            partitions.touched(partition, &command.customer_id);
+        }
+        for r in &out.results {
+            let result = match r.refusal {
+                None => "applied",
+                Some(command::Refusal::NotFound) => "not_found",
+                Some(command::Refusal::Conflict) => "conflict",
+                Some(command::Refusal::Invalid) => "invalid",
+            };
+            self.metrics.commands.with_label_values(&[command.action.name(), result]).inc();
+        }
+        changes.extend(out.changes);
+        results.extend(out.results);
     }
 
     async fn handle_dead_letters(&self, dead: &[DeadLetter]) {
@@ -378,12 +478,9 @@ impl Pipeline<'_> {
         self.metrics.dead_letters.inc_by(dead.len() as u64);
     }
 
-    async fn write_changes(&self, changes: &[TaskChange]) {
-        if changes.is_empty() {
-            return;
-        }
+    async fn write_changes(&self, changes: &[TaskChange], results: &[CommandResult]) {
         let mut backoff = Backoff::new();
-        while let Err(e) = self.store.write(changes).await {
+        while let Err(e) = self.store.write(changes, results).await {
             self.metrics.store_errors.inc();
             self.degraded();
             warn!(error = %e, "cannot write tasks; retrying (consumption paused)");
@@ -391,17 +488,18 @@ impl Pipeline<'_> {
         }
         self.recovered();
         for c in changes {
-            let kind = match c.kind {
-                ChangeKind::Opened => "opened",
-                ChangeKind::Enriched => "enriched",
-                ChangeKind::Resolved => "resolved",
-            };
             let rule = c.task.rules.last().map(String::as_str).unwrap_or("");
             let priority = c.task.priority.to_string();
             self.metrics
                 .task_changes
-                .with_label_values(&[kind, c.task.queue.as_str(), rule, &priority])
+                .with_label_values(&[c.kind.as_str(), c.task.queue.as_str(), rule, &priority])
                 .inc();
+            if c.kind == ChangeKind::Resolved {
+                let outcome = c.task.outcome.map_or("", |o| o.as_str());
+                for rule in &c.task.rules {
+                    self.metrics.task_outcomes.with_label_values(&[rule, outcome]).inc();
+                }
+            }
         }
     }
 
@@ -451,9 +549,9 @@ impl Pipeline<'_> {
         for c in changes {
             let gauge = self.metrics.tasks_open.with_label_values(&[c.task.queue.as_str()]);
             match c.kind {
-                ChangeKind::Opened => gauge.inc(),
+                ChangeKind::Opened | ChangeKind::Reopened => gauge.inc(),
                 ChangeKind::Resolved => gauge.dec(),
-                ChangeKind::Enriched => {}
+                ChangeKind::Enriched | ChangeKind::Updated => {}
             }
         }
     }

@@ -1,0 +1,235 @@
+//! Authentication and roles: bearer API tokens, stored as SHA-256 hashes (in the task store, or
+//! provisioned from configuration as `NAME:ROLE:SHA256`), compared in constant time, never
+//! logged. Repeated failures from one client address are rate-limited (429).
+//!
+//! What each role may do: agents (`fraud_agent`, `care_agent`) see and change only tasks of
+//! their queue (another queue's task is a 404, so ids leak nothing); `supervisor` sees every
+//! queue, reassigns and reopens; `admin` is a supervisor who may also create tokens; `auditor`
+//! reads everything and changes nothing.
+//!
+//! OIDC (a bank's single sign-on) would plug in here: a JWT bearer verified against the
+//! identity provider's key set, its role claim mapped to a [`Role`]; see `docs/agents-api.md`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::problem::Problem;
+use super::ApiState;
+use crate::command::{Actor, Role};
+use crate::rules::Queue;
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub name: String,
+    pub role: Role,
+}
+
+impl Principal {
+    /// The queues this principal sees.
+    pub fn queues(&self) -> Vec<Queue> {
+        match self.role {
+            Role::FraudAgent => vec![Queue::Fraud],
+            Role::CareAgent => vec![Queue::Care],
+            _ => vec![Queue::Fraud, Queue::Care],
+        }
+    }
+
+    /// True if the principal sees tasks of `queue`.
+    pub fn sees(&self, queue: &str) -> bool {
+        self.queues().iter().any(|q| q.as_str() == queue)
+    }
+
+    /// True if the principal may change tasks (everyone but auditors).
+    pub fn may_act(&self) -> bool {
+        !matches!(self.role, Role::Auditor)
+    }
+
+    /// True for supervisors and admins.
+    pub fn supervises(&self) -> bool {
+        matches!(self.role, Role::Supervisor | Role::Admin)
+    }
+
+    /// The actor of the commands this principal sends.
+    pub fn actor(&self) -> Actor {
+        Actor { name: self.name.clone(), role: self.role }
+    }
+}
+
+/// A new random token (shown once) and its hash (stored).
+pub fn new_token() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system's random source");
+    let token = format!("cah_{}", hex(&bytes));
+    let hash = hash_token(&token);
+    (token, hash)
+}
+
+/// The stored form of a token: hex SHA-256.
+pub fn hash_token(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A provisioned token `NAME:ROLE:SHA256` as (name, role, hash).
+pub fn parse_provisioned(text: &str) -> Result<(String, Role, String), String> {
+    let mut parts = text.trim().splitn(3, ':');
+    let (Some(name), Some(role), Some(hash)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err("expected NAME:ROLE:SHA256".to_string());
+    };
+    let role = Role::parse(role).filter(|r| Role::TOKEN_ROLES.contains(r)).ok_or_else(|| {
+        format!("`{role}` is not a role (fraud_agent, care_agent, supervisor, admin, auditor)")
+    })?;
+    if name.is_empty() {
+        return Err("the name is empty".to_string());
+    }
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("the hash must be 64 hex digits (the SHA-256 of the token, never the token)".to_string());
+    }
+    Ok((name.to_string(), role, hash.to_ascii_lowercase()))
+}
+
+/// Failed authentications per client address, per minute.
+#[derive(Debug)]
+pub struct FailureLimiter {
+    per_minute: u32,
+    seen: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl FailureLimiter {
+    pub fn new(per_minute: u32) -> FailureLimiter {
+        FailureLimiter { per_minute, seen: Mutex::new(HashMap::new()) }
+    }
+
+    /// True if the address failed too often in the current minute.
+    pub fn blocked(&self, ip: IpAddr) -> bool {
+        let seen = self.seen.lock().expect("limiter lock poisoned");
+        seen.get(&ip)
+            .is_some_and(|(start, n)| start.elapsed() < Duration::from_secs(60) && *n >= self.per_minute)
+    }
+
+    /// Counts a failure.
+    pub fn failed(&self, ip: IpAddr) {
+        let mut seen = self.seen.lock().expect("limiter lock poisoned");
+        if seen.len() > 10_000 {
+            seen.retain(|_, (start, _)| start.elapsed() < Duration::from_secs(60));
+        }
+        let entry = seen.entry(ip).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= Duration::from_secs(60) {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+    }
+}
+
+/// Finds the principal for a token: provisioned tokens first (constant-time comparison of the
+/// hashes), then the store.
+pub async fn authenticate(state: &ApiState, token: &str) -> Result<Option<Principal>, Problem> {
+    let hash = hash_token(token);
+    let mut found = None;
+    for (name, role, provisioned) in state.provisioned.iter() {
+        if bool::from(provisioned.as_bytes().ct_eq(hash.as_bytes())) {
+            found = Some(Principal { name: name.clone(), role: *role });
+        }
+    }
+    if found.is_some() {
+        return Ok(found);
+    }
+    let Some(row) = state.store.token(&hash).await? else { return Ok(None) };
+    if row.revoked || !bool::from(row.hash.as_bytes().ct_eq(hash.as_bytes())) {
+        return Ok(None);
+    }
+    Ok(Role::parse(&row.role).map(|role| Principal { name: row.name, role }))
+}
+
+/// The client's address (from the connection).
+fn client_ip(parts: &Parts) -> IpAddr {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip())
+}
+
+impl FromRequestParts<ApiState> for Principal {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
+        let ip = client_ip(parts);
+        if state.limiter.blocked(ip) {
+            return Err(Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-failures",
+                "too many failed authentications from this address; wait a minute",
+            ));
+        }
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.len() <= 200);
+        let principal = match token {
+            Some(t) => authenticate(state, t).await?,
+            None => None,
+        };
+        match principal {
+            Some(p) => Ok(p),
+            None => {
+                state.limiter.failed(ip);
+                state.metrics.auth_failures.inc();
+                Err(Problem::unauthorized())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_hashed() {
+        let (a, ha) = new_token();
+        let (b, hb) = new_token();
+        assert_ne!(a, b);
+        assert_ne!(ha, hb);
+        assert_eq!(hash_token(&a), ha);
+        assert!(!ha.contains(&a[4..]));
+        assert_eq!(ha.len(), 64);
+    }
+
+    #[test]
+    fn provisioned_tokens_are_checked() {
+        let (_, h) = new_token();
+        let (name, role, hash) = parse_provisioned(&format!("ana:fraud_agent:{h}")).unwrap();
+        assert_eq!((name.as_str(), role, hash), ("ana", Role::FraudAgent, h));
+        assert!(parse_provisioned("ana:pilot:00").unwrap_err().contains("not a role"));
+        assert!(parse_provisioned("ana:admin:cah_plaintext").unwrap_err().contains("64 hex"));
+        assert!(parse_provisioned("ana").is_err());
+        assert!(parse_provisioned("ana:customer:00").is_err(), "only token roles");
+    }
+
+    #[test]
+    fn the_limiter_blocks_after_the_limit() {
+        let l = FailureLimiter::new(3);
+        let ip = IpAddr::from([10, 0, 0, 1]);
+        for _ in 0..3 {
+            assert!(!l.blocked(ip));
+            l.failed(ip);
+        }
+        assert!(l.blocked(ip));
+        assert!(!l.blocked(IpAddr::from([10, 0, 0, 2])));
+    }
+}

@@ -1,0 +1,41 @@
+//! The OpenAPI document (`/openapi.json`) and the Swagger UI (`/docs`), both served by the
+//! binary (the UI's assets are vendored at build time: nothing is fetched from the internet).
+
+use axum::Router;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::SwaggerUi;
+
+use super::{customers, problem, rules, tasks};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "callahead agents' API", description = "Queues, tasks and their lifecycle, customers, rules and the audit trail. Every change is a command applied by the engine that owns the customer; answers are read-your-writes."),
+    paths(
+        tasks::list_tasks, tasks::get_task, tasks::get_version,
+        tasks::claim_doc, tasks::release_doc, tasks::contacted_doc, tasks::resolve_doc, tasks::note_doc,
+        tasks::reassign_doc, tasks::reopen_doc, tasks::snooze_doc,
+        tasks::next, tasks::command_result, tasks::audit_of_actor, tasks::me,
+        customers::customer, rules::list_rules, rules::validate,
+    ),
+    components(schemas(problem::Problem)),
+    modifiers(&Bearer),
+)]
+pub struct ApiDoc;
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// `/openapi.json` and `/docs`.
+pub fn routes() -> Router {
+    Router::new().merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+}

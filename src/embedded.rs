@@ -1,0 +1,105 @@
+//! The embedded mode: after `callahead demo` has run its stream, the same engine serves the
+//! agents' API on localhost with the embedded store (SQLite) and no broker. Commands go through
+//! an in-process queue to one loop that applies them to the engine and writes what they caused
+//! (task versions, audit records, results) to the store, exactly as `serve` does with the
+//! commands topic. The SLA ticker does not run here: the demo's events are historical, so every
+//! task would be overdue at once.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use crate::api::{self, auth, ApiState, Health};
+use crate::bus::CommandBus;
+use crate::command::{Command, Role};
+use crate::engine::Engine;
+use crate::metrics::Metrics;
+use crate::rules::RuleSet;
+use crate::store::TaskStore;
+use crate::task::{ChangeKind, Task, TaskChange};
+
+/// A token issued for the demo, shown once.
+pub struct IssuedToken {
+    pub name: String,
+    pub role: Role,
+    pub token: String,
+}
+
+/// The running embedded API.
+pub struct Embedded {
+    pub address: SocketAddr,
+    pub tokens: Vec<IssuedToken>,
+}
+
+/// Stores the demo's tasks, issues a token per role, and serves the API on `listen` until the
+/// returned future is dropped or the process ends. `ready` is called once it answers.
+pub async fn serve(
+    engine: Arc<Engine>,
+    rules: RuleSet,
+    tasks: &[Task],
+    store_url: &str,
+    listen: &str,
+    ready: impl FnOnce(&Embedded),
+) -> Result<()> {
+    let store = TaskStore::connect(store_url).await.context("cannot open the demo's task store")?;
+    let changes: Vec<TaskChange> =
+        tasks.iter().map(|t| TaskChange::by_engine(ChangeKind::Opened, t.clone(), None)).collect();
+    for chunk in changes.chunks(500) {
+        store.write(chunk, &[]).await?;
+    }
+    let now = api::now().to_string();
+    let mut issued = Vec::new();
+    for (name, role) in [
+        ("fraud-agent", Role::FraudAgent),
+        ("fraud-agent-2", Role::FraudAgent),
+        ("care-agent", Role::CareAgent),
+        ("supervisor", Role::Supervisor),
+        ("admin", Role::Admin),
+        ("auditor", Role::Auditor),
+    ] {
+        let (token, hash) = auth::new_token();
+        store.add_token(&hash, name, role.as_str(), &now).await?;
+        issued.push(IssuedToken { name: name.to_string(), role, token });
+    }
+    let metrics = Arc::new(Metrics::new());
+    metrics.ready.set(1);
+    let (tx, rx) = mpsc::channel::<Command>(1_024);
+    tokio::spawn(apply_commands(engine.clone(), store.clone(), rx));
+    let state = ApiState {
+        store,
+        bus: CommandBus::Local(tx),
+        rules: Arc::new(RwLock::new(Arc::new(rules))),
+        metrics: metrics.clone(),
+        provisioned: Arc::new(Vec::new()),
+        limiter: Arc::new(auth::FailureLimiter::new(10)),
+        command_wait: Duration::from_secs(5),
+        group_id: "demo".to_string(),
+        local_engine: Some(engine),
+    };
+    let health = Health { metrics, ready: Arc::new(AtomicBool::new(true)) };
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let address = listener.local_addr()?;
+    ready(&Embedded { address, tokens: issued });
+    api::serve_http(listener, api::router(health, state)).await?;
+    Ok(())
+}
+
+/// The embedded command loop: one command at a time, applied to the engine and made durable
+/// before the next (the API waits for the result in the store).
+async fn apply_commands(engine: Arc<Engine>, store: TaskStore, mut rx: mpsc::Receiver<Command>) {
+    while let Some(command) = rx.recv().await {
+        let out = engine.command(0, &command);
+        let mut pause = Duration::from_millis(100);
+        while let Err(e) = store.write(&out.changes, &out.results).await {
+            warn!(error = %e, "cannot write a command's result; retrying");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! The task lifecycle: a [`Command`] applied to one customer's incidents.
+//!
+//! `open → claimed → contacted → resolved`, with `release` (back to open), `reassign`
+//! (supervisors), `reopen` (supervisors, the customer's last resolved task of a queue), `snooze`
+//! (until a time; new signals unsnooze), `escalate` (past due: one step more urgent) and
+//! `expire_claim` (an idle holder loses the claim). Pure: the caller (the engine) holds the
+//! customer's lock, so commands and events of one customer are applied one at a time, in order.
+//!
+//! Invariants:
+//! - a claim is compare-and-set: a task held by someone else is refused with who holds it;
+//! - only the holder (or a supervisor, an admin, the customer, the system) changes a held task;
+//! - a resolved task leaves the open list, so the next signal opens a new incident; the last
+//!   resolved task per queue is kept for `reopen`, which is refused while that queue has another
+//!   open task (one open task per customer and queue);
+//! - every applied change bumps the version once and carries one audit record;
+//! - a command that would change nothing (a claim by the holder) is applied without a new
+//!   version.
+
+use crate::command::{Action, Command, CommandResult, Refusal, Role};
+use crate::incident::{CustomerIncidents, MAX_EARLIER};
+use crate::rules::Queue;
+use crate::task::{
+    AuditRecord, AuditView, ChangeKind, ContactAttempt, ContactResult, Note, Task, TaskChange, TaskStatus,
+};
+
+/// Notes and contact attempts kept per task (the oldest dropped first).
+pub const MAX_NOTES: usize = 20;
+
+/// What applying a command did.
+#[derive(Debug)]
+pub struct Applied {
+    pub result: CommandResult,
+    /// The new task version, when the command changed the task.
+    pub change: Option<TaskChange>,
+}
+
+/// Applies `command` to the customer's incidents (created empty if the customer has none).
+pub fn apply(incidents: &mut CustomerIncidents, command: &Command) -> Applied {
+    let refused = |refusal, detail: String| Applied {
+        result: CommandResult::refused(command, refusal, detail),
+        change: None,
+    };
+    if let Action::Reopen { note } = &command.action {
+        return reopen(incidents, command, note);
+    }
+    let Some(index) = incidents.open.iter().position(|t| t.id == command.task_id) else {
+        let detail = if incidents.resolved.iter().any(|t| t.id == command.task_id)
+            || incidents.earlier.iter().any(|t| t.id == command.task_id)
+        {
+            format!("task {} is resolved", command.task_id)
+        } else {
+            format!("no open task {} for this customer", command.task_id)
+        };
+        let refusal = if detail.ends_with("is resolved") { Refusal::Conflict } else { Refusal::NotFound };
+        return refused(refusal, detail);
+    };
+    let task = &mut incidents.open[index];
+    let before = AuditView::of(task);
+    let actor = &command.actor;
+    let at = command.at;
+    let holder = task.work.assignee.clone();
+    let holds = holder.as_deref() == Some(actor.name.as_str());
+    // A held task is changed by its holder, or by someone whose role overrides the claim.
+    let may_change_held = holder.is_none() || holds || actor.role.overrides();
+    let conflict_held = |what: &str| {
+        let mut a = refused(
+            Refusal::Conflict,
+            format!("cannot {what}: task is held by {}", holder.as_deref().unwrap_or("nobody")),
+        );
+        a.result.holder = holder.clone();
+        a
+    };
+    let mut kind = ChangeKind::Updated;
+    match &command.action {
+        Action::Claim => {
+            if holds {
+                return Applied { result: CommandResult::applied(command, task.version), change: None };
+            }
+            if holder.is_some() {
+                return conflict_held("claim");
+            }
+            task.work.assignee = Some(actor.name.clone());
+            task.work.claimed_at = Some(at);
+            task.work.last_activity_at = Some(at);
+            task.status = TaskStatus::Claimed;
+        }
+        Action::Release => {
+            if holder.is_none() {
+                return refused(Refusal::Conflict, "cannot release: task is not claimed".to_string());
+            }
+            if !may_change_held {
+                return conflict_held("release");
+            }
+            release(task);
+        }
+        Action::Contacted { channel, result, note } => {
+            if !may_change_held {
+                return conflict_held("record a contact");
+            }
+            if holder.is_none() && !actor.role.overrides() {
+                claim_for(task, &actor.name, at);
+            }
+            task.work.last_activity_at = Some(at);
+            push_capped(
+                &mut task.work.contact_attempts,
+                ContactAttempt {
+                    at,
+                    by: actor.name.clone(),
+                    channel: *channel,
+                    result: *result,
+                    note: note.clone(),
+                },
+            );
+            if *result == ContactResult::Reached {
+                task.status = TaskStatus::Contacted;
+                task.work.first_contact_at.get_or_insert(at);
+            }
+        }
+        Action::Resolve { outcome, note } => {
+            if !outcome.fits(task.queue) {
+                return refused(
+                    Refusal::Invalid,
+                    format!("outcome {} is not an outcome of the {} queue", outcome.as_str(), task.queue),
+                );
+            }
+            if !may_change_held {
+                return conflict_held("resolve");
+            }
+            task.status = TaskStatus::Resolved;
+            task.outcome = Some(*outcome);
+            task.work.resolved_by = Some(actor.name.clone());
+            task.work.resolved_at = Some(at);
+            task.work.resolution_note = Some(note.clone());
+            task.work.snoozed_until = None;
+            push_capped(&mut task.work.notes, Note { at, by: actor.name.clone(), text: note.clone() });
+            kind = ChangeKind::Resolved;
+        }
+        Action::Note { text } => {
+            if holds {
+                task.work.last_activity_at = Some(at);
+            }
+            push_capped(&mut task.work.notes, Note { at, by: actor.name.clone(), text: text.clone() });
+        }
+        Action::Reassign { to, note } => {
+            if !matches!(actor.role, Role::Supervisor | Role::Admin) {
+                return refused(Refusal::Invalid, "only supervisors reassign".to_string());
+            }
+            if holder.as_deref() == Some(to.as_str()) {
+                return Applied { result: CommandResult::applied(command, task.version), change: None };
+            }
+            claim_for(task, to, at);
+            push_capped(&mut task.work.notes, Note { at, by: actor.name.clone(), text: note.clone() });
+        }
+        Action::Snooze { until, reason } => {
+            if !may_change_held {
+                return conflict_held("snooze");
+            }
+            task.work.snoozed_until = Some(*until);
+            task.work.snooze_reason = Some(reason.clone());
+            if holds {
+                task.work.last_activity_at = Some(at);
+            }
+        }
+        Action::Escalate { version } => {
+            if task.version != *version || task.work.escalated {
+                return refused(Refusal::Conflict, "task changed since it was found overdue".to_string());
+            }
+            if task.due_at > at {
+                return refused(Refusal::Conflict, format!("task is not due until {}", task.due_at));
+            }
+            task.work.escalated = true;
+            task.priority = task.priority.saturating_sub(1).max(1);
+        }
+        Action::ExpireClaim { version } => {
+            if task.version != *version || holder.is_none() {
+                return refused(Refusal::Conflict, "task changed since its claim was found idle".to_string());
+            }
+            release(task);
+        }
+        Action::Reopen { .. } => unreachable!("handled above"),
+    }
+    task.version += 1;
+    task.updated_at = task.updated_at.max(at);
+    let version = task.version;
+    let audit = audit(task, command, Some(before));
+    let task = if kind == ChangeKind::Resolved {
+        let task = incidents.open.swap_remove(index);
+        incidents.earlier.insert(0, task.summary());
+        incidents.earlier.truncate(MAX_EARLIER);
+        incidents.resolved.retain(|t| t.queue != task.queue);
+        incidents.resolved.push(task.clone());
+        task
+    } else {
+        incidents.open[index].clone()
+    };
+    Applied {
+        result: CommandResult::applied(command, version),
+        change: Some(TaskChange { kind, task, audit }),
+    }
+}
+
+/// Reopens the customer's last resolved task of its queue.
+fn reopen(incidents: &mut CustomerIncidents, command: &Command, note: &str) -> Applied {
+    let refused = |refusal, detail: String| Applied {
+        result: CommandResult::refused(command, refusal, detail),
+        change: None,
+    };
+    if !matches!(command.actor.role, Role::Supervisor | Role::Admin) {
+        return refused(Refusal::Invalid, "only supervisors reopen".to_string());
+    }
+    if incidents.open.iter().any(|t| t.id == command.task_id) {
+        return refused(Refusal::Conflict, format!("task {} is not resolved", command.task_id));
+    }
+    let Some(index) = incidents.resolved.iter().position(|t| t.id == command.task_id) else {
+        return refused(
+            Refusal::NotFound,
+            format!("task {} is not this customer's last resolved task of its queue", command.task_id),
+        );
+    };
+    let queue: Queue = incidents.resolved[index].queue;
+    if let Some(other) = incidents.open.iter().find(|t| t.queue == queue) {
+        return refused(
+            Refusal::Conflict,
+            format!("the customer has another open {queue} task ({}): add to that one", other.id),
+        );
+    }
+    let mut task = incidents.resolved.remove(index);
+    let before = AuditView::of(&task);
+    task.status = TaskStatus::Open;
+    task.outcome = None;
+    task.work.assignee = None;
+    task.work.claimed_at = None;
+    task.work.resolved_by = None;
+    task.work.resolved_at = None;
+    task.work.resolution_note = None;
+    push_capped(
+        &mut task.work.notes,
+        Note { at: command.at, by: command.actor.name.clone(), text: note.to_string() },
+    );
+    task.version += 1;
+    task.updated_at = task.updated_at.max(command.at);
+    incidents.earlier.retain(|t| t.id != task.id);
+    let audit = audit(&task, command, Some(before));
+    incidents.open.push(task.clone());
+    Applied {
+        result: CommandResult::applied(command, task.version),
+        change: Some(TaskChange { kind: ChangeKind::Reopened, task, audit }),
+    }
+}
+
+fn claim_for(task: &mut Task, who: &str, at: crate::time::Timestamp) {
+    task.work.assignee = Some(who.to_string());
+    task.work.claimed_at = Some(at);
+    task.work.last_activity_at = Some(at);
+    if task.status == TaskStatus::Open {
+        task.status = TaskStatus::Claimed;
+    }
+}
+
+fn release(task: &mut Task) {
+    task.work.assignee = None;
+    task.work.claimed_at = None;
+    task.work.last_activity_at = None;
+    task.status = TaskStatus::Open;
+}
+
+fn push_capped<T>(items: &mut Vec<T>, item: T) {
+    if items.len() >= MAX_NOTES {
+        items.remove(0);
+    }
+    items.push(item);
+}
+
+fn audit(task: &Task, command: &Command, before: Option<AuditView>) -> AuditRecord {
+    AuditRecord {
+        task_id: task.id.clone(),
+        version: task.version,
+        at: command.at,
+        actor: command.actor.name.clone(),
+        role: command.actor.role.as_str().to_string(),
+        action: command.action.name().to_string(),
+        reason: command.action.reason().map(str::to_string),
+        command_id: Some(command.command_id.clone()),
+        before,
+        after: AuditView::of(task),
+    }
+}

@@ -1,0 +1,89 @@
+//! Wall-clock time at the edge: the SLA ticker and the idle-claim ticker. Every tick they look
+//! in the store for open or claimed tasks past due (not yet escalated) and for claims idle past
+//! `api.claim_idle_ms`, and send an `escalate` or `expire_claim` command for each, carrying the
+//! version they saw (the engine refuses it if the task changed meanwhile, and every instance may
+//! tick: the second command for the same version is refused). They also refresh the gauges that
+//! come from the store: overdue tasks per queue and precision per rule.
+
+use std::time::Duration;
+
+use tracing::warn;
+
+use crate::api::now;
+use crate::bus::CommandBus;
+use crate::command::{Action, Actor, Command, Role};
+use crate::config::ApiConfig;
+use crate::metrics::Metrics;
+use crate::store::{TaskRow, TaskStore};
+use crate::time::Timestamp;
+
+/// Tasks looked at per tick and kind.
+const PER_TICK: i64 = 500;
+
+/// Runs the tickers until the process ends.
+pub async fn run(store: TaskStore, bus: CommandBus, metrics: std::sync::Arc<Metrics>, config: ApiConfig) {
+    if config.sla_tick_ms == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_millis(config.sla_tick_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = once(&store, &bus, &metrics, &config).await {
+            warn!(error = %e, "SLA tick failed; trying again next tick");
+        }
+    }
+}
+
+/// One tick: escalations, expired claims, gauges.
+pub async fn once(
+    store: &TaskStore,
+    bus: &CommandBus,
+    metrics: &Metrics,
+    config: &ApiConfig,
+) -> anyhow::Result<()> {
+    let at = now();
+    for row in store.overdue_unescalated(at.0, PER_TICK).await? {
+        send(bus, &row, at, "sla", Action::Escalate { version: row.version as u32 }).await?;
+    }
+    for row in store.held_tasks(PER_TICK).await? {
+        if idle_since(&row).is_some_and(|since| at.millis_since(since) >= config.claim_idle_ms as i64) {
+            send(bus, &row, at, "claims", Action::ExpireClaim { version: row.version as u32 }).await?;
+        }
+    }
+    for (queue, _open, overdue) in store.queue_counts(at.0).await? {
+        metrics.tasks_overdue.with_label_values(&[&queue]).set(overdue);
+    }
+    for r in store.rule_outcomes().await? {
+        if let (_, _, Some(p)) = crate::api::rules_precision(&r.outcomes) {
+            metrics.rule_precision.with_label_values(&[&r.rule]).set(p);
+        }
+    }
+    Ok(())
+}
+
+/// When the holder last acted on a held task.
+fn idle_since(row: &TaskRow) -> Option<Timestamp> {
+    let body: serde_json::Value = serde_json::from_str(&row.body).ok()?;
+    Timestamp::parse_rfc3339(body["work"]["last_activity_at"].as_str()?).ok()
+}
+
+async fn send(
+    bus: &CommandBus,
+    row: &TaskRow,
+    at: Timestamp,
+    who: &str,
+    action: Action,
+) -> anyhow::Result<()> {
+    let command = Command {
+        // Stable per task version and kind: a retried tick does not make a second command id.
+        command_id: format!("{who}_{}_{}", row.id, row.version),
+        customer_id: row.customer_id.clone(),
+        task_id: row.id.clone(),
+        at,
+        actor: Actor { name: who.to_string(), role: Role::System },
+        action,
+    };
+    bus.send(&command).await?;
+    Ok(())
+}
