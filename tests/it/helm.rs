@@ -483,9 +483,13 @@ fn helm_chart_pod_command_passes_its_probes_and_stops_within_the_grace_period() 
 
     // Topics for this run on the test broker.
     let prefix = unique("helm");
-    let (events, tasks, dead) =
-        (format!("{prefix}-events"), format!("{prefix}-tasks"), format!("{prefix}-dead"));
-    create_topics(broker(), &[&events, &tasks, &dead]);
+    let (events, tasks, dead, commands) = (
+        format!("{prefix}-events"),
+        format!("{prefix}-tasks"),
+        format!("{prefix}-dead"),
+        format!("{prefix}-commands"),
+    );
+    create_topics(broker(), &[&events, &tasks, &dead, &commands]);
 
     let args: Vec<String> = c["args"]
         .as_array()
@@ -506,6 +510,7 @@ fn helm_chart_pod_command_passes_its_probes_and_stops_within_the_grace_period() 
         .env("CALLAHEAD_KAFKA_INPUT_TOPICS", &events)
         .env("CALLAHEAD_KAFKA_TASKS_TOPIC", &tasks)
         .env("CALLAHEAD_KAFKA_DEAD_LETTER_TOPIC", &dead)
+        .env("CALLAHEAD_KAFKA_COMMANDS_TOPIC", &commands)
         // The test broker takes half the session timeout to form a group (scripts/kafka.sh).
         .env("CALLAHEAD_KAFKA_CLIENT_SESSION_TIMEOUT_MS", "6000")
         .current_dir(&tmp)

@@ -23,6 +23,7 @@ pub(crate) struct Topics {
     pub(crate) events: String,
     pub(crate) tasks: String,
     pub(crate) dead: String,
+    pub(crate) commands: String,
 }
 
 pub(crate) async fn create_topics(prefix: &str) -> Topics {
@@ -34,6 +35,7 @@ pub(crate) async fn create_topics_on(bootstrap: &str, prefix: &str) -> Topics {
         events: format!("{prefix}-events"),
         tasks: format!("{prefix}-tasks"),
         dead: format!("{prefix}-dead"),
+        commands: format!("{prefix}-commands"),
     };
     let admin: AdminClient<DefaultClientContext> =
         ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client");
@@ -41,6 +43,8 @@ pub(crate) async fn create_topics_on(bootstrap: &str, prefix: &str) -> Topics {
         NewTopic::new(&t.events, 3, TopicReplication::Fixed(1)),
         NewTopic::new(&t.tasks, 1, TopicReplication::Fixed(1)),
         NewTopic::new(&t.dead, 1, TopicReplication::Fixed(1)),
+        // Co-partitioned with the events: a customer's commands reach the owner of its state.
+        NewTopic::new(&t.commands, 3, TopicReplication::Fixed(1)),
     ];
     for result in admin.create_topics(&new, &AdminOptions::new()).await.expect("create topics") {
         result.expect("topic created");
@@ -80,6 +84,7 @@ impl Service {
             .env("CALLAHEAD_KAFKA_INPUT_TOPICS", &topics.events)
             .env("CALLAHEAD_KAFKA_TASKS_TOPIC", &topics.tasks)
             .env("CALLAHEAD_KAFKA_DEAD_LETTER_TOPIC", &topics.dead)
+            .env("CALLAHEAD_KAFKA_COMMANDS_TOPIC", &topics.commands)
             .env("CALLAHEAD_KAFKA_CLIENT_SESSION_TIMEOUT_MS", "6000")
             .env("CALLAHEAD_STORE_URL", store_url)
             .env("CALLAHEAD_HTTP_LISTEN", &http)
