@@ -285,3 +285,163 @@ fn audit(task: &Task, command: &Command, before: Option<AuditView>) -> AuditReco
         after: AuditView::of(task),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Actor;
+    use crate::incident::task_id;
+    use crate::task::{ContactChannel, Outcome, Workflow};
+    use crate::time::{Timestamp, HOUR};
+
+    fn task(queue: Queue, number: u32) -> Task {
+        Task {
+            id: task_id("c1", queue, number),
+            version: 1,
+            customer_id: "c1".into(),
+            queue,
+            rules: vec!["r".into()],
+            priority: 2,
+            status: TaskStatus::Open,
+            outcome: None,
+            opened_at: Timestamp(0),
+            updated_at: Timestamp(0),
+            due_at: Timestamp(2 * HOUR),
+            title: "t".into(),
+            explanation: "e".into(),
+            money_at_risk_eur: 0.0,
+            signals: Vec::new(),
+            context: crate::task::TaskContext {
+                profile_known: false,
+                profile: None,
+                language: "en".into(),
+                events: Vec::new(),
+                recent_history: Vec::new(),
+                earlier_tasks: Vec::new(),
+                actions: Vec::new(),
+                script: String::new(),
+            },
+            work: Workflow::default(),
+        }
+    }
+
+    fn incidents() -> CustomerIncidents {
+        CustomerIncidents { open: vec![task(Queue::Fraud, 0)], opened: [1, 0], ..Default::default() }
+    }
+
+    fn cmd(id: &str, who: &str, role: Role, at: i64, action: Action) -> Command {
+        Command {
+            command_id: id.into(),
+            customer_id: "c1".into(),
+            task_id: task_id("c1", Queue::Fraud, 0),
+            at: Timestamp(at),
+            actor: Actor { name: who.into(), role },
+            action,
+        }
+    }
+
+    fn resolve(outcome: Outcome) -> Action {
+        Action::Resolve { outcome, note: "done".into() }
+    }
+
+    #[test]
+    fn a_claim_is_compare_and_set() {
+        let mut inc = incidents();
+        let a = apply(&mut inc, &cmd("1", "ana", Role::FraudAgent, 10, Action::Claim));
+        assert_eq!(a.result.version, Some(2));
+        let change = a.change.expect("claimed");
+        assert_eq!(change.task.status, TaskStatus::Claimed);
+        assert_eq!(change.audit.action, "claim");
+        assert_eq!(change.audit.before.as_ref().unwrap().assignee, None);
+        assert_eq!(change.audit.after.assignee.as_deref(), Some("ana"));
+        let b = apply(&mut inc, &cmd("2", "bob", Role::FraudAgent, 11, Action::Claim));
+        assert_eq!(b.result.refusal, Some(Refusal::Conflict));
+        assert_eq!(b.result.holder.as_deref(), Some("ana"));
+        assert!(b.change.is_none());
+        let again = apply(&mut inc, &cmd("3", "ana", Role::FraudAgent, 12, Action::Claim));
+        assert_eq!((again.result.version, again.change.is_none()), (Some(2), true), "no new version");
+        let other = apply(&mut inc, &cmd("4", "bob", Role::FraudAgent, 13, resolve(Outcome::Legitimate)));
+        assert_eq!(other.result.refusal, Some(Refusal::Conflict), "only the holder resolves");
+    }
+
+    #[test]
+    fn the_lifecycle_runs_open_claimed_contacted_resolved_and_reopens() {
+        let mut inc = incidents();
+        apply(&mut inc, &cmd("1", "ana", Role::FraudAgent, 10, Action::Claim));
+        let attempt = |result| Action::Contacted { channel: ContactChannel::Phone, result, note: String::new() };
+        let a = apply(&mut inc, &cmd("2", "ana", Role::FraudAgent, 20, attempt(ContactResult::NoAnswer)));
+        assert_eq!(a.change.unwrap().task.status, TaskStatus::Claimed, "no answer is not contact");
+        let a = apply(&mut inc, &cmd("3", "ana", Role::FraudAgent, 30, attempt(ContactResult::Reached)));
+        let t = a.change.unwrap().task;
+        assert_eq!((t.status, t.work.first_contact_at, t.work.contact_attempts.len()), (TaskStatus::Contacted, Some(Timestamp(30)), 2));
+        let wrong = apply(&mut inc, &cmd("4", "ana", Role::FraudAgent, 40, resolve(Outcome::Retained)));
+        assert_eq!(wrong.result.refusal, Some(Refusal::Invalid), "a care outcome on a fraud task");
+        let done = apply(&mut inc, &cmd("5", "ana", Role::FraudAgent, 50, resolve(Outcome::ConfirmedFraud)));
+        let change = done.change.unwrap();
+        assert_eq!((change.kind, change.task.version, change.task.outcome), (ChangeKind::Resolved, 5, Some(Outcome::ConfirmedFraud)));
+        assert!(inc.open.is_empty(), "a resolved task leaves the open list");
+        assert_eq!(inc.earlier[0].outcome, Some(Outcome::ConfirmedFraud));
+        let late = apply(&mut inc, &cmd("6", "ana", Role::FraudAgent, 60, Action::Note { text: "x".into() }));
+        assert_eq!(late.result.refusal, Some(Refusal::Conflict));
+        let agent = apply(&mut inc, &cmd("7", "ana", Role::FraudAgent, 70, Action::Reopen { note: "no".into() }));
+        assert_eq!(agent.result.refusal, Some(Refusal::Invalid), "agents do not reopen");
+        let r = apply(&mut inc, &cmd("8", "sue", Role::Supervisor, 80, Action::Reopen { note: "customer called back".into() }));
+        let t = r.change.unwrap().task;
+        assert_eq!((t.status, t.outcome, t.version, t.work.assignee), (TaskStatus::Open, None, 6, None));
+        assert_eq!(inc.open.len(), 1);
+        assert!(inc.earlier.is_empty(), "no longer an earlier task");
+    }
+
+    #[test]
+    fn reopening_is_refused_while_the_queue_has_another_open_task() {
+        let mut inc = incidents();
+        apply(&mut inc, &cmd("1", "ana", Role::FraudAgent, 10, resolve(Outcome::Legitimate)));
+        inc.open.push(task(Queue::Fraud, 1));
+        let r = apply(&mut inc, &cmd("2", "sue", Role::Supervisor, 20, Action::Reopen { note: "n".into() }));
+        assert_eq!(r.result.refusal, Some(Refusal::Conflict));
+        assert!(r.result.detail.unwrap().contains(&task_id("c1", Queue::Fraud, 1)));
+    }
+
+    #[test]
+    fn supervisors_reassign_and_release_overrides_the_holder() {
+        let mut inc = incidents();
+        apply(&mut inc, &cmd("1", "ana", Role::FraudAgent, 10, Action::Claim));
+        let agent = apply(&mut inc, &cmd("2", "ana", Role::FraudAgent, 20, Action::Reassign { to: "bob".into(), note: "n".into() }));
+        assert_eq!(agent.result.refusal, Some(Refusal::Invalid));
+        let r = apply(&mut inc, &cmd("3", "sue", Role::Supervisor, 30, Action::Reassign { to: "bob".into(), note: "ana is off".into() }));
+        let t = r.change.unwrap().task;
+        assert_eq!((t.work.assignee.as_deref(), t.status), (Some("bob"), TaskStatus::Claimed));
+        assert_eq!(t.work.notes.last().unwrap().text, "ana is off");
+        let r = apply(&mut inc, &cmd("4", "sue", Role::Supervisor, 40, Action::Release));
+        assert_eq!(r.change.unwrap().task.work.assignee, None);
+    }
+
+    #[test]
+    fn escalation_and_claim_expiry_apply_only_to_the_version_seen() {
+        let mut inc = incidents();
+        let sla = |id: &str, at, action| cmd(id, "sla", Role::System, at, action);
+        let early = apply(&mut inc, &sla("1", HOUR, Action::Escalate { version: 1 }));
+        assert_eq!(early.result.refusal, Some(Refusal::Conflict), "not due yet");
+        let e = apply(&mut inc, &sla("2", 3 * HOUR, Action::Escalate { version: 1 }));
+        let t = e.change.unwrap().task;
+        assert_eq!((t.priority, t.work.escalated, t.version), (1, true, 2));
+        let twice = apply(&mut inc, &sla("3", 3 * HOUR, Action::Escalate { version: 2 }));
+        assert_eq!(twice.result.refusal, Some(Refusal::Conflict), "escalated once");
+        apply(&mut inc, &cmd("4", "ana", Role::FraudAgent, 4 * HOUR, Action::Claim));
+        let stale = apply(&mut inc, &sla("5", 5 * HOUR, Action::ExpireClaim { version: 2 }));
+        assert_eq!(stale.result.refusal, Some(Refusal::Conflict), "the claim is newer than what the ticker saw");
+        let x = apply(&mut inc, &sla("6", 5 * HOUR, Action::ExpireClaim { version: 3 }));
+        let t = x.change.unwrap().task;
+        assert_eq!((t.status, t.work.assignee), (TaskStatus::Open, None));
+    }
+
+    #[test]
+    fn snooze_hides_until_a_time_and_unknown_tasks_are_not_found() {
+        let mut inc = incidents();
+        let s = apply(&mut inc, &cmd("1", "ana", Role::FraudAgent, 10, Action::Snooze { until: Timestamp(HOUR), reason: "abroad".into() }));
+        assert_eq!(s.change.unwrap().task.work.snoozed_until, Some(Timestamp(HOUR)));
+        let mut c = cmd("2", "ana", Role::FraudAgent, 10, Action::Claim);
+        c.task_id = "tsk_nope".into();
+        assert_eq!(apply(&mut inc, &c).result.refusal, Some(Refusal::NotFound));
+    }
+}

@@ -1,6 +1,7 @@
 //! Integration tests: one crate (one link step), one module per area.
 //!
 //! - `scenarios`: a generated stream with planted incidents and look-alikes through the engine;
+//! - `feedback`: outcomes teach the engine (a legitimate trip or payment does not page again);
 //! - `properties`: redelivery and late arrival do not change the set of tasks (proptest);
 //! - `cli`: the `callahead` binary end to end (`replay`, `rules check`, `demo`);
 //! - `serve`: the service against a real broker and both task stores;
@@ -8,6 +9,7 @@
 
 mod cli;
 mod common;
+mod feedback;
 mod helm;
 mod properties;
 mod recovery;
