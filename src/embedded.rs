@@ -2,8 +2,8 @@
 //! agents' API on localhost with the embedded store (SQLite) and no broker. Commands go through
 //! an in-process queue to one loop that applies them to the engine and writes what they caused
 //! (task versions, audit records, results) to the store, exactly as `serve` does with the
-//! commands topic. The SLA ticker does not run here: the demo's events are historical, so every
-//! task would be overdue at once.
+//! commands topic. Idle claims expire as in `serve`; SLA escalation does not run here: the
+//! demo's events are historical, so every task would be overdue at once.
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
@@ -36,14 +36,40 @@ pub struct Embedded {
     pub tokens: Vec<IssuedToken>,
 }
 
-/// Stores the demo's tasks, issues a token per role, and serves the API on `listen` until the
-/// returned future is dropped or the process ends. `ready` is called once it answers.
+/// Settings of the embedded mode.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// A claim left idle this long goes back to the queue, milliseconds.
+    pub claim_idle_ms: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { claim_idle_ms: crate::config::ApiConfig::default().claim_idle_ms }
+    }
+}
+
+/// [`serve_with`] with the default options.
 pub async fn serve(
     engine: Arc<Engine>,
     rules: RuleSet,
     tasks: &[Task],
     store_url: &str,
     listen: &str,
+    ready: impl FnOnce(&Embedded),
+) -> Result<()> {
+    serve_with(engine, rules, tasks, store_url, listen, Options::default(), ready).await
+}
+
+/// Stores the demo's tasks, issues a token per role, and serves the API on `listen` until the
+/// returned future is dropped or the process ends. `ready` is called once it answers.
+pub async fn serve_with(
+    engine: Arc<Engine>,
+    rules: RuleSet,
+    tasks: &[Task],
+    store_url: &str,
+    listen: &str,
+    options: Options,
     ready: impl FnOnce(&Embedded),
 ) -> Result<()> {
     let store = TaskStore::connect(store_url).await.context("cannot open the demo's task store")?;
@@ -70,9 +96,16 @@ pub async fn serve(
     metrics.ready.set(1);
     let (tx, rx) = mpsc::channel::<Command>(1_024);
     tokio::spawn(apply_commands(engine.clone(), store.clone(), rx));
+    let bus = CommandBus::Local(tx);
+    let tick = crate::config::ApiConfig {
+        claim_idle_ms: options.claim_idle_ms,
+        sla_tick_ms: (options.claim_idle_ms / 4).clamp(200, 30_000),
+        ..crate::config::ApiConfig::default()
+    };
+    tokio::spawn(crate::serve::tickers::run(store.clone(), bus.clone(), metrics.clone(), tick, false));
     let state = ApiState {
         store,
-        bus: CommandBus::Local(tx),
+        bus,
         rules: Arc::new(RwLock::new(Arc::new(rules))),
         metrics: metrics.clone(),
         provisioned: Arc::new(Vec::new()),

@@ -54,6 +54,9 @@ enum Command {
         /// Exit after the run instead of serving the API.
         #[arg(long)]
         no_serve: bool,
+        /// A claim left idle this long (seconds) goes back to the queue.
+        #[arg(long, default_value_t = 1_800)]
+        claim_idle_secs: u64,
     },
     /// Run a JSON-lines file of events through the rules; write every task (final state) as
     /// JSON lines, and a summary on stderr.
@@ -309,7 +312,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             eprint!("{}", summary.render(&tasks));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { rules, customers, days, seed, emit_events, show, listen, store, no_serve } => {
+        Command::Demo {
+            rules,
+            customers,
+            days,
+            seed,
+            emit_events,
+            show,
+            listen,
+            store,
+            no_serve,
+            claim_idle_secs,
+        } => {
             let Some(set) = load_rules(&rules)? else { return Ok(ExitCode::FAILURE) };
             let spec = StreamSpec { customers, days, seed, ..StreamSpec::default() };
             println!("Generating {days} days of events for {customers} ordinary customers plus planted scenarios (seed {seed})…");
@@ -364,12 +378,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(async {
-                let serving = callahead::embedded::serve(
+                let options = callahead::embedded::Options { claim_idle_ms: claim_idle_secs.max(1) * 1_000 };
+                let serving = callahead::embedded::serve_with(
                     std::sync::Arc::new(engine),
                     set,
                     &tasks,
                     &store,
                     &listen,
+                    options,
                     |e| demo::print_api(e, &store),
                 );
                 tokio::select! {

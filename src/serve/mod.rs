@@ -44,7 +44,7 @@ use crate::sink::kafka::{self as sink, DeadLetter};
 use crate::store::TaskStore;
 use crate::task::{ChangeKind, TaskChange};
 
-mod tickers;
+pub(crate) mod tickers;
 
 /// The running rule set, swapped whole on reload.
 pub type SharedRules = Arc<RwLock<Arc<RuleSet>>>;
@@ -148,7 +148,7 @@ pub async fn serve(config: Config) -> Result<()> {
         local_engine: None,
     };
     let _ = api_router.set(api::router(health, api_state));
-    tokio::spawn(tickers::run(store.clone(), bus, metrics.clone(), config.api.clone()));
+    tokio::spawn(tickers::run(store.clone(), bus, metrics.clone(), config.api.clone(), true));
 
     let pipeline = Pipeline {
         config: &config,

@@ -20,8 +20,15 @@ use crate::time::Timestamp;
 /// Tasks looked at per tick and kind.
 const PER_TICK: i64 = 500;
 
-/// Runs the tickers until the process ends.
-pub async fn run(store: TaskStore, bus: CommandBus, metrics: std::sync::Arc<Metrics>, config: ApiConfig) {
+/// Runs the tickers until the process ends. Without `escalate` only idle claims are looked for
+/// (the demo's historical tasks would all be overdue at once).
+pub async fn run(
+    store: TaskStore,
+    bus: CommandBus,
+    metrics: std::sync::Arc<Metrics>,
+    config: ApiConfig,
+    escalate: bool,
+) {
     if config.sla_tick_ms == 0 {
         return;
     }
@@ -29,7 +36,7 @@ pub async fn run(store: TaskStore, bus: CommandBus, metrics: std::sync::Arc<Metr
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = once(&store, &bus, &metrics, &config).await {
+        if let Err(e) = once(&store, &bus, &metrics, &config, escalate).await {
             warn!(error = %e, "SLA tick failed; trying again next tick");
         }
     }
@@ -41,10 +48,13 @@ pub async fn once(
     bus: &CommandBus,
     metrics: &Metrics,
     config: &ApiConfig,
+    escalate: bool,
 ) -> anyhow::Result<()> {
     let at = now();
-    for row in store.overdue_unescalated(at.0, PER_TICK).await? {
-        send(bus, &row, at, "sla", Action::Escalate { version: row.version as u32 }).await?;
+    if escalate {
+        for row in store.overdue_unescalated(at.0, PER_TICK).await? {
+            send(bus, &row, at, "sla", Action::Escalate { version: row.version as u32 }).await?;
+        }
     }
     for row in store.held_tasks(PER_TICK).await? {
         if idle_since(&row).is_some_and(|since| at.millis_since(since) >= config.claim_idle_ms as i64) {

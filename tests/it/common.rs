@@ -95,3 +95,53 @@ pub fn http_get(address: &str, path: &str) -> std::io::Result<(u16, String)> {
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     Ok((status, body))
 }
+
+/// A plain HTTP/1.1 request on loopback with an optional bearer token and JSON body:
+/// (status, headers in lower case, body as JSON or `Null`).
+pub fn http(
+    address: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(address).expect("connect to the API");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(15))).unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        request.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() {
+        request.push_str("Content-Type: application/json\r\n");
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    s.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let headers = head.to_ascii_lowercase();
+    // Bodies come whole (Content-Length) or chunked; undo chunking if present.
+    let payload =
+        if headers.contains("transfer-encoding: chunked") { dechunk(rest) } else { rest.to_string() };
+    (status, headers, serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null))
+}
+
+fn dechunk(rest: &str) -> String {
+    let mut bytes = rest.as_bytes();
+    let mut out = Vec::new();
+    while let Some(end) = bytes.windows(2).position(|w| w == b"\r\n") {
+        let n =
+            usize::from_str_radix(std::str::from_utf8(&bytes[..end]).unwrap_or("0").trim(), 16).unwrap_or(0);
+        let tail = &bytes[end + 2..];
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.extend_from_slice(&tail[..n]);
+        bytes = tail[n..].strip_prefix(b"\r\n").unwrap_or(&tail[n..]);
+    }
+    String::from_utf8_lossy(&out).to_string()
+}

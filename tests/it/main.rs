@@ -3,10 +3,12 @@
 //! - `scenarios`: a generated stream with planted incidents and look-alikes through the engine;
 //! - `feedback`: outcomes teach the engine (a legitimate trip or payment does not page again);
 //! - `properties`: redelivery and late arrival do not change the set of tasks (proptest);
+//! - `api`: the agents' API on the embedded mode, every endpoint and role, both stores;
 //! - `cli`: the `callahead` binary end to end (`replay`, `rules check`, `demo`);
 //! - `serve`: the service against a real broker and both task stores;
 //! - `recovery`: SIGKILL, instances joining and leaving, a database outage: state and tasks survive.
 
+mod api;
 mod cli;
 mod common;
 mod feedback;
