@@ -92,15 +92,16 @@ pub fn client_config(config: &KafkaConfig) -> ClientConfig {
 /// Creates the consumer (not yet subscribed). Offsets are stored explicitly after durability
 /// and committed automatically in the background, and synchronously on shutdown.
 ///
-/// One input topic: cooperative rebalancing, so partitions that do not move keep flowing.
-/// Several (co-partitioned) topics: the range assignor, which gives every topic's partition N
-/// to the same instance, so one instance owns each customer's state.
+/// The range assignor: the input topics and the commands topic are co-partitioned, and range
+/// gives every topic's partition N to the same instance, so one instance owns each customer's
+/// state, events and commands alike. (Cooperative rebalancing, which lets partitions that do
+/// not move keep flowing, may split partition N of two topics between instances.)
 pub fn consumer(
     config: &KafkaConfig,
     metrics: Arc<Metrics>,
     hooks: Arc<dyn PartitionHooks>,
 ) -> Result<EventConsumer, KafkaError> {
-    let strategy = if config.input_topics.len() > 1 { "range" } else { "cooperative-sticky" };
+    let strategy = "range";
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.brokers)
         .set("group.id", &config.group_id)

@@ -4,12 +4,14 @@
 //! - `feedback`: outcomes teach the engine (a legitimate trip or payment does not page again);
 //! - `properties`: redelivery and late arrival do not change the set of tasks (proptest);
 //! - `api`: the agents' API on the embedded mode, every endpoint and role, both stores;
+//! - `commands`: agents' actions through the commands topic, two instances, a SIGKILLed owner;
 //! - `cli`: the `callahead` binary end to end (`replay`, `rules check`, `demo`);
 //! - `serve`: the service against a real broker and both task stores;
 //! - `recovery`: SIGKILL, instances joining and leaving, a database outage: state and tasks survive.
 
 mod api;
 mod cli;
+mod commands;
 mod common;
 mod feedback;
 mod helm;
