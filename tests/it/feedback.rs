@@ -12,7 +12,17 @@ use callahead::time::Timestamp;
 
 use crate::common::rules;
 
-fn card(id: &str, customer: &str, ts: &str, amount: f64, city: &str, country: &str, lat: f64, lon: f64) -> String {
+#[allow(clippy::too_many_arguments)]
+fn card(
+    id: &str,
+    customer: &str,
+    ts: &str,
+    amount: f64,
+    city: &str,
+    country: &str,
+    lat: f64,
+    lon: f64,
+) -> String {
     format!(
         r#"{{"event_id":"{id}","type":"card_transaction","customer_id":"{customer}","ts":"{ts}","card_id":"{customer}-k1",
         "amount":{amount},"currency":"EUR","channel":"contactless","status":"approved",
@@ -24,8 +34,26 @@ fn card(id: &str, customer: &str, ts: &str, amount: f64, city: &str, country: &s
 /// Phnom Penh, then Paris 30 minutes later, on day `day` of July 2026.
 fn trip(customer: &str, day: u32) -> Vec<String> {
     vec![
-        card(&format!("{customer}-pp-{day}"), customer, &format!("2026-07-{day:02}T09:00:00+07:00"), 12.0, "Phnom Penh", "KH", 11.5564, 104.9282),
-        card(&format!("{customer}-par-{day}"), customer, &format!("2026-07-{day:02}T04:30:00+02:00"), 45.0, "Paris", "FR", 48.8606, 2.3376),
+        card(
+            &format!("{customer}-pp-{day}"),
+            customer,
+            &format!("2026-07-{day:02}T09:00:00+07:00"),
+            12.0,
+            "Phnom Penh",
+            "KH",
+            11.5564,
+            104.9282,
+        ),
+        card(
+            &format!("{customer}-par-{day}"),
+            customer,
+            &format!("2026-07-{day:02}T04:30:00+02:00"),
+            45.0,
+            "Paris",
+            "FR",
+            48.8606,
+            2.3376,
+        ),
     ]
 }
 
@@ -92,15 +120,45 @@ fn a_payment_confirmed_as_legitimate_becomes_part_of_the_customers_normal() {
     for c in ["legit", "fraud"] {
         let mut lines = Vec::new();
         for d in 1..=20 {
-            lines.push(card(&format!("{c}-d{d}"), c, &format!("2026-06-{d:02}T12:00:00+02:00"), 20.0 + d as f64, "Paris", "FR", 48.8566, 2.3522));
+            lines.push(card(
+                &format!("{c}-d{d}"),
+                c,
+                &format!("2026-06-{d:02}T12:00:00+02:00"),
+                20.0 + d as f64,
+                "Paris",
+                "FR",
+                48.8566,
+                2.3522,
+            ));
         }
-        lines.push(card(&format!("{c}-big1"), c, "2026-06-21T12:00:00+02:00", 2_500.0, "Paris", "FR", 48.8566, 2.3522));
+        lines.push(card(
+            &format!("{c}-big1"),
+            c,
+            "2026-06-21T12:00:00+02:00",
+            2_500.0,
+            "Paris",
+            "FR",
+            48.8566,
+            2.3522,
+        ));
         feed(&mut r, &lines);
         let task = open_fraud_task(&r, c).expect("a quiet customer's 2,500 EUR purchase pages");
         assert!(task.rules.contains(&"amount_anomaly".to_string()), "{:?}", task.rules);
         let outcome = if c == "legit" { Outcome::Legitimate } else { Outcome::ConfirmedFraud };
         resolve(&r, &task, outcome, "2026-06-21T13:00:00Z");
-        feed(&mut r, &[card(&format!("{c}-big2"), c, "2026-06-28T12:00:00+02:00", 2_400.0, "Paris", "FR", 48.8566, 2.3522)]);
+        feed(
+            &mut r,
+            &[card(
+                &format!("{c}-big2"),
+                c,
+                "2026-06-28T12:00:00+02:00",
+                2_400.0,
+                "Paris",
+                "FR",
+                48.8566,
+                2.3522,
+            )],
+        );
         let again = open_fraud_task(&r, c);
         assert_eq!(again.is_some(), c == "fraud", "{c}: {again:#?}");
     }
