@@ -160,3 +160,37 @@ fn demo_runs_with_no_external_service_and_finds_every_scenario() {
     assert!(stdout.contains("[P1 fraud]"), "{stdout}");
     assert!(std::fs::metadata(&emitted).unwrap().len() > 100_000);
 }
+
+#[test]
+fn tokens_are_printed_once_and_stored_as_hashes() {
+    let dir = temp_dir("tokens");
+    let url = format!("sqlite://{}", dir.join("tasks.db").display());
+    let tokens = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_callahead"))
+            .arg("tokens")
+            .args(args)
+            .env("CALLAHEAD_STORE_URL", &url)
+            .current_dir(root())
+            .output()
+            .expect("run callahead tokens")
+    };
+    let out = tokens(&["create", "--role", "care_agent", "--name", "maria"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let token = text(&out.stdout).trim().to_string();
+    assert!(token.starts_with("cah_") && token.len() == 68, "{token}");
+    assert!(text(&out.stderr).contains("shown once"));
+    let hash = callahead::api::auth::hash_token(&token);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let store = runtime.block_on(callahead::store::TaskStore::connect(&url)).unwrap();
+    let row = runtime.block_on(store.token(&hash)).unwrap().expect("stored by hash");
+    assert_eq!((row.name.as_str(), row.role.as_str(), row.revoked), ("maria", "care_agent", false));
+    let raw = std::fs::read(dir.join("tasks.db")).unwrap();
+    assert!(!raw.windows(token.len()).any(|w| w == token.as_bytes()), "the token itself is never stored");
+
+    let bad = tokens(&["create", "--role", "pilot", "--name", "x"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("not a role"), "{}", text(&bad.stderr));
+    let revoked = tokens(&["revoke", "--name", "maria"]);
+    assert!(text(&revoked.stdout).contains("revoked 1"), "{}", text(&revoked.stdout));
+    assert!(runtime.block_on(store.token(&hash)).unwrap().unwrap().revoked);
+}

@@ -13,7 +13,7 @@ use rdkafka::producer::FutureProducer;
 use serde_json::Value;
 
 use crate::common::{broker, http, identity, replay, unique};
-use crate::serve::{create_topics, produce_lines, wait_for_tasks, PostgresDb, Service};
+use crate::serve::{create_topics, produce_lines, sum, wait_for_tasks, PostgresDb, Service};
 
 /// Tokens provisioned from configuration (only their hashes are given to the service).
 const ANA: &str = "cah_test_token_of_ana_fraud_agent";
@@ -48,7 +48,11 @@ async fn actions_reach_the_owner_once_and_survive_its_crash() {
     let prefix = unique("cmd");
     let topics = create_topics(&prefix).await;
     let tokens = provisioned();
-    let env = [("CALLAHEAD_API_TOKENS", tokens.as_str()), ("CALLAHEAD_STATE_CHECKPOINT_INTERVAL_MS", "200")];
+    let env = [
+        ("CALLAHEAD_API_TOKENS", tokens.as_str()),
+        ("CALLAHEAD_STATE_CHECKPOINT_INTERVAL_MS", "200"),
+        ("CALLAHEAD_API_SLA_TICK_MS", "500"),
+    ];
     let a = Service::start_with(broker(), &topics, &prefix, &db.url, &env);
     let b = Service::start_with(broker(), &topics, &prefix, &db.url, &env);
 
@@ -60,6 +64,33 @@ async fn actions_reach_the_owner_once_and_survive_its_crash() {
     let store = TaskStore::connect(&db.url).await.expect("store");
     let stored = wait_for_tasks(&store, expected.len(), Duration::from_secs(90)).await;
     assert_eq!(stored.len(), expected.len(), "tasks before any action");
+
+    // The events are historical, so every task is overdue: the SLA tickers of both instances
+    // escalate each exactly once (one step more urgent, flagged).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let fraud: Vec<String> = loop {
+        let (_, _, page) = http(&a.http, "GET", "/api/v1/tasks?queue=fraud&limit=200", Some(ANA), None);
+        let items = page["items"].as_array().unwrap().clone();
+        if !items.is_empty() && items.iter().all(|t| t["escalated"] == true && t["overdue"] == true) {
+            break items.iter().map(|t| t["id"].as_str().unwrap().to_string()).collect();
+        }
+        assert!(Instant::now() < deadline, "not every overdue task was escalated: {page}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let overdue = sum(&a.metrics(), "callahead_tasks_overdue", Some(("queue", "fraud")));
+    assert_eq!(overdue as usize, fraud.len(), "the overdue gauge counts them");
+    for id in &fraud {
+        let audit = store.audit_of_task(id).await.expect("audit");
+        let escalations: Vec<_> = audit.iter().filter(|r| r.action == "escalate").collect();
+        assert_eq!(escalations.len(), 1, "{id}: {audit:#?}");
+        let (before, after): (Value, Value) = (
+            serde_json::from_str(escalations[0].before.as_deref().unwrap()).unwrap(),
+            serde_json::from_str(&escalations[0].after).unwrap(),
+        );
+        let (b, a) = (before["priority"].as_i64().unwrap(), after["priority"].as_i64().unwrap());
+        assert_eq!(a, (b - 1).max(1), "{id}: one step more urgent");
+        assert_eq!((escalations[0].actor.as_str(), escalations[0].role.as_str()), ("sla", "system"));
+    }
 
     // Every open fraud task, claimed by ana through instance A, whoever owns its customer.
     let (_, _, page) = http(&a.http, "GET", "/api/v1/tasks?queue=fraud&limit=200", Some(ANA), None);
