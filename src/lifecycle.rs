@@ -368,24 +368,35 @@ mod tests {
     fn the_lifecycle_runs_open_claimed_contacted_resolved_and_reopens() {
         let mut inc = incidents();
         apply(&mut inc, &cmd("1", "ana", Role::FraudAgent, 10, Action::Claim));
-        let attempt = |result| Action::Contacted { channel: ContactChannel::Phone, result, note: String::new() };
+        let attempt =
+            |result| Action::Contacted { channel: ContactChannel::Phone, result, note: String::new() };
         let a = apply(&mut inc, &cmd("2", "ana", Role::FraudAgent, 20, attempt(ContactResult::NoAnswer)));
         assert_eq!(a.change.unwrap().task.status, TaskStatus::Claimed, "no answer is not contact");
         let a = apply(&mut inc, &cmd("3", "ana", Role::FraudAgent, 30, attempt(ContactResult::Reached)));
         let t = a.change.unwrap().task;
-        assert_eq!((t.status, t.work.first_contact_at, t.work.contact_attempts.len()), (TaskStatus::Contacted, Some(Timestamp(30)), 2));
+        assert_eq!(
+            (t.status, t.work.first_contact_at, t.work.contact_attempts.len()),
+            (TaskStatus::Contacted, Some(Timestamp(30)), 2)
+        );
         let wrong = apply(&mut inc, &cmd("4", "ana", Role::FraudAgent, 40, resolve(Outcome::Retained)));
         assert_eq!(wrong.result.refusal, Some(Refusal::Invalid), "a care outcome on a fraud task");
         let done = apply(&mut inc, &cmd("5", "ana", Role::FraudAgent, 50, resolve(Outcome::ConfirmedFraud)));
         let change = done.change.unwrap();
-        assert_eq!((change.kind, change.task.version, change.task.outcome), (ChangeKind::Resolved, 5, Some(Outcome::ConfirmedFraud)));
+        assert_eq!(
+            (change.kind, change.task.version, change.task.outcome),
+            (ChangeKind::Resolved, 5, Some(Outcome::ConfirmedFraud))
+        );
         assert!(inc.open.is_empty(), "a resolved task leaves the open list");
         assert_eq!(inc.earlier[0].outcome, Some(Outcome::ConfirmedFraud));
         let late = apply(&mut inc, &cmd("6", "ana", Role::FraudAgent, 60, Action::Note { text: "x".into() }));
         assert_eq!(late.result.refusal, Some(Refusal::Conflict));
-        let agent = apply(&mut inc, &cmd("7", "ana", Role::FraudAgent, 70, Action::Reopen { note: "no".into() }));
+        let agent =
+            apply(&mut inc, &cmd("7", "ana", Role::FraudAgent, 70, Action::Reopen { note: "no".into() }));
         assert_eq!(agent.result.refusal, Some(Refusal::Invalid), "agents do not reopen");
-        let r = apply(&mut inc, &cmd("8", "sue", Role::Supervisor, 80, Action::Reopen { note: "customer called back".into() }));
+        let r = apply(
+            &mut inc,
+            &cmd("8", "sue", Role::Supervisor, 80, Action::Reopen { note: "customer called back".into() }),
+        );
         let t = r.change.unwrap().task;
         assert_eq!((t.status, t.outcome, t.version, t.work.assignee), (TaskStatus::Open, None, 6, None));
         assert_eq!(inc.open.len(), 1);
@@ -406,9 +417,21 @@ mod tests {
     fn supervisors_reassign_and_release_overrides_the_holder() {
         let mut inc = incidents();
         apply(&mut inc, &cmd("1", "ana", Role::FraudAgent, 10, Action::Claim));
-        let agent = apply(&mut inc, &cmd("2", "ana", Role::FraudAgent, 20, Action::Reassign { to: "bob".into(), note: "n".into() }));
+        let agent = apply(
+            &mut inc,
+            &cmd("2", "ana", Role::FraudAgent, 20, Action::Reassign { to: "bob".into(), note: "n".into() }),
+        );
         assert_eq!(agent.result.refusal, Some(Refusal::Invalid));
-        let r = apply(&mut inc, &cmd("3", "sue", Role::Supervisor, 30, Action::Reassign { to: "bob".into(), note: "ana is off".into() }));
+        let r = apply(
+            &mut inc,
+            &cmd(
+                "3",
+                "sue",
+                Role::Supervisor,
+                30,
+                Action::Reassign { to: "bob".into(), note: "ana is off".into() },
+            ),
+        );
         let t = r.change.unwrap().task;
         assert_eq!((t.work.assignee.as_deref(), t.status), (Some("bob"), TaskStatus::Claimed));
         assert_eq!(t.work.notes.last().unwrap().text, "ana is off");
@@ -429,7 +452,11 @@ mod tests {
         assert_eq!(twice.result.refusal, Some(Refusal::Conflict), "escalated once");
         apply(&mut inc, &cmd("4", "ana", Role::FraudAgent, 4 * HOUR, Action::Claim));
         let stale = apply(&mut inc, &sla("5", 5 * HOUR, Action::ExpireClaim { version: 2 }));
-        assert_eq!(stale.result.refusal, Some(Refusal::Conflict), "the claim is newer than what the ticker saw");
+        assert_eq!(
+            stale.result.refusal,
+            Some(Refusal::Conflict),
+            "the claim is newer than what the ticker saw"
+        );
         let x = apply(&mut inc, &sla("6", 5 * HOUR, Action::ExpireClaim { version: 3 }));
         let t = x.change.unwrap().task;
         assert_eq!((t.status, t.work.assignee), (TaskStatus::Open, None));
@@ -438,7 +465,16 @@ mod tests {
     #[test]
     fn snooze_hides_until_a_time_and_unknown_tasks_are_not_found() {
         let mut inc = incidents();
-        let s = apply(&mut inc, &cmd("1", "ana", Role::FraudAgent, 10, Action::Snooze { until: Timestamp(HOUR), reason: "abroad".into() }));
+        let s = apply(
+            &mut inc,
+            &cmd(
+                "1",
+                "ana",
+                Role::FraudAgent,
+                10,
+                Action::Snooze { until: Timestamp(HOUR), reason: "abroad".into() },
+            ),
+        );
         assert_eq!(s.change.unwrap().task.work.snoozed_until, Some(Timestamp(HOUR)));
         let mut c = cmd("2", "ana", Role::FraudAgent, 10, Action::Claim);
         c.task_id = "tsk_nope".into();
