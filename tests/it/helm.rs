@@ -386,6 +386,10 @@ fn helm_chart_default_values_give_a_working_single_pod() {
     assert_eq!(c.kafka.batch_size, 100);
 }
 
+/// Two provisioned API tokens as the Secret would hold them (hashes, never tokens).
+const API_TOKENS: &str = "ana:fraud_agent:0000000000000000000000000000000000000000000000000000000000000000,\
+sue:supervisor:1111111111111111111111111111111111111111111111111111111111111111";
+
 #[test]
 fn helm_chart_production_values_wire_secrets_and_monitoring() {
     let prod = production_values();
@@ -393,12 +397,15 @@ fn helm_chart_production_values_wire_secrets_and_monitoring() {
     let secrets = BTreeMap::from([
         (("callahead-secrets", "store-url"), "postgres://callahead:s3cret@postgres.db:5432/callahead"),
         (("callahead-secrets", "sasl-password"), "kafka-s3cret"),
+        (("callahead-secrets", "api-tokens"), API_TOKENS),
     ]);
     let env = r.env(&secrets);
     let names: Vec<&str> = env.iter().map(|(n, _)| n.as_str()).collect();
     assert!(names.contains(&"CALLAHEAD_STORE_URL"), "{names:?}");
     assert!(names.contains(&"CALLAHEAD_KAFKA_CLIENT_SASL_PASSWORD"), "{names:?}");
+    assert!(names.contains(&"CALLAHEAD_API_TOKENS"), "{names:?}");
     let config = check_pod(&r, &env, "production");
+    assert_eq!(config.api.tokens.len(), 2, "the API tokens reach the settings from the Secret");
 
     // The Secret's values reach the settings the service uses, and never the ConfigMap.
     assert_eq!(config.store.url, "postgres://callahead:s3cret@postgres.db:5432/callahead");

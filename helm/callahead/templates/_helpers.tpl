@@ -74,6 +74,9 @@ Checks the values; fails the render with a readable message on a combination tha
 {{- if and (eq $store "postgres") (not (and .Values.secrets.existingSecret .Values.secrets.storeUrlKey)) }}
 {{- fail "store.type=postgres needs secrets.existingSecret and secrets.storeUrlKey: the PostgreSQL URL (with its password) comes from that Secret as CALLAHEAD_STORE_URL." }}
 {{- end }}
+{{- if and .Values.secrets.apiTokensKey (not .Values.secrets.existingSecret) }}
+{{- fail "secrets.apiTokensKey is set but secrets.existingSecret is empty." }}
+{{- end }}
 {{- if and .Values.secrets.saslPasswordKey (not .Values.secrets.existingSecret) }}
 {{- fail "secrets.saslPasswordKey is set but secrets.existingSecret is empty." }}
 {{- end }}
