@@ -192,6 +192,14 @@ impl Command {
         if self.actor.name.trim().is_empty() {
             return invalid("actor.name", "must not be empty");
         }
+        // PostgreSQL text cannot hold a NUL: refused here, it never reaches the store.
+        let texts = [&self.command_id, &self.customer_id, &self.task_id, &self.actor.name];
+        if texts.iter().any(|t| t.contains('\0'))
+            || self.action.reason().is_some_and(|t| t.contains('\0'))
+            || matches!(&self.action, Action::Reassign { to, .. } if to.contains('\0'))
+        {
+            return invalid("text", "must not contain a NUL character");
+        }
         let required = matches!(
             self.action,
             Action::Resolve { .. }
@@ -311,6 +319,8 @@ mod tests {
             decode(json(r#""type":"resolve","outcome":"legitimate","note":"  ""#).as_bytes()).unwrap_err();
         assert!(e.to_string().contains("note is required"), "{e}");
         assert!(decode(json(r#""type":"fly""#).as_bytes()).is_err());
+        let nul = decode(json(r#""type":"note","text":"a\u0000b""#).as_bytes()).unwrap_err();
+        assert!(nul.to_string().contains("NUL"), "{nul}");
         assert!(decode(json(r#""type":"note","text":"x","extra":1"#).as_bytes()).is_err());
         assert!(decode(json(r#""type":"resolve","outcome":"maybe","note":"x""#).as_bytes()).is_err());
         let e = decode(json(r#""type":"snooze","until":"2026-12-01T09:00:00Z","reason":"later""#).as_bytes())

@@ -531,6 +531,11 @@ fn text(value: Option<Cow<'_, str>>, field: &'static str, kind: EventKind) -> Re
     if value.trim().is_empty() {
         return Err(invalid(field, &value, "must not be empty"));
     }
+    // Ids become columns of the task store, and PostgreSQL text cannot hold a NUL: such an id
+    // would make every write of its batch fail, again and again.
+    if value.contains('\0') {
+        return Err(invalid(field, &value.replace('\0', "\\0"), "must not contain a NUL character"));
+    }
     Ok(value.into_owned())
 }
 
@@ -912,5 +917,14 @@ mod tests {
                 assert_eq!(c.duration_s, Some(300.0));
             }
         }
+    }
+
+    #[test]
+    fn ids_with_a_nul_are_refused() {
+        let json = r#"{"event_id":"e","type":"login","customer_id":"c\u0000d","ts":"2026-11-24T10:00:00Z",
+            "channel":"web","success":true,"device_id":"d1","ip":"1.2.3.4"}"#;
+        let e = decode(json.as_bytes()).unwrap_err();
+        assert_eq!(e.reason_code(), "invalid_field");
+        assert!(e.to_string().contains("customer_id") && e.to_string().contains("NUL"), "{e}");
     }
 }

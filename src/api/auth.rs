@@ -1,6 +1,7 @@
 //! Authentication and roles: bearer API tokens, stored as SHA-256 hashes (in the task store, or
 //! provisioned from configuration as `NAME:ROLE:SHA256`), compared in constant time, never
-//! logged. Repeated failures from one client address are rate-limited (429).
+//! logged. Repeated wrong tokens from one client address are rate-limited (429, every operation
+//! documents it); a request without a token is a 401 that does not count.
 //!
 //! What each role may do: agents (`fraud_agent`, `care_agent`) see and change only tasks of
 //! their queue (another queue's task is a 404, so ids leak nothing); `supervisor` sees every
@@ -187,7 +188,12 @@ impl FromRequestParts<ApiState> for Principal {
         match principal {
             Some(p) => Ok(p),
             None => {
-                state.limiter.failed(ip);
+                // Only a token that was presented and did not match is a guess worth limiting: a
+                // request without one (a browser, a probe, a client that forgot the header) costs
+                // no look-up and must not lock the address's real users out.
+                if token.is_some() {
+                    state.limiter.failed(ip);
+                }
                 state.metrics.auth_failures.inc();
                 Err(Problem::unauthorized())
             }

@@ -61,7 +61,8 @@ pub struct CustomerView {
     pub tasks: Vec<CustomerTask>,
 }
 
-#[utoipa::path(get, path = "/api/v1/customers/{id}", tag = "customers", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/customers/{id}", tag = "customers",
+    params(("id" = String, Path, description = "The customer's id (`s001` is a customer of the demo)", example = "s001")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The customer", body = CustomerView),

@@ -78,13 +78,24 @@ pub fn router(health: Health, api: ApiState) -> Router {
         .merge(tasks::routes())
         .merge(customers::routes())
         .merge(rules::routes())
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(api)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(metrics, observe));
     ops_router(health)
         .nest("/api/v1", v1)
         .merge(openapi::routes())
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(|| async { problem::Problem::not_found("no such route") })
+}
+
+/// A known path asked with a method it does not take: a 405 problem (axum adds `Allow`).
+async fn method_not_allowed(method: axum::http::Method) -> problem::Problem {
+    problem::Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        format!("this path does not take {method}; see the Allow header"),
+    )
 }
 
 /// Counts and times API requests by route (the matched pattern, never the ids in the path).

@@ -3,6 +3,7 @@
 
 use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -19,7 +20,7 @@ use super::{customers, problem, rules, tasks};
         customers::customer, rules::list_rules, rules::validate,
     ),
     components(schemas(problem::Problem)),
-    modifiers(&Bearer),
+    modifiers(&Bearer, &TooManyFailures),
 )]
 pub struct ApiDoc;
 
@@ -32,6 +33,33 @@ impl Modify for Bearer {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Every operation that needs a token may answer 429: the client's address sent too many wrong
+/// tokens in the last minute ([`super::auth::FailureLimiter`]), whatever this request carries.
+struct TooManyFailures;
+
+impl Modify for TooManyFailures {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let problem = ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
+        let response = ResponseBuilder::new()
+            .description("Too many wrong tokens from this address in the last minute; wait")
+            .content("application/problem+json", problem)
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            let operations =
+                [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    operation
+                        .responses
+                        .responses
+                        .entry("429".to_string())
+                        .or_insert_with(|| response.clone().into());
+                }
+            }
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Principal;
-use super::problem::{Params, Problem};
+use super::problem::{Params, Problem, RawBody};
 use super::ApiState;
 use crate::rules::file::parse_rules;
 use crate::rules::Mode;
@@ -124,12 +124,12 @@ pub struct Validation {
         (status = 200, description = "The verdict", body = Validation),
         (status = 400, description = "Bad request", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Too large"),
+        (status = 413, description = "Body over 256 KiB", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn validate(
     _principal: Principal,
     Params(q): Params<ValidateQuery>,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<Validation>, Problem> {
     let file = q.file.unwrap_or_else(|| "posted.toml".to_string());
     let text = std::str::from_utf8(&body).map_err(|_| Problem::bad_request("the rule file is not UTF-8"))?;

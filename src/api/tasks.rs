@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Principal;
-use super::problem::{Body, Params, PathParams, Problem};
+use super::problem::{Body, Params, PathParams, Problem, RawBody};
 use super::{now, ApiState};
 use crate::command::{Action, Command, CommandResult, Refusal};
 use crate::store::{AuditRow, TaskFilter, TaskRow};
@@ -102,11 +102,14 @@ pub struct TaskPage {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `fraud` or `care` (agents see only their own queue).
+    #[param(pattern = "^(fraud|care)$")]
     pub queue: Option<String>,
     /// Comma-separated statuses: `open`, `claimed`, `contacted`, `resolved` (default: all but
     /// resolved).
+    #[param(pattern = "^ *(open|claimed|contacted|resolved) *(, *(open|claimed|contacted|resolved) *)*$")]
     pub status: Option<String>,
     /// 1 (most urgent) to 4.
+    #[param(minimum = 1, maximum = 4)]
     pub priority: Option<i64>,
     pub assignee: Option<String>,
     /// Only tasks held by the caller.
@@ -119,6 +122,7 @@ pub struct ListQuery {
     /// Also list tasks snoozed until later.
     pub include_snoozed: Option<bool>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -396,7 +400,7 @@ async fn answer(state: &ApiState, result: CommandResult) -> Result<Response, Pro
 macro_rules! action_doc {
     ($name:ident, $path:literal, $body:ty, $what:literal) => {
         #[utoipa::path(post, path = $path, tag = "actions", params(("id" = String, Path)),
-            request_body = $body,
+            request_body(content = $body, content_type = "application/json"),
             security(("bearer" = [])),
             responses(
                 (status = 200, description = $what, body = Object),
@@ -406,6 +410,7 @@ macro_rules! action_doc {
                 (status = 403, description = "The role may not do this", body = Problem, content_type = "application/problem+json"),
                 (status = 404, description = "No such task in the caller's queues", body = Problem, content_type = "application/problem+json"),
                 (status = 409, description = "The task's state does not allow it (e.g. held by someone else)", body = Problem, content_type = "application/problem+json"),
+                (status = 413, description = "Body over 256 KiB", body = Problem, content_type = "application/problem+json"),
                 (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
                 (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
             ))]
@@ -419,8 +424,37 @@ macro_rules! action_doc {
 #[serde(deny_unknown_fields)]
 pub struct Empty {}
 
-action_doc!(claim_doc, "/api/v1/tasks/{id}/claim", Empty, "Claimed by the caller");
-action_doc!(release_doc, "/api/v1/tasks/{id}/release", Empty, "Back in the queue");
+/// Declares a string schema listing the names a domain enum accepts in a body (the domain
+/// types carry no schema of their own).
+macro_rules! names_schema {
+    ($name:ident, $doc:literal, $names:expr) => {
+        #[doc = $doc]
+        pub struct $name;
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some($names))
+                    .into()
+            }
+        }
+
+        impl ToSchema for $name {}
+    };
+}
+
+names_schema!(ChannelName, "How the customer was contacted.", CHANNELS);
+names_schema!(ContactResultName, "How a contact attempt went.", CONTACT_RESULTS);
+names_schema!(OutcomeName, "How a task ended.", Outcome::ALL.map(Outcome::as_str));
+
+/// The names of [`ContactChannel`] and [`ContactResult`] (checked against serde in the tests).
+const CHANNELS: [&str; 5] = ["phone", "email", "sms", "chat", "branch"];
+const CONTACT_RESULTS: [&str; 4] = ["reached", "no_answer", "voicemail", "wrong_number"];
+
+// Claim and release take no body, or `{}`: the body is optional.
+action_doc!(claim_doc, "/api/v1/tasks/{id}/claim", Option<Empty>, "Claimed by the caller");
+action_doc!(release_doc, "/api/v1/tasks/{id}/release", Option<Empty>, "Back in the queue");
 action_doc!(contacted_doc, "/api/v1/tasks/{id}/contacted", ContactedBody, "Attempt recorded");
 action_doc!(resolve_doc, "/api/v1/tasks/{id}/resolve", ResolveBody, "Resolved");
 action_doc!(note_doc, "/api/v1/tasks/{id}/notes", NoteBody, "Note added");
@@ -428,12 +462,12 @@ action_doc!(reassign_doc, "/api/v1/tasks/{id}/reassign", ReassignBody, "Reassign
 action_doc!(reopen_doc, "/api/v1/tasks/{id}/reopen", NoteBody, "Reopened (supervisors)");
 action_doc!(snooze_doc, "/api/v1/tasks/{id}/snooze", SnoozeBody, "Snoozed");
 
-/// Parses an optional empty JSON body (`{}` or nothing).
+/// Parses an optional empty JSON body (`{}`, `null` or nothing).
 fn empty_body(bytes: &[u8]) -> Result<(), Problem> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(());
     }
-    serde_json::from_slice::<Empty>(bytes)
+    serde_json::from_slice::<Option<Empty>>(bytes)
         .map(|_| ())
         .map_err(|e| Problem::unprocessable(format!("this action takes no fields: {e}")))
 }
@@ -442,7 +476,7 @@ pub async fn claim(
     State(state): State<ApiState>,
     principal: Principal,
     PathParams(id): PathParams<String>,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, Problem> {
     empty_body(&body)?;
     act(&state, &principal, &id, Action::Claim).await
@@ -452,7 +486,7 @@ pub async fn release(
     State(state): State<ApiState>,
     principal: Principal,
     PathParams(id): PathParams<String>,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, Problem> {
     empty_body(&body)?;
     act(&state, &principal, &id, Action::Release).await
@@ -462,13 +496,14 @@ pub async fn release(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactedBody {
-    #[schema(value_type = String, example = "phone")]
     /// `phone`, `email`, `sms`, `chat` or `branch`.
+    #[schema(value_type = ChannelName, inline, example = "phone")]
     pub channel: ContactChannel,
-    #[schema(value_type = String, example = "reached")]
     /// `reached`, `no_answer`, `voicemail` or `wrong_number`.
+    #[schema(value_type = ContactResultName, inline, example = "reached")]
     pub result: ContactResult,
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub note: String,
 }
 
@@ -488,8 +523,10 @@ pub async fn contacted(
 pub struct ResolveBody {
     /// Fraud: `confirmed_fraud`, `legitimate`, `unreachable`; care: `retained`, `churned`,
     /// `resolved_issue`, `unreachable`.
-    #[schema(value_type = String, example = "legitimate")]
+    #[schema(value_type = OutcomeName, inline, example = "legitimate")]
     pub outcome: Outcome,
+    /// Required: not blank, at most 2,000 characters.
+    #[schema(min_length = 1, max_length = 2000, pattern = "\\S")]
     pub note: String,
 }
 
@@ -506,6 +543,8 @@ pub async fn resolve(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoteBody {
+    /// Not blank, at most 2,000 characters.
+    #[schema(min_length = 1, max_length = 2000, pattern = "\\S")]
     pub note: String,
 }
 
@@ -522,7 +561,11 @@ pub async fn note(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReassignBody {
+    /// The agent's name.
+    #[schema(min_length = 1, pattern = "\\S")]
     pub to: String,
+    /// Not blank, at most 2,000 characters.
+    #[schema(min_length = 1, max_length = 2000, pattern = "\\S")]
     pub note: String,
 }
 
@@ -557,8 +600,10 @@ pub async fn reopen(
 #[serde(deny_unknown_fields)]
 pub struct SnoozeBody {
     /// RFC 3339 with an offset, later than now.
-    #[schema(value_type = String, example = "2026-12-01T18:00:00Z")]
+    #[schema(value_type = String, format = DateTime, example = "2026-12-01T18:00:00Z")]
     pub until: String,
+    /// Not blank, at most 2,000 characters.
+    #[schema(min_length = 1, max_length = 2000, pattern = "\\S")]
     pub reason: String,
 }
 
@@ -574,7 +619,8 @@ pub async fn snooze(
     act(&state, &principal, &id, Action::Snooze { until, reason: b.reason }).await
 }
 
-#[utoipa::path(post, path = "/api/v1/queues/{queue}/next", tag = "actions", params(("queue" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/queues/{queue}/next", tag = "actions",
+    params(("queue" = String, Path, description = "`fraud` or `care`", pattern = "^(fraud|care)$")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The most urgent unclaimed task, now claimed by the caller", body = Object),
@@ -622,12 +668,13 @@ pub async fn next(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[utoipa::path(get, path = "/api/v1/commands/{id}", tag = "actions", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/commands/{id}", tag = "actions",
+    params(("id" = String, Path, description = "As in a 202's `command_id`", pattern = "^[A-Za-z0-9_.:-]{1,200}$")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Applied: the task as it then was", body = Object),
-        (status = 202, description = "Not applied yet", body = Pending),
-        (status = 400, description = "Bad request", body = Problem, content_type = "application/problem+json"),
+        (status = 202, description = "Not applied yet (or no such command yet)", body = Pending),
+        (status = 400, description = "Not a command id", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Refused: no such task", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Refused: conflict", body = Problem, content_type = "application/problem+json"),
@@ -638,6 +685,9 @@ pub async fn command_result(
     principal: Principal,
     PathParams(id): PathParams<String>,
 ) -> Result<Response, Problem> {
+    if !is_command_id(&id) {
+        return Err(Problem::bad_request(format!("`{id}` is not a command id")));
+    }
     match state.store.command_result(&id).await? {
         Some(r) => {
             visible(&state, &principal, &r.task_id).await?;
@@ -646,6 +696,14 @@ pub async fn command_result(
         // Unknown ids and ids not yet applied look alike: a client polls until it knows.
         None => Ok(pending(&id)),
     }
+}
+
+/// True if `id` can be a command id: 1 to 200 ASCII letters, digits, `_`, `-`, `.` or `:` (what
+/// the API and the engine's tickers make). Anything else could not even be echoed back in the
+/// `Location` of a 202.
+fn is_command_id(id: &str) -> bool {
+    (1..=200).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
 }
 
 /// Whose actions to list.
@@ -659,6 +717,7 @@ pub struct AuditQuery {
     /// Only records before this time (milliseconds since the epoch): the next page.
     pub before_ms: Option<i64>,
     /// 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
@@ -707,4 +766,31 @@ pub async fn me(principal: Principal) -> Json<Me> {
         role: principal.role.as_str().to_string(),
         queues: principal.queues().iter().map(|q| q.as_str().to_string()).collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_names_are_the_domain_names() {
+        for name in CHANNELS {
+            let c: ContactChannel = serde_json::from_value(serde_json::json!(name)).unwrap();
+            assert_eq!(serde_json::to_value(c).unwrap(), name);
+        }
+        for name in CONTACT_RESULTS {
+            let r: ContactResult = serde_json::from_value(serde_json::json!(name)).unwrap();
+            assert_eq!(serde_json::to_value(r).unwrap(), name);
+        }
+    }
+
+    #[test]
+    fn command_ids_are_checked() {
+        assert!(is_command_id("cmd_0123456789abcdef0123456789abcdef"));
+        assert!(is_command_id("sla_tsk_5395d2b59f473d8a_3"));
+        assert!(!is_command_id(""));
+        assert!(!is_command_id("cmd\u{1c}\u{11}"));
+        assert!(!is_command_id("cmd/1"));
+        assert!(!is_command_id(&"a".repeat(201)));
+    }
 }

@@ -7,9 +7,11 @@
 //! - `commands`: agents' actions through the commands topic, two instances, a SIGKILLed owner;
 //! - `cli`: the `callahead` binary end to end (`replay`, `rules check`, `demo`);
 //! - `serve`: the service against a real broker and both task stores;
-//! - `recovery`: SIGKILL, instances joining and leaving, a database outage: state and tasks survive.
+//! - `recovery`: SIGKILL, instances joining and leaving, a database outage: state and tasks survive;
+//! - `api_fuzz`: the agents' API fuzzed from its OpenAPI document (Schemathesis), on both stores.
 
 mod api;
+mod api_fuzz;
 mod cli;
 mod commands;
 mod common;
