@@ -48,6 +48,9 @@ pub struct CustomerView {
     #[schema(value_type = Option<Object>)]
     pub spending: Option<serde_json::Value>,
     pub typical_weekly_events: Option<f64>,
+    /// Events per week for the last 12 weeks, oldest first: {`week` (its first day), `events`}.
+    #[schema(value_type = Vec<Object>)]
+    pub weekly_activity: Vec<serde_json::Value>,
     pub last_activity: Option<String>,
     pub trusted_countries: Vec<String>,
     pub known_devices: usize,
@@ -130,6 +133,7 @@ fn empty(id: &str) -> CustomerView {
         cards: Vec::new(),
         spending: None,
         typical_weekly_events: None,
+        weekly_activity: Vec::new(),
         last_activity: None,
         trusted_countries: Vec::new(),
         known_devices: 0,
@@ -164,6 +168,12 @@ fn describe(id: &str, s: &CustomerState) -> CustomerView {
             serde_json::json!({"samples": st.samples, "median_eur": st.median, "p90_eur": st.p90, "mad_eur": st.mad})
         }),
         typical_weekly_events: s.activity.typical_weekly(at, 4),
+        weekly_activity: s
+            .activity
+            .weekly()
+            .into_iter()
+            .map(|(week, events)| serde_json::json!({"week": week.to_string(), "events": events}))
+            .collect(),
         last_activity: s.activity.last.map(|t| t.to_string()),
         trusted_countries: s.trusted_countries.iter().map(|c| c.as_str().to_string()).collect(),
         known_devices: s.logins.devices.len(),

@@ -1,6 +1,7 @@
 //! The HTTP edge: the agents' API under `/api/v1` (tasks, queues, customers, rules, audit),
-//! its OpenAPI document at `/openapi.json` and an offline Swagger UI at `/docs`, and the ops
-//! endpoints `/metrics`, `/healthz` and `/readyz`.
+//! its OpenAPI document at `/openapi.json` and an offline Swagger UI at `/docs`, the agents'
+//! console under `/console` (built on the API alone), and the ops endpoints `/metrics`,
+//! `/healthz` and `/readyz`.
 //!
 //! The API never writes a task: it reads the store's projection and sends commands through the
 //! [`CommandBus`] to the engine that owns the customer, then waits (bounded) for the command's
@@ -9,6 +10,7 @@
 //! bearer token ([`auth`]).
 
 pub mod auth;
+pub mod console;
 mod customers;
 mod openapi;
 pub mod problem;
@@ -82,9 +84,11 @@ pub fn router(health: Health, api: ApiState) -> Router {
         .with_state(api)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(metrics, observe));
+    let console = console::routes(Router::new().nest("/api/v1", v1.clone()));
     ops_router(health)
         .nest("/api/v1", v1)
         .merge(openapi::routes())
+        .merge(console)
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(|| async { problem::Problem::not_found("no such route") })
 }

@@ -109,6 +109,21 @@ impl ActivityBaseline {
         }
     }
 
+    /// Events per week for the last weeks up to the newest one counted, oldest first:
+    /// (week start, count), for a person's timeline.
+    pub fn weekly(&self) -> Vec<(Timestamp, u32)> {
+        if self.last.is_none() {
+            return Vec::new();
+        }
+        (0..ACTIVITY_WEEKS as i32)
+            .rev()
+            .map(|back| {
+                let week = self.latest_week - back;
+                (Timestamp(i64::from(week) * 7 * crate::time::DAY), self.count(week))
+            })
+            .collect()
+    }
+
     /// Count in a given week, zero if it is outside the window.
     fn count(&self, week: i32) -> u32 {
         if week > self.latest_week || self.latest_week - week >= ACTIVITY_WEEKS as i32 {

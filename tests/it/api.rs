@@ -15,14 +15,14 @@ use crate::common::{free_port, http, root};
 use crate::serve::PostgresDb;
 
 /// A running demo with its API and a token per role.
-struct Demo {
+pub(crate) struct Demo {
     child: Child,
-    address: String,
-    tokens: BTreeMap<String, String>,
+    pub(crate) address: String,
+    pub(crate) tokens: BTreeMap<String, String>,
 }
 
 impl Demo {
-    fn start(store: Option<&str>, claim_idle_secs: u64) -> Demo {
+    pub(crate) fn start(store: Option<&str>, claim_idle_secs: u64) -> Demo {
         let address = format!("127.0.0.1:{}", free_port());
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_callahead"));
         cmd.args(["demo", "--customers", "150", "--show", "0", "--listen", &address])

@@ -4,6 +4,7 @@
 //! - `feedback`: outcomes teach the engine (a legitimate trip or payment does not page again);
 //! - `properties`: redelivery and late arrival do not change the set of tasks (proptest);
 //! - `api`: the agents' API on the embedded mode, every endpoint and role, both stores;
+//! - `console`: the agents' console in a real headless Chromium;
 //! - `commands`: agents' actions through the commands topic, two instances, a SIGKILLed owner;
 //! - `cli`: the `callahead` binary end to end (`replay`, `rules check`, `demo`);
 //! - `serve`: the service against a real broker and both task stores;
@@ -15,6 +16,7 @@ mod api_fuzz;
 mod cli;
 mod commands;
 mod common;
+mod console;
 mod feedback;
 mod helm;
 mod properties;

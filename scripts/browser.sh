@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Headless Chromium for the agents' console browser tests, run through playwright-core.
+#
+# The browser comes from Debian (chromium, chromium-driver, fonts-liberation), installed with apt-get.
+# It is never downloaded by Playwright: that needs a download host this machine cannot reach, so
+# never run `npx playwright install`. playwright-core@1.65.1 (Apache-2.0; it has no dependencies
+# and no install scripts) is installed with npm into the cache, and its package-lock integrity is
+# checked against the sha512 pinned below.
+#
+# Usage:
+#   scripts/browser.sh install        install Chromium (apt-get, if missing) and playwright-core (cached)
+#   scripts/browser.sh env            print export lines for a test: eval "$(scripts/browser.sh env)"
+#   scripts/browser.sh smoke [PNG]    install, then run scripts/browser-smoke.mjs (screenshot to PNG)
+#
+# Notes:
+#   - `env` prints CALLAHEAD_CHROMIUM (the browser), CALLAHEAD_CHROMEDRIVER, NODE_PATH (for
+#     require) and CALLAHEAD_PLAYWRIGHT, the absolute path of playwright-core's ESM entry: Node's
+#     `import` ignores NODE_PATH, so an .mjs test does
+#       const { chromium } = await import(process.env.CALLAHEAD_PLAYWRIGHT);
+#       const browser = await chromium.launch({ executablePath: process.env.CALLAHEAD_CHROMIUM,
+#           args: ['--headless', '--no-sandbox', '--disable-gpu', ...] });
+#     with a fresh --user-data-dir per run (see scripts/browser-smoke.mjs).
+#   - Chromium's version is whatever Debian's archive serves (security updates move it). The
+#     install logs the version. It needs root, or sudo, to run apt-get.
+#   - Both steps are skipped when already done, so a cached `install` takes well under a second.
+#
+# Environment:
+#   CALLAHEAD_CHROMIUM               browser binary (default: /usr/bin/chromium)
+#   CALLAHEAD_TEST_PLAYWRIGHT_CACHE  cache dir (default: ${XDG_CACHE_HOME:-$HOME/.cache}/callahead/playwright-core-1.65.1)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+CHROMIUM="${CALLAHEAD_CHROMIUM:-/usr/bin/chromium}"
+CHROMEDRIVER="/usr/bin/chromedriver"
+APT_PACKAGES=(chromium chromium-driver fonts-liberation)
+
+PLAYWRIGHT_VERSION="1.65.1"
+PLAYWRIGHT_INTEGRITY="sha512-hqPpz7blSMPxWVdoeE1yiBSzXsKiVOd2k+kjCvmUywD2GPO2Dd9HfcWnq9NN0GHbNZDFgZ9JfBFr+X5/BLo0qw=="
+
+CACHE_BASE="${XDG_CACHE_HOME:-$HOME/.cache}/callahead"
+CACHE_DIR="${CALLAHEAD_TEST_PLAYWRIGHT_CACHE:-$CACHE_BASE/playwright-core-$PLAYWRIGHT_VERSION}"
+PW_DIR="$CACHE_DIR/node_modules/playwright-core"
+PW_ENTRY="$PW_DIR/index.mjs"
+
+SCRIPT_NAME=browser.sh
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+install_chromium() {
+    if [[ -x "$CHROMIUM" && -x "$CHROMEDRIVER" ]]; then
+        return 0
+    fi
+    local sudo=()
+    if [[ "$(id -u)" -ne 0 ]]; then
+        command -v sudo >/dev/null 2>&1 || die "installing ${APT_PACKAGES[*]} needs root or sudo"
+        sudo=(sudo)
+    fi
+    command -v apt-get >/dev/null 2>&1 || die "no apt-get: install Chromium and set CALLAHEAD_CHROMIUM"
+    log "installing ${APT_PACKAGES[*]} with apt-get (about 130 MB to download)"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+        || die "apt-get update failed"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        -o Dpkg::Use-Pty=0 "${APT_PACKAGES[@]}" >/dev/null \
+        || die "apt-get install ${APT_PACKAGES[*]} failed"
+    [[ -x "$CHROMIUM" ]] || die "$CHROMIUM is missing after installing chromium"
+}
+
+playwright_works() {
+    [[ -f "$PW_ENTRY" ]] && [[ -f "$CACHE_DIR/.installed" ]] \
+        && [[ "$(cat "$CACHE_DIR/.installed")" == "$PLAYWRIGHT_INTEGRITY" ]]
+}
+
+# Runs in a subshell so the EXIT trap removes the temporary directory on any failure.
+do_install_playwright() (
+    playwright_works && exit 0
+    command -v npm >/dev/null 2>&1 || die "npm is needed to install playwright-core (apt-get install npm)"
+    tmp="$(mktemp -d "$CACHE_DIR/.install.XXXXXX")"
+    trap 'rm -rf "$tmp"' EXIT
+    log "installing playwright-core@$PLAYWRIGHT_VERSION from the npm registry"
+    # PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: belt and braces, playwright-core downloads nothing itself.
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix "$tmp" --cache "$tmp/npm-cache" \
+        --no-audit --no-fund --no-save --ignore-scripts --loglevel=error \
+        "playwright-core@$PLAYWRIGHT_VERSION" >/dev/null \
+        || die "npm install playwright-core@$PLAYWRIGHT_VERSION failed"
+    actual="$(node -e '
+        const lock = require(process.argv[1]);
+        const p = lock.packages && lock.packages["node_modules/playwright-core"];
+        console.log(p ? `${p.version} ${p.integrity}` : "");
+    ' "$tmp/node_modules/.package-lock.json")"
+    [[ "$actual" == "$PLAYWRIGHT_VERSION $PLAYWRIGHT_INTEGRITY" ]] \
+        || die "playwright-core integrity mismatch: expected $PLAYWRIGHT_VERSION $PLAYWRIGHT_INTEGRITY, got '$actual'"
+    [[ -f "$tmp/node_modules/playwright-core/index.mjs" ]] \
+        || die "playwright-core@$PLAYWRIGHT_VERSION has no index.mjs"
+    rm -rf "$tmp/npm-cache" "$CACHE_DIR/node_modules"
+    mv "$tmp/node_modules" "$CACHE_DIR/node_modules"
+    echo "$PLAYWRIGHT_INTEGRITY" >"$CACHE_DIR/.installed"
+)
+
+cmd_install() {
+    install_chromium
+    mkdir -p "$CACHE_DIR"
+    with_lock "$CACHE_DIR/.lock" do_install_playwright
+    playwright_works || die "$PW_DIR is not playwright-core@$PLAYWRIGHT_VERSION"
+    log "$("$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM (version unknown)"), playwright-core $PLAYWRIGHT_VERSION"
+}
+
+cmd_env() {
+    [[ -x "$CHROMIUM" ]] || die "$CHROMIUM is missing: run scripts/browser.sh install"
+    playwright_works || die "playwright-core@$PLAYWRIGHT_VERSION is not in $CACHE_DIR: run scripts/browser.sh install"
+    printf 'export CALLAHEAD_CHROMIUM=%q\n' "$CHROMIUM"
+    printf 'export CALLAHEAD_CHROMEDRIVER=%q\n' "$CHROMEDRIVER"
+    printf 'export NODE_PATH=%q\n' "$CACHE_DIR/node_modules${NODE_PATH:+:$NODE_PATH}"
+    printf 'export CALLAHEAD_PLAYWRIGHT=%q\n' "$PW_ENTRY"
+}
+
+cmd_smoke() {
+    local png="${1:-${TMPDIR:-/tmp}/callahead-browser-smoke.png}"
+    cmd_install
+    eval "$(cmd_env)"
+    node "$ROOT/scripts/browser-smoke.mjs" "$png"
+}
+
+main() {
+    [[ $# -ge 1 ]] || usage
+    local cmd="$1"
+    shift
+    case "$cmd" in
+        install) [[ $# -eq 0 ]] || usage; cmd_install ;;
+        env) [[ $# -eq 0 ]] || usage; cmd_env ;;
+        smoke) [[ $# -le 1 ]] || usage; cmd_smoke "$@" ;;
+        -h | --help | help) usage ;;
+        *) log "unknown subcommand: $cmd"; usage ;;
+    esac
+}
+
+main "$@"
