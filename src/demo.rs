@@ -56,7 +56,8 @@ pub fn check_scenarios(generated: &Generated, tasks: &[Task]) -> (String, bool) 
 /// What a new user needs to try the API: where it is, a token per role, a first `curl`.
 pub fn print_api(e: &crate::embedded::Embedded, store: &str) {
     let base = format!("http://{}", e.address);
-    println!("\n=== Agents' API (Ctrl-C to stop) ===");
+    println!("\n=== Agents' console and API (Ctrl-C to stop) ===");
+    println!("Console:  {base}/console   (log in with a token below)");
     println!("API:      {base}/api/v1   (OpenAPI: {base}/openapi.json, Swagger UI: {base}/docs)");
     println!("Store:    {store}");
     println!("Tokens (one per role; shown once):");
