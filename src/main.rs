@@ -42,6 +42,10 @@ enum Command {
         /// Also write the generated stream as JSON lines (an input for `replay`).
         #[arg(long)]
         emit_events: Option<PathBuf>,
+        /// Run this JSON-lines file of events instead of the generated stream (no planted
+        /// scenarios are checked), then serve it like the demo.
+        #[arg(long, conflicts_with = "emit_events")]
+        input: Option<PathBuf>,
         /// Print only the first N tasks in full.
         #[arg(long, default_value_t = 25)]
         show: usize,
@@ -318,6 +322,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             days,
             seed,
             emit_events,
+            input,
             show,
             listen,
             store,
@@ -325,9 +330,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             claim_idle_secs,
         } => {
             let Some(set) = load_rules(&rules)? else { return Ok(ExitCode::FAILURE) };
-            let spec = StreamSpec { customers, days, seed, ..StreamSpec::default() };
-            println!("Generating {days} days of events for {customers} ordinary customers plus planted scenarios (seed {seed})…");
-            let generated = generate(&spec);
+            let generated = match &input {
+                Some(path) => {
+                    println!("Reading events from {}…", path.display());
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    let lines = text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect();
+                    callahead::ingest::generator::Generated { lines, expected: Vec::new() }
+                }
+                None => {
+                    let spec = StreamSpec { customers, days, seed, ..StreamSpec::default() };
+                    println!("Generating {days} days of events for {customers} ordinary customers plus planted scenarios (seed {seed})…");
+                    generate(&spec)
+                }
+            };
             if let Some(path) = &emit_events {
                 let mut out = BufWriter::new(
                     File::create(path).with_context(|| format!("cannot create {}", path.display()))?,

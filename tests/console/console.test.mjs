@@ -235,6 +235,23 @@ await check('logout ends the session', async () => {
   assert(ana.page.url().endsWith('/console/login'), 'logged out');
 });
 
+await check('at scale: the queue and a task page with 10,000 open tasks', async () => {
+  const large = process.env.CALLAHEAD_LARGE_BASE;
+  assert(large, 'CALLAHEAD_LARGE_BASE is set');
+  const tokens = JSON.parse(process.env.CALLAHEAD_LARGE_TOKENS);
+  const sue = await agent();
+  await sue.page.goto(`${large}/console/login`);
+  await sue.page.fill('#token', tokens['supervisor']);
+  await Promise.all([sue.page.waitForURL(/\/console\/queue/), sue.page.click('form[action="/console/login"] button')]);
+  await sue.page.goto(`${large}/console/queue`);
+  timings.queue_10k = await firstPaint(sue.page);
+  const rows = await sue.page.$$eval('#rows tr[data-id]', (trs) => trs.length);
+  assert(rows === 200, `the first 200 of 10,000 shown: ${rows}`);
+  await Promise.all([sue.page.waitForURL(/\/console\/tasks\//), sue.page.click('#rows tr[data-id] a')]);
+  timings.task_10k = await firstPaint(sue.page);
+  await close(sue);
+});
+
 for (const a of [ana, ben, carl]) await close(a);
 console.log(`timings ${JSON.stringify(timings)}`);
 console.log(`${passed} passed, ${failed} failed`);

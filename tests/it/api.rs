@@ -23,9 +23,15 @@ pub(crate) struct Demo {
 
 impl Demo {
     pub(crate) fn start(store: Option<&str>, claim_idle_secs: u64) -> Demo {
+        Demo::start_with(store, claim_idle_secs, &["--customers", "150"])
+    }
+
+    /// A demo with more arguments (e.g. `--input FILE`).
+    pub(crate) fn start_with(store: Option<&str>, claim_idle_secs: u64, args: &[&str]) -> Demo {
         let address = format!("127.0.0.1:{}", free_port());
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_callahead"));
-        cmd.args(["demo", "--customers", "150", "--show", "0", "--listen", &address])
+        cmd.args(["demo", "--show", "0", "--listen", &address])
+            .args(args)
             .args(["--claim-idle-secs", &claim_idle_secs.to_string()])
             .current_dir(root())
             .stdin(Stdio::null())

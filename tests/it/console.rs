@@ -28,6 +28,21 @@ fn the_console_works_in_a_real_browser() {
     assert!(vars.iter().any(|(k, _)| k == "CALLAHEAD_PLAYWRIGHT"), "{vars:?}");
 
     let demo = Demo::start(None, 1_800);
+    // A second demo with 10,000 open tasks, for the queue's first paint at scale.
+    let dir = std::env::temp_dir().join(crate::common::unique("console-10k"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let events = dir.join("complaints.jsonl");
+    let lines: Vec<String> = (0..10_000)
+        .map(|i| {
+            format!(
+                r#"{{"event_id":"c{i}","type":"complaint","customer_id":"b{i:05}","ts":"2026-11-30T{:02}:{:02}:00Z","category":"fees","severity":"high","text":"charged twice"}}"#,
+                (i / 60) % 24,
+                i % 60
+            )
+        })
+        .collect();
+    std::fs::write(&events, lines.join("\n")).unwrap();
+    let large = Demo::start_with(None, 1_800, &["--input", events.to_str().unwrap()]);
     let shots = root().join("target/console-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let out = Command::new("node")
@@ -36,6 +51,8 @@ fn the_console_works_in_a_real_browser() {
         .env("CALLAHEAD_BASE", format!("http://{}", demo.address))
         .env("CALLAHEAD_TOKENS", serde_json::to_string(&demo.tokens).unwrap())
         .env("CALLAHEAD_SHOTS", &shots)
+        .env("CALLAHEAD_LARGE_BASE", format!("http://{}", large.address))
+        .env("CALLAHEAD_LARGE_TOKENS", serde_json::to_string(&large.tokens).unwrap())
         .output()
         .expect("run node");
     let stdout = String::from_utf8_lossy(&out.stdout);
