@@ -101,6 +101,10 @@ pub enum Action {
     /// The holder has been idle too long: back to the queue (the claim ticker), if the task is
     /// still at `version`.
     ExpireClaim { version: u32 },
+    /// What the outreach sender decided about an e-mail (recorded on the task).
+    Outreach { job: String, template: String, decision: String, reason: String },
+    /// The customer's one-click answer: `yes` (it was me) or `no` (it was not me).
+    CustomerAnswer { answer: String },
 }
 
 impl Action {
@@ -117,6 +121,8 @@ impl Action {
             Action::Snooze { .. } => "snooze",
             Action::Escalate { .. } => "escalate",
             Action::ExpireClaim { .. } => "expire_claim",
+            Action::Outreach { .. } => "outreach",
+            Action::CustomerAnswer { .. } => "customer_answer",
         }
     }
 
@@ -129,6 +135,7 @@ impl Action {
             | Action::Reopen { note } => Some(note),
             Action::Note { text } => Some(text),
             Action::Snooze { reason, .. } => Some(reason),
+            Action::Outreach { reason, .. } => Some(reason),
             _ => None,
         }
     }
@@ -219,6 +226,11 @@ impl Command {
         if let Action::Reassign { to, .. } = &self.action {
             if to.trim().is_empty() {
                 return invalid("to", "must name an agent");
+            }
+        }
+        if let Action::CustomerAnswer { answer } = &self.action {
+            if answer != "yes" && answer != "no" {
+                return invalid("answer", "must be `yes` or `no`");
             }
         }
         if let Action::Snooze { until, .. } = &self.action {

@@ -26,6 +26,79 @@ pub struct Config {
     pub state: StateConfig,
     pub log: LogConfig,
     pub api: ApiConfig,
+    pub outreach: OutreachConfig,
+}
+
+/// E-mail to customers: SMTP, the answer links, the policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutreachConfig {
+    /// Send e-mails at all (off: jobs wait in the store's outbox).
+    pub enabled: bool,
+    /// SMTP relay.
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    /// `starttls` (required: never falls back to plain text), `tls` (implicit TLS) or `none`
+    /// (only for a relay on the same host).
+    pub smtp_tls: String,
+    pub smtp_username: String,
+    /// Environment: CALLAHEAD_OUTREACH_SMTP_PASSWORD (never logged).
+    pub smtp_password: String,
+    /// Write messages as .eml files into this directory instead of SMTP (trials, the demo).
+    pub mail_dir: String,
+    /// The sender, e.g. `Bank <alerts@bank.example>`.
+    pub from: String,
+    /// The domain of Message-IDs (`<job@domain>`).
+    pub message_domain: String,
+    /// Where customers reach the answer pages (`<public_url>/r/<token>`).
+    pub public_url: String,
+    /// The bank's name in e-mails.
+    pub bank_name: String,
+    /// Link signing keys `KID:BASE64` (at least 32 bytes); the first signs new links, all
+    /// verify. Environment: CALLAHEAD_OUTREACH_LINK_KEYS, comma-separated.
+    pub link_keys: Vec<String>,
+    /// How long an answer link works, hours.
+    pub link_ttl_hours: u64,
+    /// Local time of the customer, `HH:MM-HH:MM`, when e-mails wait (unless a rule says any hour).
+    pub quiet_hours: String,
+    /// For customers with no known time zone.
+    pub default_timezone: String,
+    /// Care e-mails per customer per day and per week, across all rules.
+    pub max_per_day: i64,
+    pub max_per_week: i64,
+    /// After an answer, the same question is not asked again for this many days.
+    pub answer_quiet_days: i64,
+    /// Delivery attempts before a job is `failed`.
+    pub max_attempts: i64,
+    /// How often due jobs are looked for, milliseconds.
+    pub poll_ms: u64,
+}
+
+impl Default for OutreachConfig {
+    fn default() -> Self {
+        OutreachConfig {
+            enabled: false,
+            smtp_host: "127.0.0.1".into(),
+            smtp_port: 587,
+            smtp_tls: "starttls".into(),
+            smtp_username: String::new(),
+            smtp_password: String::new(),
+            mail_dir: String::new(),
+            from: "Bank <alerts@bank.example>".into(),
+            message_domain: "callahead.local".into(),
+            public_url: "http://127.0.0.1:9898".into(),
+            bank_name: "Your bank".into(),
+            link_keys: Vec::new(),
+            link_ttl_hours: 72,
+            quiet_hours: "21:00-08:00".into(),
+            default_timezone: "UTC".into(),
+            max_per_day: 2,
+            max_per_week: 5,
+            answer_quiet_days: 7,
+            max_attempts: 8,
+            poll_ms: 1_000,
+        }
+    }
 }
 
 /// The agents' API: tokens provisioned from configuration, and the lifecycle's timings.
@@ -274,6 +347,30 @@ impl Config {
                 p.push(format!("api.tokens[{i}]: {e}"));
             }
         }
+        let o = &self.outreach;
+        if !["starttls", "tls", "none"].contains(&o.smtp_tls.as_str()) {
+            p.push(format!("outreach.smtp_tls: `{}` is not starttls, tls or none", o.smtp_tls));
+        }
+        if let Err(e) = crate::outreach::policy::parse_quiet(&o.quiet_hours) {
+            p.push(format!("outreach.quiet_hours: `{}`: {e}", o.quiet_hours));
+        }
+        if jiff::tz::TimeZone::get(&o.default_timezone).is_err() {
+            p.push(format!("outreach.default_timezone: `{}` is not an IANA time zone", o.default_timezone));
+        }
+        for (i, k) in o.link_keys.iter().enumerate() {
+            if let Err(e) = crate::outreach::links::LinkKey::parse(k) {
+                p.push(format!("outreach.link_keys[{i}]: {e}"));
+            }
+        }
+        if o.enabled && o.link_keys.is_empty() {
+            p.push("outreach.link_keys: at least one key is needed when outreach is enabled".into());
+        }
+        if o.enabled && o.from.parse::<lettre::message::Mailbox>().is_err() {
+            p.push(format!(
+                "outreach.from: `{}` is not an address such as `Bank <alerts@bank.example>`",
+                o.from
+            ));
+        }
         if self.api.command_wait_ms > 60_000 {
             p.push("api.command_wait_ms: at most 60000".into());
         }
@@ -307,6 +404,31 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], errors: &mut Vec
         ("state", &["checkpoint", "checkpoint_interval_ms"]),
         ("log", &["format"]),
         ("api", &["tokens", "claim_idle_ms", "sla_tick_ms", "command_wait_ms", "auth_failures_per_minute"]),
+        (
+            "outreach",
+            &[
+                "enabled",
+                "smtp_host",
+                "smtp_port",
+                "smtp_tls",
+                "smtp_username",
+                "smtp_password",
+                "mail_dir",
+                "from",
+                "message_domain",
+                "public_url",
+                "bank_name",
+                "link_keys",
+                "link_ttl_hours",
+                "quiet_hours",
+                "default_timezone",
+                "max_per_day",
+                "max_per_week",
+                "answer_quiet_days",
+                "max_attempts",
+                "poll_ms",
+            ],
+        ),
     ];
     for (name, value) in env {
         let Some(rest) = name.strip_prefix("CALLAHEAD_") else { continue };
@@ -332,9 +454,16 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], errors: &mut Vec
             errors.push(format!("{name}: not a configuration variable"));
             continue;
         };
-        let typed = if key == "input_topics" || key == "tokens" {
+        let typed = if key == "input_topics" || key == "tokens" || key == "link_keys" {
             toml::Value::Array(value.split(',').map(|t| toml::Value::String(t.trim().to_string())).collect())
-        } else if key.ends_with("_size") || key.ends_with("_ms") || key.ends_with("_minute") {
+        } else if key.ends_with("_size")
+            || key.ends_with("_ms")
+            || key.ends_with("_minute")
+            || key.ends_with("_port")
+            || key.ends_with("_hours") && key != "quiet_hours"
+            || key.starts_with("max_")
+            || key.ends_with("_days")
+        {
             match value.parse::<i64>() {
                 Ok(n) => toml::Value::Integer(n),
                 Err(_) => {
@@ -342,7 +471,7 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], errors: &mut Vec
                     continue;
                 }
             }
-        } else if key == "checkpoint" {
+        } else if key == "checkpoint" || key == "enabled" {
             match value.as_str() {
                 "true" | "1" => toml::Value::Boolean(true),
                 "false" | "0" => toml::Value::Boolean(false),

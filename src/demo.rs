@@ -54,12 +54,13 @@ pub fn check_scenarios(generated: &Generated, tasks: &[Task]) -> (String, bool) 
 }
 
 /// What a new user needs to try the API: where it is, a token per role, a first `curl`.
-pub fn print_api(e: &crate::embedded::Embedded, store: &str) {
+pub fn print_api(e: &crate::embedded::Embedded, store: &str, mail: &str) {
     let base = format!("http://{}", e.address);
     println!("\n=== Agents' console and API (Ctrl-C to stop) ===");
     println!("Console:  {base}/console   (log in with a token below)");
     println!("API:      {base}/api/v1   (OpenAPI: {base}/openapi.json, Swagger UI: {base}/docs)");
     println!("Store:    {store}");
+    println!("E-mails:  to customers {mail} (answer links point here)");
     println!("Tokens (one per role; shown once):");
     for t in &e.tokens {
         println!("  {:<14} {:<12} {}", t.name, t.role.as_str(), t.token);

@@ -3,7 +3,9 @@
 //! an in-process queue to one loop that applies them to the engine and writes what they caused
 //! (task versions, audit records, results) to the store, exactly as `serve` does with the
 //! commands topic. Idle claims expire as in `serve`; SLA escalation does not run here: the
-//! demo's events are historical, so every task would be overdue at once.
+//! demo's events are historical, so every task would be overdue at once. E-mails to customers
+//! go to a folder of `.eml` files (or an SMTP relay), with the same sender and answer pages as
+//! `serve`, signed with a key made for the run.
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
@@ -19,6 +21,10 @@ use crate::bus::CommandBus;
 use crate::command::{Command, Role};
 use crate::engine::Engine;
 use crate::metrics::Metrics;
+use crate::outreach::links::LinkKey;
+use crate::outreach::pages::Pages;
+use crate::outreach::policy::Policy;
+use crate::outreach::sender::{Sender, Transport};
 use crate::rules::RuleSet;
 use crate::store::TaskStore;
 use crate::task::{ChangeKind, Task, TaskChange};
@@ -37,15 +43,18 @@ pub struct Embedded {
 }
 
 /// Settings of the embedded mode.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// A claim left idle this long goes back to the queue, milliseconds.
     pub claim_idle_ms: u64,
+    /// E-mail to customers (files in a folder or an SMTP relay), with the rules' templates;
+    /// `public_url` empty: the served address. `None`: no e-mail.
+    pub outreach: Option<(crate::config::OutreachConfig, Arc<crate::outreach::templates::Templates>)>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { claim_idle_ms: crate::config::ApiConfig::default().claim_idle_ms }
+        Options { claim_idle_ms: crate::config::ApiConfig::default().claim_idle_ms, outreach: None }
     }
 }
 
@@ -73,8 +82,19 @@ pub async fn serve_with(
     ready: impl FnOnce(&Embedded),
 ) -> Result<()> {
     let store = TaskStore::connect(store_url).await.context("cannot open the demo's task store")?;
-    let changes: Vec<TaskChange> =
-        tasks.iter().map(|t| TaskChange::by_engine(ChangeKind::Opened, t.clone(), None)).collect();
+    // Each task as the engine opened it, with the e-mails its rules ask for.
+    let changes: Vec<TaskChange> = tasks
+        .iter()
+        .map(|t| {
+            let mut change = TaskChange::by_engine(ChangeKind::Opened, t.clone(), None);
+            for rule in rules.rules.iter().filter(|r| t.rules.contains(&r.id)) {
+                if let Some(o) = rule.outreach.as_ref().filter(|o| !change.outreach.contains(o)) {
+                    change.outreach.push(o.clone());
+                }
+            }
+            change
+        })
+        .collect();
     for chunk in changes.chunks(500) {
         store.write(chunk, &[]).await?;
     }
@@ -114,12 +134,40 @@ pub async fn serve_with(
         group_id: "demo".to_string(),
         local_engine: Some(engine),
     };
-    let health = Health { metrics, ready: Arc::new(AtomicBool::new(true)) };
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
+    let mut keys = Vec::new();
+    if let Some((mut config, templates)) = options.outreach.clone() {
+        keys = config.link_keys.iter().filter_map(|k| LinkKey::parse(k).ok()).collect();
+        if keys.is_empty() {
+            keys.push(LinkKey::random("demo"));
+        }
+        if config.public_url.is_empty() {
+            config.public_url = format!("http://{address}");
+        }
+        let sender = Sender {
+            store: state.store.clone(),
+            bus: state.bus.clone(),
+            templates,
+            policy: Policy::from_config(&config),
+            keys: Arc::new(keys.clone()),
+            transport: Transport::from_config(&config)?,
+            config,
+            metrics: metrics.clone(),
+        };
+        tokio::spawn(sender.run());
+    }
+    let pages = Pages {
+        store: state.store.clone(),
+        bus: state.bus.clone(),
+        keys: Arc::new(keys),
+        metrics: metrics.clone(),
+    };
+    let health = Health { metrics, ready: Arc::new(AtomicBool::new(true)) };
     ready(&Embedded { address, tokens: issued });
-    api::serve_http(listener, api::router(health, state)).await?;
+    api::serve_http(listener, api::router(health, state).merge(crate::outreach::pages::routes(pages)))
+        .await?;
     Ok(())
 }
 

@@ -134,7 +134,15 @@ pub fn open_or_enrich(
         task.version += 1;
         refresh_context(&mut task, state, &incidents);
         incidents.open.push(task.clone());
-        changes.push(TaskChange::by_engine(kind, task, before));
+        let mut change = TaskChange::by_engine(kind, task, before);
+        for firing in &for_queue {
+            if let Some(o) = &firing.rule.outreach {
+                if !change.outreach.contains(o) {
+                    change.outreach.push(o.clone());
+                }
+            }
+        }
+        changes.push(change);
     }
     state.incidents = Some(Box::new(incidents));
     changes

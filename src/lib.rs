@@ -24,6 +24,7 @@ pub mod ingest;
 pub mod lifecycle;
 pub mod metrics;
 pub mod money;
+pub mod outreach;
 pub mod partitions;
 pub mod recovery;
 pub mod replay;

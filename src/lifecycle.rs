@@ -20,7 +20,8 @@ use crate::command::{Action, Command, CommandResult, Refusal, Role};
 use crate::incident::{CustomerIncidents, MAX_EARLIER};
 use crate::rules::Queue;
 use crate::task::{
-    AuditRecord, AuditView, ChangeKind, ContactAttempt, ContactResult, Note, Task, TaskChange, TaskStatus,
+    AuditRecord, AuditView, ChangeKind, ContactAttempt, ContactResult, CustomerAnswer, Note, OutreachRecord,
+    Task, TaskChange, TaskStatus,
 };
 
 /// Notes and contact attempts kept per task (the oldest dropped first).
@@ -71,6 +72,7 @@ pub fn apply(incidents: &mut CustomerIncidents, command: &Command) -> Applied {
         a
     };
     let mut kind = ChangeKind::Updated;
+    let mut follow_up = false;
     match &command.action {
         Action::Claim => {
             if holds {
@@ -177,6 +179,51 @@ pub fn apply(incidents: &mut CustomerIncidents, command: &Command) -> Applied {
             }
             release(task);
         }
+        Action::Outreach { job, template, decision, reason } => {
+            push_capped(
+                &mut task.work.outreach,
+                OutreachRecord {
+                    at,
+                    job: job.clone(),
+                    template: template.clone(),
+                    decision: decision.clone(),
+                    reason: reason.clone(),
+                },
+            );
+        }
+        Action::CustomerAnswer { answer } => {
+            if task.work.customer_answer.is_some() {
+                return refused(Refusal::Conflict, "the customer already answered".to_string());
+            }
+            task.work.customer_answer = Some(CustomerAnswer { at, answer: answer.clone() });
+            if answer == "yes" {
+                // "That was me": resolved as legitimate by the customer (the engine learns).
+                let note = "The customer confirmed by e-mail: it was them.".to_string();
+                task.status = TaskStatus::Resolved;
+                task.outcome = Some(crate::task::Outcome::Legitimate);
+                task.work.resolved_by = Some(actor.name.clone());
+                task.work.resolved_at = Some(at);
+                task.work.resolution_note = Some(note.clone());
+                push_capped(&mut task.work.notes, Note { at, by: actor.name.clone(), text: note });
+                kind = ChangeKind::Resolved;
+            } else {
+                // "It was not me": most urgent, blocking the card first, and the customer is told
+                // what happens next.
+                task.priority = 1;
+                task.due_at = task.due_at.min(at.plus(crate::incident::SLA[0]));
+                task.context.actions.retain(|a| a != "block_card");
+                task.context.actions.insert(0, "block_card".to_string());
+                push_capped(
+                    &mut task.work.notes,
+                    Note {
+                        at,
+                        by: actor.name.clone(),
+                        text: "The customer answered by e-mail: it was NOT them.".into(),
+                    },
+                );
+                follow_up = true;
+            }
+        }
         Action::Reopen { .. } => unreachable!("handled above"),
     }
     task.version += 1;
@@ -193,11 +240,20 @@ pub fn apply(incidents: &mut CustomerIncidents, command: &Command) -> Applied {
     } else {
         incidents.open[index].clone()
     };
+    let outreach = if follow_up {
+        vec![crate::rules::Outreach { template: FOLLOW_UP.to_string(), any_hour: true }]
+    } else {
+        Vec::new()
+    };
     Applied {
         result: CommandResult::applied(command, version),
-        change: Some(TaskChange { kind, task, audit }),
+        change: Some(TaskChange { kind, task, audit, outreach }),
     }
 }
+
+/// The template of the e-mail that tells a customer who answered "it was not me" what happens
+/// next.
+pub const FOLLOW_UP: &str = "fraud_followup";
 
 /// Reopens the customer's last resolved task of its queue.
 fn reopen(incidents: &mut CustomerIncidents, command: &Command, note: &str) -> Applied {
@@ -244,7 +300,7 @@ fn reopen(incidents: &mut CustomerIncidents, command: &Command, note: &str) -> A
     incidents.open.push(task.clone());
     Applied {
         result: CommandResult::applied(command, task.version),
-        change: Some(TaskChange { kind: ChangeKind::Reopened, task, audit }),
+        change: Some(TaskChange { kind: ChangeKind::Reopened, task, audit, outreach: Vec::new() }),
     }
 }
 

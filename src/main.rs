@@ -61,6 +61,14 @@ enum Command {
         /// A claim left idle this long (seconds) goes back to the queue.
         #[arg(long, default_value_t = 1_800)]
         claim_idle_secs: u64,
+        /// Write e-mails to customers as .eml files into this folder (default: a `mail`
+        /// folder beside the demo's store).
+        #[arg(long)]
+        mail_dir: Option<PathBuf>,
+        /// Send e-mails to customers to this SMTP server (HOST:PORT, plain; a local sink)
+        /// instead of writing files.
+        #[arg(long)]
+        smtp: Option<String>,
     },
     /// Run a JSON-lines file of events through the rules; write every task (final state) as
     /// JSON lines, and a summary on stderr.
@@ -242,7 +250,20 @@ fn log_format_is_json(path: Option<&Path>) -> bool {
 
 fn load_rules(dir: &Path) -> Result<Option<RuleSet>> {
     match RuleSet::load_dir(dir) {
-        Ok(set) => Ok(Some(set)),
+        Ok(set) => {
+            // The e-mail templates the rules name are part of the rule set.
+            if let Err(errors) = callahead::outreach::templates::Templates::load(
+                dir,
+                &callahead::outreach::templates::needed(&set),
+            ) {
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                eprintln!("{} error(s) in {}", errors.len(), dir.join("outreach").display());
+                return Ok(None);
+            }
+            Ok(Some(set))
+        }
         Err(errors) => {
             eprintln!("{errors}");
             eprintln!("{} error(s) in {}", errors.0.len(), dir.display());
@@ -328,6 +349,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             store,
             no_serve,
             claim_idle_secs,
+            mail_dir,
+            smtp,
         } => {
             let Some(set) = load_rules(&rules)? else { return Ok(ExitCode::FAILURE) };
             let generated = match &input {
@@ -383,18 +406,50 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if no_serve {
                 return Ok(ExitCode::SUCCESS);
             }
+            let scratch = std::env::temp_dir().join(format!("callahead-demo-{}", std::process::id()));
+            std::fs::create_dir_all(&scratch)
+                .with_context(|| format!("cannot create {}", scratch.display()))?;
             let store = match store {
                 Some(url) => url,
-                None => {
-                    let dir = std::env::temp_dir().join(format!("callahead-demo-{}", std::process::id()));
-                    std::fs::create_dir_all(&dir)
-                        .with_context(|| format!("cannot create {}", dir.display()))?;
-                    format!("sqlite://{}", dir.join("tasks.db").display())
+                None => format!("sqlite://{}", scratch.join("tasks.db").display()),
+            };
+            let templates = callahead::outreach::templates::Templates::load(
+                &rules,
+                &callahead::outreach::templates::needed(&set),
+            )
+            .map_err(|e| {
+                anyhow::anyhow!("{}", e.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+            })?;
+            let mut outreach = callahead::config::OutreachConfig {
+                enabled: true,
+                public_url: String::new(),
+                bank_name: "callahead demo bank".into(),
+                from: "callahead demo <alerts@callahead.local>".into(),
+                poll_ms: 250,
+                ..Default::default()
+            };
+            match &smtp {
+                Some(address) => {
+                    let (host, port) = address.rsplit_once(':').context("--smtp is HOST:PORT")?;
+                    outreach.smtp_host = host.to_string();
+                    outreach.smtp_port = port.parse().context("--smtp is HOST:PORT")?;
+                    outreach.smtp_tls = "none".into();
                 }
+                None => {
+                    let dir = mail_dir.clone().unwrap_or_else(|| scratch.join("mail"));
+                    outreach.mail_dir = dir.display().to_string();
+                }
+            }
+            let mail_note = match &smtp {
+                Some(a) => format!("to the SMTP server at {a}"),
+                None => format!("as .eml files in {}", outreach.mail_dir),
             };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(async {
-                let options = callahead::embedded::Options { claim_idle_ms: claim_idle_secs.max(1) * 1_000 };
+                let options = callahead::embedded::Options {
+                    claim_idle_ms: claim_idle_secs.max(1) * 1_000,
+                    outreach: Some((outreach, std::sync::Arc::new(templates))),
+                };
                 let serving = callahead::embedded::serve_with(
                     std::sync::Arc::new(engine),
                     set,
@@ -402,7 +457,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     &store,
                     &listen,
                     options,
-                    |e| demo::print_api(e, &store),
+                    |e| demo::print_api(e, &store, &mail_note),
                 );
                 tokio::select! {
                     r = serving => r,

@@ -48,6 +48,10 @@ pub struct Metrics {
     pub api_requests: IntCounterVec,
     pub api_seconds: HistogramVec,
     pub auth_failures: IntCounter,
+    pub emails: IntCounterVec,
+    pub email_first_contact_seconds: Histogram,
+    pub customer_answers: IntCounterVec,
+    pub answer_seconds: Histogram,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -142,6 +146,30 @@ impl Metrics {
                 "callahead_api_requests_total",
                 "API requests, by route and status code.",
                 &["route", "status"],
+            ),
+            emails: counter_vec(
+                &r,
+                "callahead_emails_total",
+                "E-mails to customers by template and result (sent, deferred, suppressed, retried, failed).",
+                &["template", "result"],
+            ),
+            email_first_contact_seconds: histogram(
+                &r,
+                "callahead_email_first_contact_seconds",
+                "Time from a task opening to its first e-mail being accepted by the SMTP relay.",
+                vec![1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 4.0 * 3600.0, 12.0 * 3600.0, 86400.0],
+            ),
+            customer_answers: counter_vec(
+                &r,
+                "callahead_customer_answers_total",
+                "Customers' one-click answers, by answer (yes, no, unsubscribe).",
+                &["answer"],
+            ),
+            answer_seconds: histogram(
+                &r,
+                "callahead_customer_answer_seconds",
+                "Time from an e-mail being sent to the customer's answer.",
+                vec![60.0, 300.0, 900.0, 3600.0, 4.0 * 3600.0, 12.0 * 3600.0, 86400.0, 3.0 * 86400.0],
             ),
             auth_failures: counter(
                 &r,

@@ -148,6 +148,30 @@ pub struct Workflow {
     pub resolved_by: Option<String>,
     pub resolved_at: Option<Timestamp>,
     pub resolution_note: Option<String>,
+    /// Every outreach decision (sent, deferred, suppressed, failed) with its reason.
+    pub outreach: Vec<OutreachRecord>,
+    /// The customer's answer to a confirmation e-mail.
+    pub customer_answer: Option<CustomerAnswer>,
+}
+
+/// One decision about an e-mail to the customer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutreachRecord {
+    pub at: Timestamp,
+    /// The outreach job (`<task id>.<template>`).
+    pub job: String,
+    pub template: String,
+    /// `sent`, `deferred`, `suppressed` or `failed`.
+    pub decision: String,
+    pub reason: String,
+}
+
+/// What the customer answered, and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerAnswer {
+    pub at: Timestamp,
+    /// `yes` (it was me) or `no` (it was not me).
+    pub answer: String,
 }
 
 /// One rule's finding inside a task.
@@ -338,6 +362,10 @@ pub struct TaskChange {
     pub task: Task,
     #[serde(skip)]
     pub audit: AuditRecord,
+    /// E-mails this change asks for (the rule's outreach, or a follow-up): written to the outbox
+    /// with the task version.
+    #[serde(skip)]
+    pub outreach: Vec<crate::rules::Outreach>,
 }
 
 impl TaskChange {
@@ -355,6 +383,6 @@ impl TaskChange {
             before,
             after: AuditView::of(&task),
         };
-        TaskChange { kind, task, audit }
+        TaskChange { kind, task, audit, outreach: Vec::new() }
     }
 }

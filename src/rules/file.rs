@@ -8,13 +8,14 @@ use toml::{Spanned, Value};
 use super::expr::Condition;
 use super::features::RuleSchema;
 use super::template::{Template, CUSTOMER_PLACEHOLDERS};
-use super::{Localized, Mode, Queue, Rule, RuleError, Severity, ACTIONS, REQUIRED_LANGUAGES};
+use super::{Localized, Mode, Outreach, Queue, Rule, RuleError, Severity, ACTIONS, REQUIRED_LANGUAGES};
 use crate::detect::{DetectorKind, DetectorParams, EVENT_FACTS};
 use crate::event::EventKind;
 use crate::time::{Span, DAY};
 
 /// Keys a `[[rule]]` table may have.
 const KEYS: &[&str] = &[
+    "outreach",
     "id",
     "description",
     "queue",
@@ -58,6 +59,7 @@ struct RawRule {
     explanation: Option<Spanned<Value>>,
     script: Option<Spanned<Value>>,
     actions: Option<Spanned<Value>>,
+    outreach: Option<Spanned<Value>>,
 }
 
 /// A TOML value as the author wrote it, for messages: strings quoted, others as TOML.
@@ -392,7 +394,46 @@ fn check_rule(c: &mut Checker<'_>, r: RawRule, at: usize) -> Option<Rule> {
             }
         },
     };
+    let outreach = match &r.outreach {
+        None => Some(None),
+        Some(v) => {
+            match v.get_ref() {
+                Value::Table(t) => {
+                    let template = t.get("template").and_then(Value::as_str).map(str::to_string);
+                    let any_hour = t.get("any_hour").map(Value::as_bool);
+                    let unknown: Vec<&String> =
+                        t.keys().filter(|k| !["template", "any_hour"].contains(&k.as_str())).collect();
+                    if !unknown.is_empty() {
+                        c.error(
+                            v.span().start,
+                            format!("`outreach`: unknown key `{}` (keys: template, any_hour)", unknown[0]),
+                        );
+                        None
+                    } else if template.as_deref().is_none_or(|t| {
+                        t.is_empty() || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    }) {
+                        c.error(
+                            v.span().start,
+                            "`outreach.template` must name a template (letters, digits, `_`)",
+                        );
+                        None
+                    } else if any_hour == Some(None) {
+                        c.error(v.span().start, "`outreach.any_hour` must be true or false");
+                        None
+                    } else {
+                        let template = template.expect("checked");
+                        Some(Some(Outreach { template, any_hour: any_hour.flatten().unwrap_or(false) }))
+                    }
+                }
+                other => {
+                    c.error(v.span().start, format!("`outreach` must be a table such as {{ template = \"fraud_confirmation\" }}, not {}", shown(other)));
+                    None
+                }
+            }
+        }
+    };
     Some(Rule {
+        outreach: outreach?,
         id_hash: crate::state::hash_text(id.as_deref()?),
         id: id?,
         description,

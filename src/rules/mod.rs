@@ -49,6 +49,14 @@ impl fmt::Display for Queue {
     }
 }
 
+/// A rule's e-mail to the customer: which template, and whether it may go at any hour (fraud
+/// confirmations) or waits for the end of the customer's quiet hours.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outreach {
+    pub template: String,
+    pub any_hour: bool,
+}
+
 /// How serious a rule's finding is; the base of a task's priority.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -133,6 +141,8 @@ pub struct Rule {
     pub explanation: Localized,
     pub script: Localized,
     pub actions: Vec<String>,
+    /// Whether and how the customer is written to when this rule opens or enriches a task.
+    pub outreach: Option<Outreach>,
     /// Where the rule was defined, for messages.
     pub file: String,
     pub line: usize,

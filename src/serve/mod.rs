@@ -147,7 +147,47 @@ pub async fn serve(config: Config) -> Result<()> {
         group_id: config.kafka.group_id.clone(),
         local_engine: None,
     };
-    let _ = api_router.set(api::router(health, api_state));
+    let keys: Arc<Vec<crate::outreach::links::LinkKey>> = Arc::new(
+        config
+            .outreach
+            .link_keys
+            .iter()
+            .filter_map(|k| crate::outreach::links::LinkKey::parse(k).ok())
+            .collect(),
+    );
+    let pages = crate::outreach::pages::Pages {
+        store: store.clone(),
+        bus: bus.clone(),
+        keys: keys.clone(),
+        metrics: metrics.clone(),
+    };
+    let _ = api_router.set(api::router(health, api_state).merge(crate::outreach::pages::routes(pages)));
+    if config.outreach.enabled {
+        let current = rules.read().expect("rules lock poisoned").clone();
+        let templates = crate::outreach::templates::Templates::load(
+            &config.rules.dir,
+            &crate::outreach::templates::needed(&current),
+        )
+        .map_err(|errors| {
+            anyhow::anyhow!(
+                "e-mail templates are invalid: {}",
+                errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+            )
+        })?;
+        let transport = crate::outreach::sender::Transport::from_config(&config.outreach)?;
+        let sender = crate::outreach::sender::Sender {
+            store: store.clone(),
+            bus: bus.clone(),
+            templates: Arc::new(templates),
+            policy: crate::outreach::policy::Policy::from_config(&config.outreach),
+            keys,
+            transport,
+            config: config.outreach.clone(),
+            metrics: metrics.clone(),
+        };
+        info!(relay = %config.outreach.smtp_host, "outreach: sending e-mails off the event path");
+        tokio::spawn(sender.run());
+    }
     tokio::spawn(tickers::run(store.clone(), bus, metrics.clone(), config.api.clone(), true));
 
     let pipeline = Pipeline {

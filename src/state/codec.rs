@@ -454,6 +454,17 @@ mod tests {
                 resolved_by: None,
                 resolved_at: None,
                 resolution_note: None,
+                outreach: vec![crate::task::OutreachRecord {
+                    at: Timestamp(1_900),
+                    job: "tsk_0000000000000001.fraud_confirmation".into(),
+                    template: "fraud_confirmation".into(),
+                    decision: "sent".into(),
+                    reason: "to a***@example.com".into(),
+                }],
+                customer_answer: Some(crate::task::CustomerAnswer {
+                    at: Timestamp(2_000),
+                    answer: "no".into(),
+                }),
             },
         }
     }
@@ -665,7 +676,7 @@ mod tests {
         let pin = (bytes.len(), xxhash_rust::xxh3::xxh3_64(&bytes));
         assert_eq!(
             pin,
-            (1745, 15514854716664886967),
+            (1931, 465087306438237103),
             "the stored layout of CustomerState changed: bump FORMAT_VERSION, then pin the new values"
         );
     }

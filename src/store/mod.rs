@@ -14,19 +14,21 @@
 //! same id and version, for consumers to de-duplicate).
 //!
 //! One file per table family: `tasks.rs` (tasks, versions, rule outcomes), `audit.rs`,
-//! `commands.rs` (command results), `outbox.rs`, `tokens.rs` (API tokens), `checkpoint.rs`
-//! (per-partition state).
+//! `commands.rs` (command results), `outbox.rs`, `outreach.rs` (e-mail jobs, answer links,
+//! opt-outs), `tokens.rs` (API tokens), `checkpoint.rs` (per-partition state).
 
 mod audit;
 mod checkpoint;
 mod commands;
 mod outbox;
+mod outreach;
 mod tasks;
 mod tokens;
 
 pub use audit::AuditRow;
 pub use checkpoint::{PartitionCheckpoint, RestoreProgress};
 pub use outbox::OutboxRow;
+pub use outreach::{LinkRow, OutreachJob};
 pub use tasks::{Cursor, Page, RuleOutcomes, TaskFilter, TaskRow};
 pub use tokens::TokenRow;
 
@@ -153,6 +155,40 @@ const MIGRATIONS: &[(i64, &str)] = &[
         revoked BIGINT NOT NULL DEFAULT 0
     );
     CREATE INDEX IF NOT EXISTS state_customers_by_id ON state_customers (group_id, customer_id)",
+    ),
+    (
+        4,
+        "CREATE TABLE IF NOT EXISTS outreach_jobs (
+        job_id TEXT PRIMARY KEY,
+        task_id TEXT NOT NULL,
+        customer_id TEXT NOT NULL,
+        template TEXT NOT NULL,
+        any_hour BIGINT NOT NULL,
+        status TEXT NOT NULL,
+        attempts BIGINT NOT NULL DEFAULT 0,
+        next_ms BIGINT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        sent_ms BIGINT,
+        message_id TEXT,
+        last_error TEXT
+    );
+    CREATE INDEX IF NOT EXISTS outreach_due ON outreach_jobs (status, next_ms);
+    CREATE INDEX IF NOT EXISTS outreach_customer ON outreach_jobs (customer_id, sent_ms);
+    CREATE TABLE IF NOT EXISTS outreach_links (
+        nonce TEXT PRIMARY KEY,
+        kid TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        customer_id TEXT NOT NULL,
+        answer TEXT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        used_ms BIGINT
+    );
+    CREATE INDEX IF NOT EXISTS outreach_links_customer ON outreach_links (customer_id, used_ms);
+    CREATE TABLE IF NOT EXISTS email_opt_outs (
+        customer_id TEXT PRIMARY KEY,
+        at TEXT NOT NULL
+    )",
     ),
 ];
 

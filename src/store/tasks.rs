@@ -175,6 +175,9 @@ impl TaskStore {
                 continue; // re-processed after a restore: this version is stored and published
             }
             self.insert_audit(&mut tx, &change.audit).await?;
+            for o in &change.outreach {
+                self.insert_job(&mut tx, t, o).await?;
+            }
             match change.kind {
                 ChangeKind::Resolved => {
                     for rule in &t.rules {
