@@ -63,7 +63,13 @@ impl Demo {
         &self.tokens[name]
     }
 
-    fn call(&self, who: Option<&str>, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    pub(crate) fn call(
+        &self,
+        who: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, Value) {
         let token = who.map(|w| self.token(w).to_string());
         let (status, _, body) = http(&self.address, method, path, token.as_deref(), body);
         (status, body)
@@ -242,7 +248,10 @@ fn lifecycle(d: &Demo) {
         (Some("fraud-agent"), Some("fraud-agent-2"))
     );
     assert_eq!(reassigned["role"], "supervisor");
-    assert_eq!(audit.iter().find(|a| a["action"] == "resolve").unwrap()["reason"], "customer confirmed the trip");
+    assert_eq!(
+        audit.iter().find(|a| a["action"] == "resolve").unwrap()["reason"],
+        "customer confirmed the trip"
+    );
     assert_eq!(detail["versions"].as_array().unwrap().len(), audit.len());
     let (s, mine) = d.call(Some("fraud-agent-2"), "GET", "/api/v1/audit?actor=fraud-agent-2", None);
     assert_eq!(s, 200);

@@ -2,6 +2,7 @@
 //!
 //! - `scenarios`: a generated stream with planted incidents and look-alikes through the engine;
 //! - `feedback`: outcomes teach the engine (a legitimate trip or payment does not page again);
+//! - `outreach`: e-mail to customers against a real SMTP server, one-click answers;
 //! - `properties`: redelivery and late arrival do not change the set of tasks (proptest);
 //! - `api`: the agents' API on the embedded mode, every endpoint and role, both stores;
 //! - `console`: the agents' console in a real headless Chromium;
@@ -19,6 +20,7 @@ mod common;
 mod console;
 mod feedback;
 mod helm;
+mod outreach;
 mod properties;
 mod recovery;
 mod scenarios;

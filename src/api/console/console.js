@@ -32,11 +32,15 @@
   const table = document.querySelector("table.queue");
   let selectedId = sessionStorage.getItem("cah-selected");
   function rows() { return Array.from(document.querySelectorAll("#rows tr[data-id]")); }
-  function select(row) {
-    rows().forEach((r) => r.classList.remove("selected"));
+  function mark(row) {
+    rows().forEach((r) => { r.classList.remove("selected"); r.removeAttribute("aria-current"); });
     if (!row) return;
     row.classList.add("selected");
-    row.setAttribute("aria-selected", "true");
+    row.setAttribute("aria-current", "true");
+  }
+  function select(row) {
+    mark(row);
+    if (!row) return;
     row.focus({ preventScroll: false });
     selectedId = row.dataset.id;
     sessionStorage.setItem("cah-selected", selectedId);
@@ -63,15 +67,19 @@
         if (response.status === 401) { window.location = "/console/login"; return; }
         if (!response.ok) return;
         const text = await response.text();
-        const doc = new DOMParser().parseFromString(text, "text/html");
-        const body = doc.querySelector("tbody") || doc.body;
+        // The answer is bare <tr> elements: parsed on their own they would lose their tags.
+        const doc = new DOMParser().parseFromString(`<table><tbody>${text}</tbody></table>`, "text/html");
         const tbody = document.getElementById("rows");
         const fresh = document.createElement("tbody");
-        fresh.innerHTML = "";
-        body.querySelectorAll("tr").forEach((tr) => fresh.appendChild(document.importNode(tr, true)));
+        doc.querySelectorAll("tbody > tr").forEach((tr) => fresh.appendChild(document.importNode(tr, true)));
+        // Focus stays where it was: on the same task's row, or on its link.
+        const active = document.activeElement;
+        const was = active && active.closest && active.closest("#rows tr[data-id]");
         tbody.replaceChildren(...fresh.children);
-        const keep = rows().find((r) => r.dataset.id === selectedId);
-        if (keep) { keep.classList.add("selected"); }
+        mark(rows().find((r) => r.dataset.id === selectedId));
+        const again = was && rows().find((r) => r.dataset.id === was.dataset.id);
+        const target = again && (active === was ? again : again.querySelector("a"));
+        if (target) target.focus({ preventScroll: true });
         tick();
       } catch (_) { /* offline for a moment: the next poll tries again */ }
     }, 5000);
@@ -82,13 +90,35 @@
     return t && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName));
   }
 
+  // Single-key shortcuts can be turned off (WCAG 2.1.4: speech input users), with the checkbox in
+  // the help dialog; the choice is kept in this browser.
+  const toggle = document.getElementById("shortcuts-on");
+  function keysOn() { return localStorage.getItem("cah-shortcuts") !== "off"; }
+  if (toggle) {
+    toggle.checked = keysOn();
+    toggle.addEventListener("change", () => {
+      if (toggle.checked) localStorage.removeItem("cah-shortcuts");
+      else localStorage.setItem("cah-shortcuts", "off");
+    });
+  }
+
   document.addEventListener("keydown", (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey || typing(e)) return;
+    // Enter opens the selected task only from its row (j/k focus it): on a link, a button or
+    // anything else it does what that control does.
+    if (e.key === "Enter") {
+      const row = e.target.closest && e.target.closest("#rows tr[data-id]");
+      if (page === "queue" && row && e.target === row) {
+        e.preventDefault();
+        window.location = `/console/tasks/${row.dataset.id}`;
+      }
+      return;
+    }
+    if (!keysOn() || (help.open && e.key !== "?")) return;
     if (e.key === "?") { e.preventDefault(); if (help.open) help.close(); else help.showModal(); return; }
     if (page === "queue") {
       if (e.key === "j") { e.preventDefault(); move(1); }
       else if (e.key === "k") { e.preventDefault(); move(-1); }
-      else if (e.key === "Enter" && selectedId) { e.preventDefault(); window.location = `/console/tasks/${selectedId}`; }
     }
     if (e.key === "n") {
       const next = document.querySelector("[data-next]");

@@ -92,6 +92,8 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("sc_claim", "claim this task", "взять эту задачу"),
     ("sc_resolve", "resolve this task", "закрыть эту задачу"),
     ("sc_help", "show this help", "показать эту справку"),
+    ("shortcuts_on", "Use single-key shortcuts (turn off if they get in the way, e.g. with speech input)", "Использовать клавиши из одного символа (отключите, если мешают, например при голосовом вводе)"),
+    ("skip", "Skip to the content", "Перейти к содержимому"),
     ("close", "Close", "Закрыть"),
     ("back", "Back to the queue", "Назад к очереди"),
     ("forbidden", "This change was refused: the form is stale or did not come from this console. Reload the page and try again.", "Изменение отклонено: форма устарела или пришла не из консоли. Обновите страницу и попробуйте снова."),
