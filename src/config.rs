@@ -70,6 +70,11 @@ pub struct OutreachConfig {
     pub answer_quiet_days: i64,
     /// Delivery attempts before a job is `failed`.
     pub max_attempts: i64,
+    /// DKIM signing: the RSA private key (PKCS#1 PEM) file, the selector and the domain
+    /// (`<selector>._domainkey.<domain>` publishes the public key). Empty file: no signature.
+    pub dkim_key_file: String,
+    pub dkim_selector: String,
+    pub dkim_domain: String,
     /// How often due jobs are looked for, milliseconds.
     pub poll_ms: u64,
 }
@@ -96,6 +101,9 @@ impl Default for OutreachConfig {
             max_per_week: 5,
             answer_quiet_days: 7,
             max_attempts: 8,
+            dkim_key_file: String::new(),
+            dkim_selector: "callahead".into(),
+            dkim_domain: "bank.example".into(),
             poll_ms: 1_000,
         }
     }
@@ -362,6 +370,11 @@ impl Config {
                 p.push(format!("outreach.link_keys[{i}]: {e}"));
             }
         }
+        if !o.dkim_key_file.is_empty() {
+            if let Err(e) = crate::outreach::sender::dkim(o) {
+                p.push(format!("outreach.dkim_key_file: {e}"));
+            }
+        }
         if o.enabled && o.link_keys.is_empty() {
             p.push("outreach.link_keys: at least one key is needed when outreach is enabled".into());
         }
@@ -426,6 +439,9 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], errors: &mut Vec
                 "max_per_week",
                 "answer_quiet_days",
                 "max_attempts",
+                "dkim_key_file",
+                "dkim_selector",
+                "dkim_domain",
                 "poll_ms",
             ],
         ),

@@ -153,6 +153,7 @@ pub async fn serve_with(
             policy: Policy::from_config(&config),
             keys: Arc::new(keys.clone()),
             transport: Transport::from_config(&config)?,
+            dkim: crate::outreach::sender::dkim(&config).map_err(anyhow::Error::msg)?,
             config,
             metrics: metrics.clone(),
         };

@@ -69,6 +69,10 @@ enum Command {
         /// instead of writing files.
         #[arg(long)]
         smtp: Option<String>,
+        /// Sign e-mails with DKIM: an RSA private key (PKCS#1 PEM), selector `demo`, domain
+        /// `callahead.local`.
+        #[arg(long)]
+        dkim_key: Option<PathBuf>,
     },
     /// Run a JSON-lines file of events through the rules; write every task (final state) as
     /// JSON lines, and a summary on stderr.
@@ -351,6 +355,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             claim_idle_secs,
             mail_dir,
             smtp,
+            dkim_key,
         } => {
             let Some(set) = load_rules(&rules)? else { return Ok(ExitCode::FAILURE) };
             let generated = match &input {
@@ -426,6 +431,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 bank_name: "callahead demo bank".into(),
                 from: "callahead demo <alerts@callahead.local>".into(),
                 poll_ms: 250,
+                dkim_key_file: dkim_key.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+                dkim_selector: "demo".into(),
+                dkim_domain: "callahead.local".into(),
                 ..Default::default()
             };
             match &smtp {

@@ -16,6 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use lettre::message::dkim::{
+    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm, DkimSigningKey,
+};
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
@@ -117,6 +120,34 @@ pub struct Sender {
     pub transport: Transport,
     pub config: OutreachConfig,
     pub metrics: Arc<Metrics>,
+    /// DKIM signing, when configured.
+    pub dkim: Option<Arc<DkimConfig>>,
+}
+
+/// The DKIM signing configuration of `outreach.dkim_*` (RSA, PKCS#1 PEM key file), or why not.
+pub fn dkim(c: &OutreachConfig) -> Result<Option<Arc<DkimConfig>>, String> {
+    if c.dkim_key_file.is_empty() {
+        return Ok(None);
+    }
+    let pem = std::fs::read_to_string(&c.dkim_key_file)
+        .map_err(|e| format!("cannot read {}: {e}", c.dkim_key_file))?;
+    let key = DkimSigningKey::new(&pem, DkimSigningAlgorithm::Rsa)
+        .map_err(|e| format!("{} is not an RSA private key in PKCS#1 PEM: {e}", c.dkim_key_file))?;
+    let mut headers: Vec<HeaderName> = ["From", "To", "Subject", "Date", "Message-ID"]
+        .into_iter()
+        .map(HeaderName::new_from_ascii_str)
+        .collect();
+    headers.push(HeaderName::new_from_ascii_str("MIME-Version"));
+    Ok(Some(Arc::new(DkimConfig::new(
+        c.dkim_selector.clone(),
+        c.dkim_domain.clone(),
+        key,
+        headers,
+        DkimCanonicalization {
+            header: DkimCanonicalizationType::Relaxed,
+            body: DkimCanonicalizationType::Relaxed,
+        },
+    ))))
 }
 
 /// Jobs looked at per poll.
@@ -238,7 +269,11 @@ impl Sender {
                 .header(ListUnsubscribePost);
         }
         let _ = ContentType::TEXT_PLAIN; // both parts, plain text first
-        let message = builder.multipart(MultiPart::alternative_plain_html(rendered.text, rendered.html))?;
+        let mut message =
+            builder.multipart(MultiPart::alternative_plain_html(rendered.text, rendered.html))?;
+        if let Some(dkim) = &self.dkim {
+            message.sign(dkim);
+        }
         match self.transport.send(message).await {
             Ok(()) => {
                 self.store

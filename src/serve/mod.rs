@@ -184,6 +184,7 @@ pub async fn serve(config: Config) -> Result<()> {
             transport,
             config: config.outreach.clone(),
             metrics: metrics.clone(),
+            dkim: crate::outreach::sender::dkim(&config.outreach).map_err(anyhow::Error::msg)?,
         };
         info!(relay = %config.outreach.smtp_host, "outreach: sending e-mails off the event path");
         tokio::spawn(sender.run());

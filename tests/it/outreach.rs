@@ -45,8 +45,8 @@ impl Sink {
         let Ok(entries) = std::fs::read_dir(self.dir.join("new")) else { return Vec::new() };
         entries
             .filter_map(Result::ok)
-            .filter_map(|e| std::fs::read(e.path()).ok())
-            .map(|raw| Mail::parse(&raw))
+            .filter_map(|e| std::fs::read(e.path()).ok().map(|raw| (e.path(), raw)))
+            .map(|(path, raw)| Mail::parse(path, &raw))
             .collect()
     }
 }
@@ -61,13 +61,14 @@ impl Drop for Sink {
 /// A received e-mail.
 #[derive(Debug, Clone)]
 struct Mail {
+    path: std::path::PathBuf,
     headers: BTreeMap<String, String>,
     text: String,
     html: String,
 }
 
 impl Mail {
-    fn parse(raw: &[u8]) -> Mail {
+    fn parse(path: std::path::PathBuf, raw: &[u8]) -> Mail {
         let m = mailparse::parse_mail(raw).expect("a MIME message");
         let headers = m.headers.iter().map(|h| (h.get_key().to_ascii_lowercase(), h.get_value())).collect();
         let (mut text, mut html) = (String::new(), String::new());
@@ -78,7 +79,7 @@ impl Mail {
                 _ => {}
             }
         }
-        Mail { headers, text, html }
+        Mail { path, headers, text, html }
     }
 
     fn header(&self, name: &str) -> &str {
@@ -123,8 +124,26 @@ fn customers_are_written_to_once_and_answer_with_one_click() {
     );
     let port = free_port();
     let dir = std::env::temp_dir().join(unique("smtp"));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A DKIM key for the run (RSA, PKCS#1 PEM) and its public half as DNS would publish it.
+    let key = dir.join("dkim.pem");
+    let made = Command::new("openssl")
+        .args(["genrsa", "-traditional", "-out", key.to_str().unwrap(), "2048"])
+        .output();
+    assert!(made.is_ok_and(|o| o.status.success()), "openssl genrsa");
+    let der = Command::new("openssl")
+        .args(["rsa", "-in", key.to_str().unwrap(), "-pubout", "-outform", "DER"])
+        .output()
+        .expect("openssl rsa");
+    use base64::Engine as _;
+    let public = base64::engine::general_purpose::STANDARD.encode(&der.stdout);
     // The relay is down as the demo starts: its e-mails wait and are retried.
-    let d = Demo::start_with(None, 1_800, &["--customers", "150", "--smtp", &format!("127.0.0.1:{port}")]);
+    let smtp = format!("127.0.0.1:{port}");
+    let d = Demo::start_with(
+        None,
+        1_800,
+        &["--customers", "150", "--smtp", &smtp, "--dkim-key", key.to_str().unwrap()],
+    );
     wait_until("a retried delivery", Duration::from_secs(60), || {
         let (_, text) = http_get(&d.address, "/metrics").ok()?;
         text.lines()
@@ -133,7 +152,7 @@ fn customers_are_written_to_once_and_answer_with_one_click() {
     });
     // Meanwhile the API works.
     assert_eq!(d.call(Some("fraud-agent"), "GET", "/api/v1/tasks?queue=fraud", None).0, 200);
-    let sink = Sink::start(port, &dir);
+    let sink = Sink::start(port, &dir.join("maildir"));
 
     // Anna Petrova (s001, Russian): the impossible-travel confirmation.
     let anna = wait_until("Anna's e-mail", Duration::from_secs(90), || {
@@ -145,6 +164,12 @@ fn customers_are_written_to_once_and_answer_with_one_click() {
     assert!(anna.text.contains("…p-k1") && !anna.text.contains("pp-k1"), "the card masked: {}", anna.text);
     assert!(anna.text.contains("Musee d'Orsay") && anna.html.contains("<a href="), "both parts");
     assert!(anna.text.contains("обороте карты"), "the trusted channel");
+    assert!(anna.header("dkim-signature").contains("d=callahead.local"), "{:?}", anna.headers);
+    let verified = Command::new(root().join("scripts/smtp-sink.sh"))
+        .args(["verify-dkim", anna.path.to_str().unwrap(), &public])
+        .output()
+        .expect("verify-dkim");
+    assert!(verified.status.success(), "DKIM: {}", String::from_utf8_lossy(&verified.stdout));
     let links = anna.links();
     assert_eq!(links.len(), 2, "{links:?}");
     let (yes, no) = (path_of(&links[0]), path_of(&links[1]));
