@@ -251,6 +251,7 @@ impl Service {
             .env("CALLAHEAD_KAFKA_INPUT_TOPICS", format!("{prefix}-events"))
             .env("CALLAHEAD_KAFKA_TASKS_TOPIC", format!("{prefix}-tasks"))
             .env("CALLAHEAD_KAFKA_DEAD_LETTER_TOPIC", format!("{prefix}-dead"))
+            .env("CALLAHEAD_KAFKA_COMMANDS_TOPIC", format!("{prefix}-commands"))
             .env("CALLAHEAD_KAFKA_CLIENT_SESSION_TIMEOUT_MS", "6000")
             .env("CALLAHEAD_STORE_URL", store_url)
             .env("CALLAHEAD_HTTP_LISTEN", &http)
@@ -527,7 +528,8 @@ async fn throughput(bootstrap: &str, store_kind: &str, keyed: &[(String, String)
     let prefix = unique("bench");
     let events = format!("{prefix}-events");
     let (tasks, dead) = (format!("{prefix}-tasks"), format!("{prefix}-dead"));
-    create_topics(&bootstrap, &[(&events, partitions), (&tasks, 1), (&dead, 1)]).await;
+    let commands = format!("{prefix}-commands");
+    create_topics(&bootstrap, &[(&events, partitions), (&commands, partitions), (&tasks, 1), (&dead, 1)]).await;
     let bulk = producer(&bootstrap, 5);
     let t = Instant::now();
     let mut deliveries = Vec::with_capacity(n);
@@ -745,7 +747,8 @@ async fn latency(
     let prefix = unique("latency");
     let events = format!("{prefix}-events");
     let (tasks, dead) = (format!("{prefix}-tasks"), format!("{prefix}-dead"));
-    create_topics(&bootstrap, &[(&events, partitions), (&tasks, 1), (&dead, 1)]).await;
+    let commands = format!("{prefix}-commands");
+    create_topics(&bootstrap, &[(&events, partitions), (&commands, partitions), (&tasks, 1), (&dead, 1)]).await;
     let store = Store::create(store_kind, &prefix);
     let mut service = Service::start(&bootstrap, &prefix, &store.url);
     // Warm up: one event through, so the group is joined and the store is open.
