@@ -190,6 +190,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
         at TEXT NOT NULL
     )",
     ),
+    (
+        5,
+        // Covers the queue's filters and order, so a page is found without reading task bodies.
+        "CREATE INDEX IF NOT EXISTS tasks_listing ON tasks (queue, status, priority, due_ms, id, snoozed_ms, assignee)",
+    ),
 ];
 
 /// Longest wait for one store operation: a database that stops answering (a network partition,

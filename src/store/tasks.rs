@@ -335,8 +335,13 @@ impl TaskStore {
             let limit_param = param(Bind::Int(limit + 1), &mut binds);
             let filter_sql =
                 if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+            // The page's ids first, from the covering index (only small keys are sorted), then
+            // their rows: sorting whole rows (bodies of kilobytes) made a page of 100,000 tasks
+            // cost ~100 ms on SQLite.
             let sql = format!(
-                "SELECT {TASK_COLUMNS} FROM tasks {filter_sql} ORDER BY priority, due_ms, id LIMIT {limit_param}"
+                "SELECT {TASK_COLUMNS} FROM tasks WHERE id IN (
+                   SELECT id FROM tasks {filter_sql} ORDER BY priority, due_ms, id LIMIT {limit_param})
+                 ORDER BY priority, due_ms, id"
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for b in binds {
