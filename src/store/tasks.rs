@@ -286,7 +286,9 @@ impl TaskStore {
                 binds.push(b);
                 format!("${}", binds.len())
             };
-            let list = |values: &[String], binds: &mut Vec<Bind>, param: &mut dyn FnMut(Bind, &mut Vec<Bind>) -> String| {
+            let list = |values: &[String],
+                        binds: &mut Vec<Bind>,
+                        param: &mut dyn FnMut(Bind, &mut Vec<Bind>) -> String| {
                 values.iter().map(|v| param(Bind::Text(v.clone()), binds)).collect::<Vec<_>>().join(", ")
             };
             if !filter.queues.is_empty() {
@@ -328,13 +330,15 @@ impl TaskStore {
                 let p = param(Bind::Int(c.priority), &mut binds);
                 let d = param(Bind::Int(c.due_ms), &mut binds);
                 let i = param(Bind::Text(c.id.clone()), &mut binds);
-                conditions.push(format!(
-                    "(priority > {p} OR (priority = {p} AND (due_ms > {d} OR (due_ms = {d} AND id > {i}))))"
-                ));
+                // A row-value comparison: both stores walk the index from the cursor on.
+                conditions.push(format!("(priority, due_ms, id) > ({p}, {d}, {i})"));
             }
             let limit_param = param(Bind::Int(limit + 1), &mut binds);
-            let filter_sql =
-                if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+            let filter_sql = if conditions.is_empty() {
+                String::new()
+            } else {
+                format!("WHERE {}", conditions.join(" AND "))
+            };
             // The page's ids first, from the covering index (only small keys are sorted), then
             // their rows: sorting whole rows (bodies of kilobytes) made a page of 100,000 tasks
             // cost ~100 ms on SQLite.
@@ -354,7 +358,9 @@ impl TaskStore {
             let mut items = rows.iter().map(task_row).collect::<Result<Vec<_>, _>>()?;
             let next = if items.len() as i64 > limit {
                 items.truncate(limit as usize);
-                items.last().map(|t| Cursor { priority: t.priority, due_ms: t.due_ms, id: t.id.clone() }.encode())
+                items
+                    .last()
+                    .map(|t| Cursor { priority: t.priority, due_ms: t.due_ms, id: t.id.clone() }.encode())
             } else {
                 None
             };

@@ -132,6 +132,19 @@ fn read_matrix(d: &Demo, fraud: &str, care: &str, fraud_customer: &str) {
     let queues: Vec<&str> =
         page["items"].as_array().unwrap().iter().map(|t| t["queue"].as_str().unwrap()).collect();
     assert!(queues.contains(&"fraud") && queues.contains(&"care"), "{queues:?}");
+    // Cursor pages of two walk the same list in the same order.
+    let all: Vec<Value> = page["items"].as_array().unwrap().iter().map(|t| t["id"].clone()).collect();
+    let (mut walked, mut cursor) = (Vec::new(), String::new());
+    loop {
+        let (s, p) = d.call(Some("supervisor"), "GET", &format!("/api/v1/tasks?limit=2{cursor}"), None);
+        assert_eq!(s, 200, "{p}");
+        walked.extend(p["items"].as_array().unwrap().iter().map(|t| t["id"].clone()));
+        match p["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(walked, all, "cursor pages");
     // Most urgent first.
     let prios: Vec<i64> =
         page["items"].as_array().unwrap().iter().map(|t| t["priority"].as_i64().unwrap()).collect();
