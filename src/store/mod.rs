@@ -195,6 +195,12 @@ const MIGRATIONS: &[(i64, &str)] = &[
         // Covers the queue's filters and order, so a page is found without reading task bodies.
         "CREATE INDEX IF NOT EXISTS tasks_listing ON tasks (queue, status, priority, due_ms, id, snoozed_ms, assignee)",
     ),
+    (
+        6,
+        // Migration 1's queue index orders by `due_at` text, which no query uses any more; SQLite
+        // still chose it for lists and then sorted every row.
+        "DROP INDEX IF EXISTS tasks_queue_open",
+    ),
 ];
 
 /// Longest wait for one store operation: a database that stops answering (a network partition,
