@@ -529,7 +529,8 @@ async fn throughput(bootstrap: &str, store_kind: &str, keyed: &[(String, String)
     let events = format!("{prefix}-events");
     let (tasks, dead) = (format!("{prefix}-tasks"), format!("{prefix}-dead"));
     let commands = format!("{prefix}-commands");
-    create_topics(&bootstrap, &[(&events, partitions), (&commands, partitions), (&tasks, 1), (&dead, 1)]).await;
+    create_topics(&bootstrap, &[(&events, partitions), (&commands, partitions), (&tasks, 1), (&dead, 1)])
+        .await;
     let bulk = producer(&bootstrap, 5);
     let t = Instant::now();
     let mut deliveries = Vec::with_capacity(n);
@@ -748,7 +749,8 @@ async fn latency(
     let events = format!("{prefix}-events");
     let (tasks, dead) = (format!("{prefix}-tasks"), format!("{prefix}-dead"));
     let commands = format!("{prefix}-commands");
-    create_topics(&bootstrap, &[(&events, partitions), (&commands, partitions), (&tasks, 1), (&dead, 1)]).await;
+    create_topics(&bootstrap, &[(&events, partitions), (&commands, partitions), (&tasks, 1), (&dead, 1)])
+        .await;
     let store = Store::create(store_kind, &prefix);
     let mut service = Service::start(&bootstrap, &prefix, &store.url);
     // Warm up: one event through, so the group is joined and the store is open.
