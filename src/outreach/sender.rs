@@ -19,7 +19,7 @@ use anyhow::{Context, Result};
 use lettre::message::dkim::{
     DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm, DkimSigningKey,
 };
-use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
+use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -268,7 +268,6 @@ impl Sender {
                 .header(ListUnsubscribe(format!("<{}>", ctx.unsubscribe_url)))
                 .header(ListUnsubscribePost);
         }
-        let _ = ContentType::TEXT_PLAIN; // both parts, plain text first
         let mut message =
             builder.multipart(MultiPart::alternative_plain_html(rendered.text, rendered.html))?;
         if let Some(dkim) = &self.dkim {

@@ -134,9 +134,8 @@ impl Templates {
                     }
                 }
             }
-            Err(e) if needed.is_empty() => {
-                let _ = e;
-            }
+            // No folder and nothing needed from it: a rule set without e-mail.
+            Err(_) if needed.is_empty() => {}
             Err(e) => errors.push(err(
                 &dir.display().to_string(),
                 0,
