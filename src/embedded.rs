@@ -23,8 +23,7 @@ use crate::engine::Engine;
 use crate::metrics::Metrics;
 use crate::outreach::links::LinkKey;
 use crate::outreach::pages::Pages;
-use crate::outreach::policy::Policy;
-use crate::outreach::sender::{Sender, Transport};
+use crate::outreach::sender::Sender;
 use crate::rules::RuleSet;
 use crate::store::TaskStore;
 use crate::task::{ChangeKind, Task, TaskChange};
@@ -146,17 +145,14 @@ pub async fn serve_with(
         if config.public_url.is_empty() {
             config.public_url = format!("http://{address}");
         }
-        let sender = Sender {
-            store: state.store.clone(),
-            bus: state.bus.clone(),
+        let sender = Sender::new(
+            state.store.clone(),
+            state.bus.clone(),
             templates,
-            policy: Policy::from_config(&config),
-            keys: Arc::new(keys.clone()),
-            transport: Transport::from_config(&config)?,
-            dkim: crate::outreach::sender::dkim(&config).map_err(anyhow::Error::msg)?,
+            Arc::new(keys.clone()),
             config,
-            metrics: metrics.clone(),
-        };
+            metrics.clone(),
+        )?;
         tokio::spawn(sender.run());
     }
     let pages = Pages {

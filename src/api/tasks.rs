@@ -3,8 +3,6 @@
 //! actions (claim, release, contacted, resolve, note, reassign, reopen, snooze), each sent to
 //! the engine as a command and answered with the task as it is once the result is durable.
 
-use std::time::Instant;
-
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -355,7 +353,7 @@ async fn submit(state: &ApiState, command: &Command) -> Result<Response, Problem
         tracing::warn!(error = %e, "cannot hand a command over");
         Problem::unavailable("the action could not be queued; nothing was changed; retry")
     })?;
-    match wait_for(state, &command.command_id).await? {
+    match state.store.await_command_result(&command.command_id, state.command_wait).await? {
         Some(result) => answer(state, result).await,
         None => Ok(pending(&command.command_id)),
     }
@@ -365,22 +363,6 @@ fn pending(command_id: &str) -> Response {
     let location = format!("/api/v1/commands/{command_id}");
     let body = Pending { command_id: command_id.to_string(), location: location.clone() };
     (StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(body)).into_response()
-}
-
-/// Polls the store for the command's result, up to the configured wait.
-async fn wait_for(state: &ApiState, command_id: &str) -> Result<Option<CommandResult>, Problem> {
-    let started = Instant::now();
-    let mut pause = std::time::Duration::from_millis(2);
-    loop {
-        if let Some(r) = state.store.command_result(command_id).await? {
-            return Ok(Some(r));
-        }
-        if started.elapsed() >= state.command_wait {
-            return Ok(None);
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(std::time::Duration::from_millis(25));
-    }
 }
 
 /// The answer for a command's result: the task (200) or the refusal as a problem.

@@ -8,7 +8,7 @@
 //! goes to the engine as a command, like an agent's action (one source of truth).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -174,13 +174,7 @@ async fn answer(State(p): State<Pages>, Path(token): Path<String>) -> Response {
         }
     }
     // Wait briefly for the engine, so the page can say it is done (it is recorded either way).
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(5) {
-        if matches!(p.store.command_result(&command.command_id).await, Ok(Some(_))) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let _ = p.store.await_command_result(&command.command_id, Duration::from_secs(5)).await;
     let (lang, _) = about(&p, &row).await;
     let text = match (lang.as_str(), row.answer.as_str()) {
         ("ru", "yes") => "Спасибо! Мы отметили, что платёж совершили вы. Больше ничего делать не нужно.",

@@ -150,6 +150,30 @@ pub fn dkim(c: &OutreachConfig) -> Result<Option<Arc<DkimConfig>>, String> {
     ))))
 }
 
+impl Sender {
+    /// A sender for `config`: its policy, transport and DKIM signing made from it.
+    pub fn new(
+        store: TaskStore,
+        bus: CommandBus,
+        templates: Arc<Templates>,
+        keys: Arc<Vec<LinkKey>>,
+        config: OutreachConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Sender> {
+        Ok(Sender {
+            policy: Policy::from_config(&config),
+            transport: Transport::from_config(&config)?,
+            dkim: dkim(&config).map_err(anyhow::Error::msg)?,
+            store,
+            bus,
+            templates,
+            keys,
+            config,
+            metrics,
+        })
+    }
+}
+
 /// Jobs looked at per poll.
 const PER_POLL: i64 = 200;
 

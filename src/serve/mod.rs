@@ -174,18 +174,14 @@ pub async fn serve(config: Config) -> Result<()> {
                 errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
             )
         })?;
-        let transport = crate::outreach::sender::Transport::from_config(&config.outreach)?;
-        let sender = crate::outreach::sender::Sender {
-            store: store.clone(),
-            bus: bus.clone(),
-            templates: Arc::new(templates),
-            policy: crate::outreach::policy::Policy::from_config(&config.outreach),
+        let sender = crate::outreach::sender::Sender::new(
+            store.clone(),
+            bus.clone(),
+            Arc::new(templates),
             keys,
-            transport,
-            config: config.outreach.clone(),
-            metrics: metrics.clone(),
-            dkim: crate::outreach::sender::dkim(&config.outreach).map_err(anyhow::Error::msg)?,
-        };
+            config.outreach.clone(),
+            metrics.clone(),
+        )?;
         info!(relay = %config.outreach.smtp_host, "outreach: sending e-mails off the event path");
         tokio::spawn(sender.run());
     }

@@ -37,6 +37,27 @@ impl TaskStore {
         Ok(())
     }
 
+    /// Waits up to `limit` for a command's result (polled: 2 ms, doubling to 25 ms); `None` if
+    /// the engine has not applied it by then.
+    pub async fn await_command_result(
+        &self,
+        command_id: &str,
+        limit: std::time::Duration,
+    ) -> Result<Option<CommandResult>, StoreError> {
+        let started = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(2);
+        loop {
+            if let Some(r) = self.command_result(command_id).await? {
+                return Ok(Some(r));
+            }
+            if started.elapsed() >= limit {
+                return Ok(None);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(25));
+        }
+    }
+
     /// The result of a command, once the engine has applied it and the batch is durable.
     pub async fn command_result(&self, command_id: &str) -> Result<Option<CommandResult>, StoreError> {
         bounded("reading a command result", async {

@@ -182,6 +182,17 @@ impl Console {
         client: Option<ConnectInfo<std::net::SocketAddr>>,
     ) -> Option<Session> {
         let token = cookie(headers, COOKIE)?.to_string();
+        self.session_for(token, headers, client).await.ok()
+    }
+
+    /// The session of an API token, as `/api/v1/me` describes its holder; the API's status when
+    /// it refuses the token.
+    async fn session_for(
+        &self,
+        token: String,
+        headers: &HeaderMap,
+        client: Option<ConnectInfo<std::net::SocketAddr>>,
+    ) -> Result<Session, StatusCode> {
         let mut session = Session {
             csrf: csrf_of(&token),
             token,
@@ -193,7 +204,7 @@ impl Console {
         };
         let (status, me) = self.call(&session, Method::GET, "/api/v1/me", None).await;
         if status != StatusCode::OK {
-            return None;
+            return Err(status);
         }
         session.name = me["name"].as_str().unwrap_or_default().to_string();
         session.role = me["role"].as_str().unwrap_or_default().to_string();
@@ -204,7 +215,7 @@ impl Console {
             .filter_map(|q| q.as_str())
             .map(str::to_string)
             .collect();
-        Some(session)
+        Ok(session)
     }
 
     /// Renders a template with the session's words and language.
@@ -285,17 +296,10 @@ async fn login(
     Form(form): Form<LoginForm>,
 ) -> Response {
     let token = form.token.trim().to_string();
-    let probe = Session {
-        csrf: csrf_of(&token),
-        token: token.clone(),
-        name: String::new(),
-        role: String::new(),
-        queues: Vec::new(),
-        lang: language(&headers),
-        client,
-    };
-    let (status, _) = c.call(&probe, Method::GET, "/api/v1/me", None).await;
-    if status != StatusCode::OK || token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return secured(Redirect::to("/console/login?error=bad_token").into_response());
+    }
+    if let Err(status) = c.session_for(token.clone(), &headers, client).await {
         let why = if status == StatusCode::TOO_MANY_REQUESTS { "too_many" } else { "bad_token" };
         return secured(Redirect::to(&format!("/console/login?error={why}")).into_response());
     }
