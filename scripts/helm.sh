@@ -12,7 +12,7 @@
 #   scripts/helm.sh install          install Helm (cached); prints the binary path
 #   scripts/helm.sh lint             helm lint --strict on helm/callahead (default values)
 #   scripts/helm.sh template ARGS... helm template callahead helm/callahead ARGS...
-#   scripts/helm.sh sync-rules       copy rules/*.toml into the chart (helm/callahead/files/rules)
+#   scripts/helm.sh sync-rules       copy rules/*.toml and rules/outreach/ into the chart (files/rules)
 #   scripts/helm.sh run ARGS...      run the pinned helm with ARGS...
 #
 # Notes:
@@ -101,10 +101,11 @@ run_helm() {
 }
 
 cmd_sync_rules() {
-    mkdir -p "$CHART/files/rules"
-    rm -f "$CHART/files/rules/"*.toml
+    mkdir -p "$CHART/files/rules/outreach"
+    rm -f "$CHART/files/rules/"*.toml "$CHART/files/rules/outreach/"*
     cp "$ROOT/rules/"*.toml "$CHART/files/rules/"
-    log "copied $(cd "$ROOT/rules" && ls -- *.toml | tr '\n' ' ')into $CHART/files/rules"
+    cp "$ROOT/rules/outreach/"* "$CHART/files/rules/outreach/"
+    log "copied $(cd "$ROOT/rules" && ls -- *.toml | tr '\n' ' ')and the e-mail templates into $CHART/files/rules"
 }
 
 main() {

@@ -32,6 +32,20 @@ pub fn render_task(task: &Task) -> String {
     }
     let _ = writeln!(out, "  actions: {}", task.context.actions.join(", "));
     let _ = writeln!(out, "  script ({}): {}", task.context.language, task.context.script);
+    if let Some(p) = &task.context.procedure {
+        let known = if p.known { "" } else { ", no procedure of its own" };
+        let _ = writeln!(out, "  procedure for `{}` ({}{known}): {}", p.category, p.team, p.name);
+        for (i, step) in p.steps.iter().enumerate() {
+            let _ = writeln!(out, "    {}. {step}", i + 1);
+        }
+    }
+    for other in &task.context.open_in_other_queue {
+        let _ = writeln!(
+            out,
+            "  also open in {}: {} {} ({:?})",
+            other.queue, other.id, other.title, other.status
+        );
+    }
     out
 }
 

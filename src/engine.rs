@@ -18,7 +18,7 @@ use std::sync::Mutex;
 
 use crate::command::{Command, CommandResult, Refusal};
 use crate::detect::{
-    churn_risk, event_facts, DetectInput, DetectorKind, DetectorParams, Evidence, Phase, Signal,
+    absence, churn_risk, event_facts, DetectInput, DetectorKind, DetectorParams, Evidence, Phase, Signal,
 };
 use crate::event::{Event, EventBody};
 use crate::geo::Point;
@@ -27,7 +27,7 @@ use crate::lifecycle;
 use crate::rules::features::FeatureView;
 use crate::rules::Queue;
 use crate::rules::{Mode, RuleSet};
-use crate::state::{CustomerState, StateStore};
+use crate::state::{CustomerState, StateStore, MAX_PENDING_ABSENCES};
 use crate::task::{ChangeKind, Outcome, Task, TaskChange};
 use crate::time::{Timestamp, DAY, MINUTE};
 
@@ -143,6 +143,7 @@ impl Engine {
             );
             state.apply(event, &self.state.interner);
             evaluate(rules, on, Phase::AfterApply, Some(event), event.ts, state, &mut firings, &mut out.hits);
+            track_absences(rules, event, state);
             if !firings.is_empty() {
                 out.changes = incident::open_or_enrich(firings, state, &event.customer_id);
             }
@@ -153,14 +154,24 @@ impl Engine {
         out
     }
 
-    /// Schedules the customer's silence timer if timer rules exist and none is pending. A
-    /// pending timer re-computes the deadline when it fires, so it is never moved here.
+    /// Schedules the customer's timer if none is pending: the first of its silence deadline,
+    /// its next re-evaluation while a sign of leaving is recent, and its absence deadlines. A
+    /// pending timer re-computes all of them when it fires, so it is only ever moved earlier
+    /// here: by a new absence deadline, or by a new sign of leaving (re-evaluation starts).
     fn schedule(&self, rules: &RuleSet, state: &mut CustomerState, customer_id: &str, now: Timestamp) {
-        if state.timer_at.is_some() {
-            return;
-        }
-        let Some(params) = timer_params(rules) else { return };
-        let Some(deadline) = churn_risk::silence_deadline(state, now, params) else { return };
+        let deadline = match state.timer_at {
+            Some(pending) => {
+                let recheck = timer_params(rules).and_then(|p| churn_risk::next_recheck(state, now, p));
+                match state.absences.iter().map(|a| a.deadline).chain(recheck).min() {
+                    Some(first) if first < pending => first,
+                    _ => return,
+                }
+            }
+            None => match next_due(rules, state, now) {
+                Some(at) => at,
+                None => return,
+            },
+        };
         state.timer_at = Some(deadline);
         self.timers.lock().expect("timer lock poisoned").insert((
             state.partition,
@@ -193,34 +204,29 @@ impl Engine {
             }
             state.timer_at = None;
             out.timer_touched.push((state.partition, customer_id.clone()));
-            let Some(params) = timer_params(rules) else { continue };
-            match churn_risk::silence_deadline(state, at, params) {
-                Some(deadline) if deadline > at => {
-                    // Activity since scheduling moved the deadline: wait for the new one.
-                    state.timer_at = Some(deadline);
-                    self.timers.lock().expect("timer lock poisoned").insert((
-                        partition,
-                        deadline,
-                        customer_id,
-                    ));
-                    continue;
-                }
-                None => continue,
-                Some(_) => {}
-            }
             let mut firings = Vec::new();
-            evaluate(
-                rules,
-                rules.for_timers(),
-                Phase::AfterApply,
-                None,
-                at,
-                state,
-                &mut firings,
-                &mut out.hits,
-            );
+            fire_absences(rules, at, state, &mut firings, &mut out.hits);
+            if let Some(params) = timer_params(rules) {
+                let silent = churn_risk::silence_deadline(state, at, params).is_some_and(|d| d <= at);
+                if silent || churn_risk::has_recent_sign(state, at, params) {
+                    evaluate(
+                        rules,
+                        rules.for_timers(),
+                        Phase::AfterApply,
+                        None,
+                        at,
+                        state,
+                        &mut firings,
+                        &mut out.hits,
+                    );
+                }
+            }
             if !firings.is_empty() {
                 out.changes.extend(incident::open_or_enrich(firings, state, &customer_id));
+            }
+            if let Some(next) = next_due(rules, state, at).filter(|&next| next > at) {
+                state.timer_at = Some(next);
+                self.timers.lock().expect("timer lock poisoned").insert((partition, next, customer_id));
             }
         }
     }
@@ -325,9 +331,91 @@ pub fn learn(state: &mut CustomerState, task: &Task, at: Timestamp) {
     state.trust(&countries, &[]);
 }
 
+/// When the customer's timer is next due, as of `now`: the first of the silence deadline (once
+/// it is later than `now`: a silence already evaluated does not repeat), the next
+/// re-evaluation while a sign of leaving is recent, and the pending absence deadlines.
+fn next_due(rules: &RuleSet, state: &CustomerState, now: Timestamp) -> Option<Timestamp> {
+    let churn = timer_params(rules).map(|p| {
+        let silence = churn_risk::silence_deadline(state, now, p).filter(|&d| d > now);
+        let recheck = churn_risk::next_recheck(state, now, p);
+        silence.into_iter().chain(recheck).min()
+    });
+    let absences = state.absences.iter().map(|a| a.deadline).min();
+    churn.flatten().into_iter().chain(absences).min()
+}
+
+/// Starts and ends the waits of absence rules that this event concerns: an event matching a
+/// rule's `absent` ends its wait (the awaited event came); one matching its `after` starts a
+/// wait if none is pending for the rule (the first anchor is the one that breaches first).
+fn track_absences(rules: &RuleSet, event: &Event, state: &mut CustomerState) {
+    let indexes = rules.absences_for(event.kind());
+    if indexes.is_empty() {
+        return;
+    }
+    for &i in indexes {
+        let rule = &rules.rules[i];
+        let Some(a) = &rule.absence else { continue };
+        let pending = state.absences.iter().any(|p| p.rule == rule.id_hash);
+        // Only what can change something is evaluated: an end while a wait is pending, a start
+        // while none is.
+        let (ends, starts) = {
+            let view = FeatureView::new(Some(event), state, None, None, event.ts);
+            let matches = |kind, when: &Option<crate::rules::expr::Condition>| {
+                event.kind() == kind && when.as_ref().is_none_or(|c| c.eval(&view))
+            };
+            let ends = pending && matches(a.absent, &a.absent_when);
+            (ends, (!pending || ends) && matches(a.after, &a.after_when))
+        };
+        if ends {
+            state.absences.retain(|p| !(p.rule == rule.id_hash && p.at <= event.ts));
+        }
+        if starts
+            && state.absences.len() < MAX_PENDING_ABSENCES
+            && !state.absences.iter().any(|p| p.rule == rule.id_hash)
+        {
+            state.absences.push(absence::pending(rule.id_hash, event, a.within));
+        }
+    }
+}
+
+/// Fires the absence rules whose waits ran out by `now` (in deadline order): cooldown, shadow
+/// and hits as for any rule. A wait whose rule is gone (rules reloaded) is dropped.
+fn fire_absences<'r>(
+    rules: &'r RuleSet,
+    now: Timestamp,
+    state: &mut CustomerState,
+    firings: &mut Vec<Firing<'r>>,
+    hits: &mut Vec<Hit>,
+) {
+    if !state.absences.iter().any(|p| absence::is_due(p, now)) {
+        return;
+    }
+    let mut due: Vec<_> = Vec::new();
+    state.absences.retain(|p| {
+        let is_due = absence::is_due(p, now);
+        if is_due {
+            due.push(p.clone());
+        }
+        !is_due
+    });
+    due.sort_by_key(|p| (p.deadline, p.rule));
+    for p in due {
+        let Some((i, rule)) = rules.absence_rule(p.rule) else { continue };
+        if state.in_cooldown(rule.id_hash, p.deadline, rule.cooldown) {
+            continue;
+        }
+        state.mark_fired(rule.id_hash, p.deadline);
+        let shadow = rule.mode == Mode::Shadow;
+        hits.push(Hit { rule: i, shadow });
+        if !shadow {
+            firings.push(Firing { rule, signal: absence::signal(&p) });
+        }
+    }
+}
+
 /// The parameters of the first rule using a timer-driven detector.
 fn timer_params(rules: &RuleSet) -> Option<&churn_risk::Params> {
-    match rules.first_with(DetectorKind::ChurnRisk)?.detector.as_ref()? {
+    match rules.rules[*rules.for_timers().first()?].detector.as_ref()? {
         DetectorParams::ChurnRisk(p) => Some(p),
         _ => None,
     }
@@ -392,4 +480,61 @@ fn event_signal(event: Option<&Event>, now: Timestamp) -> Signal {
         };
     }
     Signal { at: now, facts, evidence, money_at_risk_eur: money }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::decode;
+
+    const FOLLOW_UP: &str = r#"
+[[rule]]
+id = "no_follow_up"
+queue = "care"
+severity = "medium"
+after = { on = "support_contact", when = "!event.resolved" }
+absent = { on = "support_contact" }
+within = "2d"
+cooldown = "1h"
+actions = ["call_customer"]
+title.en = "No follow-up for {waited_days} days: {anchor_detail}"
+title.ru = "Нет продолжения {waited_days} дн."
+explanation.en = "x"
+explanation.ru = "x"
+script.en = "x"
+script.ru = "x"
+"#;
+
+    fn contact(id: &str, customer: &str, ts: &str, resolved: bool) -> Event {
+        decode(format!(
+            r#"{{"event_id":"{id}","type":"support_contact","customer_id":"{customer}","ts":"{ts}","channel":"phone","reason":"card_blocked","resolved":{resolved}}}"#
+        ).as_bytes())
+        .unwrap()
+    }
+
+    /// One event can end a wait and start the next: each unresolved contact waits for a
+    /// follow-up, every contact is one; the wait that runs out fires at its deadline, once.
+    #[test]
+    fn an_absence_fires_at_its_deadline_only_when_nothing_came() {
+        let rules = RuleSet::from_sources(&[("f.toml".into(), FOLLOW_UP.into())]).unwrap();
+        let engine = Engine::new(EngineConfig { allowed_lateness: 0 });
+        let mut fired = Vec::new();
+        let run = |e: Event, fired: &mut Vec<(String, Timestamp)>| {
+            for c in engine.process(&rules, &e).changes {
+                fired.push((c.task.customer_id.clone(), c.task.signals.last().unwrap().at));
+            }
+        };
+        run(contact("1", "c", "2026-11-01T10:00:00Z", false), &mut fired); // waits until 11-03 10:00
+        run(contact("2", "c", "2026-11-02T10:00:00Z", true), &mut fired); // the follow-up: ends it
+        run(contact("3", "c", "2026-11-04T10:00:00Z", false), &mut fired); // waits until 11-06 10:00
+        run(contact("4", "other", "2026-11-06T09:59:59Z", true), &mut fired); // time passes, not yet
+        assert!(fired.is_empty(), "{fired:?}");
+        assert_eq!(engine.state.customers.get("c").unwrap().absences.len(), 1);
+        run(contact("5", "other", "2026-11-06T10:00:00Z", true), &mut fired); // the deadline passes
+        let deadline = Timestamp::parse_rfc3339("2026-11-06T10:00:00Z").unwrap();
+        assert_eq!(fired, vec![("c".to_string(), deadline)]);
+        assert!(engine.state.customers.get("c").unwrap().absences.is_empty());
+        run(contact("6", "other", "2026-11-09T10:00:00Z", true), &mut fired);
+        assert_eq!(fired.len(), 1, "a wait fires once");
+    }
 }

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod money;
 pub mod outreach;
 pub mod partitions;
+pub mod phrases;
 pub mod recovery;
 pub mod replay;
 pub mod rules;

@@ -230,6 +230,9 @@ pub fn apply(incidents: &mut CustomerIncidents, command: &Command) -> Applied {
     task.updated_at = task.updated_at.max(at);
     let version = task.version;
     let audit = audit(task, command, Some(before));
+    // As of this version: the other queue's open task may have come or gone since the last.
+    let others = crate::incident::open_in_other_queue(&incidents.open, incidents.open[index].queue);
+    incidents.open[index].context.open_in_other_queue = others;
     let task = if kind == ChangeKind::Resolved {
         let task = incidents.open.swap_remove(index);
         incidents.earlier.insert(0, task.summary());
@@ -247,7 +250,7 @@ pub fn apply(incidents: &mut CustomerIncidents, command: &Command) -> Applied {
     };
     Applied {
         result: CommandResult::applied(command, version),
-        change: Some(TaskChange { kind, task, audit, outreach }),
+        change: Some(TaskChange { kind, task, audit, outreach, without_procedure: Vec::new() }),
     }
 }
 
@@ -296,11 +299,18 @@ fn reopen(incidents: &mut CustomerIncidents, command: &Command, note: &str) -> A
     task.version += 1;
     task.updated_at = task.updated_at.max(command.at);
     incidents.earlier.retain(|t| t.id != task.id);
+    task.context.open_in_other_queue = crate::incident::open_in_other_queue(&incidents.open, task.queue);
     let audit = audit(&task, command, Some(before));
     incidents.open.push(task.clone());
     Applied {
         result: CommandResult::applied(command, task.version),
-        change: Some(TaskChange { kind: ChangeKind::Reopened, task, audit, outreach: Vec::new() }),
+        change: Some(TaskChange {
+            kind: ChangeKind::Reopened,
+            task,
+            audit,
+            outreach: Vec::new(),
+            without_procedure: Vec::new(),
+        }),
     }
 }
 
@@ -376,6 +386,8 @@ mod tests {
                 earlier_tasks: Vec::new(),
                 actions: Vec::new(),
                 script: String::new(),
+                procedure: None,
+                open_in_other_queue: Vec::new(),
             },
             work: Workflow::default(),
         }
@@ -398,6 +410,20 @@ mod tests {
 
     fn resolve(outcome: Outcome) -> Action {
         Action::Resolve { outcome, note: "done".into() }
+    }
+
+    #[test]
+    fn every_version_names_the_other_queues_open_task_as_it_then_is() {
+        let mut inc = incidents();
+        inc.open.push(task(Queue::Care, 0));
+        let claimed = apply(&mut inc, &cmd("1", "ana", Role::FraudAgent, 10, Action::Claim)).change.unwrap();
+        let others: Vec<_> =
+            claimed.task.context.open_in_other_queue.iter().map(|t| (t.queue, t.status)).collect();
+        assert_eq!(others, [(Queue::Care, TaskStatus::Open)]);
+        inc.open.retain(|t| t.queue == Queue::Fraud);
+        let noted =
+            apply(&mut inc, &cmd("2", "ana", Role::FraudAgent, 11, Action::Note { text: "x".into() }));
+        assert!(noted.change.unwrap().task.context.open_in_other_queue.is_empty(), "the care task is gone");
     }
 
     #[test]

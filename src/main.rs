@@ -306,8 +306,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rules { command: RulesCommand::Check { dir } } => {
             let Some(set) = load_rules(&dir)? else { return Ok(ExitCode::FAILURE) };
             let shadow = set.rules.iter().filter(|r| r.mode == callahead::rules::Mode::Shadow).count();
+            let procedures = match set.playbook.categories().count() {
+                0 if set.playbook.is_empty() => String::new(),
+                n => format!(", {n} complaint procedures and the default"),
+            };
             println!(
-                "{}: {} rules OK ({} live, {} shadow)",
+                "{}: {} rules OK ({} live, {} shadow){procedures}",
                 dir.display(),
                 set.rules.len(),
                 set.rules.len() - shadow,

@@ -19,6 +19,7 @@ pub struct Metrics {
     pub engine_seconds: Histogram,
     pub signals: IntCounterVec,
     pub task_changes: IntCounterVec,
+    pub complaints_without_procedure: IntCounter,
     pub tasks_open: IntGaugeVec,
     pub consumer_lag: IntGaugeVec,
     pub end_to_end_seconds: Histogram,
@@ -49,10 +50,41 @@ pub struct Metrics {
     pub api_seconds: HistogramVec,
     pub auth_failures: IntCounter,
     pub emails: IntCounterVec,
+    pub emails_suppressed: IntCounterVec,
     pub email_first_contact_seconds: Histogram,
     pub customer_answers: IntCounterVec,
     pub answer_seconds: Histogram,
+    pub task_step_seconds: HistogramVec,
 }
+
+/// Every reason an input or command message is refused with (`DecodeError::reason_code`,
+/// `CommandError::reason_code`, and the two key checks of `serve`), exported at zero from the
+/// start so that a dashboard or an alert sees each one before the first refusal.
+pub const REFUSAL_REASONS: [&str; 9] = [
+    "oversized",
+    "malformed_json",
+    "unknown_type",
+    "missing_field",
+    "invalid_field",
+    "key_mismatch",
+    "missing_key",
+    "invalid_command",
+    "invalid_command_field",
+];
+
+/// Why the outreach policy suppresses an e-mail (`callahead_emails_suppressed_total{reason}`;
+/// `outreach::policy::Decision::Suppress`'s codes).
+pub const EMAIL_SUPPRESSIONS: [&str; 7] =
+    ["no_consent", "unsubscribed", "cap_day", "cap_week", "answered", "no_address", "resolved"];
+
+/// The results an e-mail job is counted under (`callahead_emails_total{result}`).
+pub const EMAIL_RESULTS: [&str; 5] = ["sent", "deferred", "suppressed", "retried", "failed"];
+
+/// The steps of a task measured by `callahead_task_step_seconds{step}`.
+pub const TASK_STEPS: [&str; 3] = ["claim", "first_contact", "resolve"];
+
+/// The queues (`rules::Queue`), for the per-queue series exported at zero.
+const QUEUES: [&str; 2] = ["fraud", "care"];
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).expect("valid metric");
@@ -120,7 +152,30 @@ impl Metrics {
         )
         .expect("valid metric");
         r.register(Box::new(rule_precision.clone())).expect("unique metric");
+        let task_step_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "callahead_task_step_seconds",
+                "Time from a task opening (its first signal) to a step, by queue and step: claim (taken by an agent while nobody held it), first_contact (the customer first reached) and resolve.",
+            )
+            .buckets(vec![
+                60.0,
+                300.0,
+                900.0,
+                1800.0,
+                3600.0,
+                2.0 * 3600.0,
+                4.0 * 3600.0,
+                8.0 * 3600.0,
+                86400.0,
+                3.0 * 86400.0,
+                7.0 * 86400.0,
+            ]),
+            &["queue", "step"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(task_step_seconds.clone())).expect("unique metric");
         let m = Metrics {
+            task_step_seconds,
             api_seconds,
             rule_precision,
             commands: counter_vec(
@@ -152,6 +207,12 @@ impl Metrics {
                 "callahead_emails_total",
                 "E-mails to customers by template and result (sent, deferred, suppressed, retried, failed).",
                 &["template", "result"],
+            ),
+            emails_suppressed: counter_vec(
+                &r,
+                "callahead_emails_suppressed_total",
+                "E-mails the policy suppressed, by template and reason (no_consent, unsubscribed, cap_day, cap_week, answered, no_address, resolved).",
+                &["template", "reason"],
             ),
             email_first_contact_seconds: histogram(
                 &r,
@@ -215,6 +276,11 @@ impl Metrics {
                 "callahead_task_changes_total",
                 "Tasks opened or enriched, by queue, rule and priority.",
                 &["change", "queue", "rule", "priority"],
+            ),
+            complaints_without_procedure: counter(
+                &r,
+                "callahead_complaints_without_procedure_total",
+                "Complaints that opened or enriched a care task in a category the complaint playbook has no procedure for (the default procedure was shown; the category is logged, and is the task's context.procedure.category).",
             ),
             tasks_open: gauge_vec(
                 &r,
@@ -318,7 +384,75 @@ impl Metrics {
             registry: r,
         };
         m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        m.export_known_labels();
         m
+    }
+
+    /// Creates, at zero, the series of every label value known without configuration, so that
+    /// they are scraped before their first event: a rate over them is then 0, not absent.
+    fn export_known_labels(&self) {
+        for reason in REFUSAL_REASONS {
+            self.events_invalid.with_label_values(&[reason]);
+        }
+        for result in ["ok", "refused"] {
+            self.rule_reloads.with_label_values(&[result]);
+        }
+        for answer in ["yes", "no", "unsubscribe"] {
+            self.customer_answers.with_label_values(&[answer]);
+        }
+        for reason in ["already_applied", "not_owned"] {
+            self.messages_skipped.with_label_values(&[reason]);
+        }
+        for stage in ["engine", "store", "publish"] {
+            self.batch_seconds.with_label_values(&[stage]);
+        }
+        for form in ["memory", "stored"] {
+            self.state_bytes.with_label_values(&[form]);
+        }
+        // What the alerts on SLA breaches and expired claims count.
+        for action in ["escalate", "expire_claim"] {
+            for result in ["applied", "conflict"] {
+                self.commands.with_label_values(&[action, result]);
+            }
+        }
+        for queue in QUEUES {
+            self.tasks_open.with_label_values(&[queue]);
+            self.tasks_overdue.with_label_values(&[queue]);
+            for step in TASK_STEPS {
+                self.task_step_seconds.with_label_values(&[queue, step]);
+            }
+        }
+    }
+
+    /// Creates, at zero, the series that depend on the rule set: firings of each rule in its mode
+    /// (`live` or `shadow`), each outcome a rule's tasks can end with, and every result of each
+    /// e-mail template the rules use. Called when a rule set is loaded; series of rules since
+    /// removed stay (a counter never goes back).
+    pub fn export_rule_labels<'a>(
+        &self,
+        rules: impl IntoIterator<Item = (&'a str, &'a str)>,
+        outcomes: impl IntoIterator<Item = (&'a str, &'a str)>,
+        templates: impl IntoIterator<Item = &'a str>,
+    ) {
+        for (rule, mode) in rules {
+            self.signals.with_label_values(&[rule, mode]);
+        }
+        for (rule, outcome) in outcomes {
+            self.task_outcomes.with_label_values(&[rule, outcome]);
+        }
+        for template in templates {
+            for result in EMAIL_RESULTS {
+                self.emails.with_label_values(&[template, result]);
+            }
+            for reason in EMAIL_SUPPRESSIONS {
+                self.emails_suppressed.with_label_values(&[template, reason]);
+            }
+        }
+    }
+
+    /// Queues the per-queue gauges are exported for.
+    pub fn queues() -> &'static [&'static str] {
+        &QUEUES
     }
 
     /// The text exposition format for `/metrics`.
@@ -351,5 +485,48 @@ mod tests {
             assert!(text.contains(&format!("# HELP {name} ")), "{name}");
         }
         assert!(text.contains(r#"callahead_events_invalid_total{reason="malformed_json"} 1"#));
+    }
+
+    #[test]
+    fn known_label_values_are_exported_at_zero() {
+        let m = Metrics::new();
+        m.export_rule_labels(
+            [("impossible_travel", "live"), ("trial", "shadow")],
+            [("impossible_travel", "legitimate")],
+            ["fraud_confirmation"],
+        );
+        let text = m.render();
+        for line in [
+            r#"callahead_events_invalid_total{reason="missing_key"} 0"#,
+            r#"callahead_rule_reloads_total{result="refused"} 0"#,
+            r#"callahead_customer_answers_total{answer="no"} 0"#,
+            r#"callahead_tasks_overdue{queue="care"} 0"#,
+            r#"callahead_task_step_seconds_count{queue="fraud",step="first_contact"} 0"#,
+            r#"callahead_signals_total{mode="shadow",rule="trial"} 0"#,
+            r#"callahead_emails_total{result="failed",template="fraud_confirmation"} 0"#,
+            r#"callahead_task_outcomes_total{outcome="legitimate",rule="impossible_travel"} 0"#,
+            r#"callahead_commands_total{action="expire_claim",result="applied"} 0"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+    }
+
+    #[test]
+    fn refusal_reasons_cover_what_decoding_refuses() {
+        let bad: [&[u8]; 5] = [
+            &[b' '; crate::event::MAX_EVENT_BYTES + 1],
+            b"{not json",
+            br#"{"event_id":"e","type":"teleport","customer_id":"c","ts":"2026-06-01T00:00:00Z"}"#,
+            br#"{"event_id":"e","type":"login","customer_id":"c","ts":"2026-06-01T00:00:00Z"}"#,
+            br#"{"event_id":"e","type":"complaint","customer_id":"c","ts":"yesterday","category":"x","severity":"low"}"#,
+        ];
+        for bytes in bad {
+            let reason = crate::event::decode(bytes).expect_err("refused").reason_code();
+            assert!(REFUSAL_REASONS.contains(&reason), "{reason}");
+        }
+        for bytes in [&b"{"[..], br#"{"command_id":""}"#] {
+            let reason = crate::command::decode(bytes).expect_err("refused").reason_code();
+            assert!(REFUSAL_REASONS.contains(&reason), "{reason}");
+        }
     }
 }

@@ -61,6 +61,9 @@ pub struct Recovery {
     /// The group gave this instance its first assignment (possibly empty) and it was restored.
     assigned: AtomicBool,
     runtime: tokio::runtime::Handle,
+    /// The running rules: what a checkpoint does not keep of a task (its complaint procedure)
+    /// is derived again from their playbook when a customer is restored.
+    rules: Option<crate::serve::SharedRules>,
 }
 
 impl Recovery {
@@ -85,7 +88,16 @@ impl Recovery {
             writing: tokio::sync::Mutex::new(()),
             stored_mean: AtomicU64::new(0),
             runtime: tokio::runtime::Handle::current(),
+            rules: None,
         }
+    }
+
+    /// Restores customers with the running rules' playbook (see [`incident::restore_context`]).
+    ///
+    /// [`incident::restore_context`]: crate::incident::restore_context
+    pub fn with_rules(mut self, rules: crate::serve::SharedRules) -> Recovery {
+        self.rules = Some(rules);
+        self
     }
 
     /// The owned partitions' bookkeeping.
@@ -317,6 +329,8 @@ impl Recovery {
             };
             let mut corrupt = 0u64;
             let mut restored = 0u64;
+            let playbook =
+                self.rules.as_ref().map(|r| r.read().expect("rules lock poisoned").playbook.clone());
             let engine = &self.engine;
             let metrics = &self.metrics;
             let mut last = crate::store::RestoreProgress::default();
@@ -326,7 +340,10 @@ impl Recovery {
                     &self.group,
                     partition,
                     |id, body| match codec::decode(&body, &engine.state.interner) {
-                        Ok(state) => {
+                        Ok(mut state) => {
+                            if let Some(playbook) = &playbook {
+                                crate::incident::restore_context(&mut state, playbook);
+                            }
                             restored += 1;
                             engine.restore(partition, i64::MIN, [(id.into_boxed_str(), state)]);
                         }

@@ -31,6 +31,9 @@ pub struct Summary {
     /// Shadow rule firings by rule id: what those rules would have opened.
     pub shadow_hits: BTreeMap<String, u64>,
     pub task_changes: u64,
+    /// Complaints (opening or enriching a care task) by category, for categories the complaint
+    /// playbook has no procedure for.
+    pub without_procedure: BTreeMap<String, u64>,
     pub elapsed: Duration,
 }
 
@@ -78,6 +81,9 @@ impl<'r> Replay<'r> {
         }
         for change in out.changes {
             self.summary.task_changes += 1;
+            for category in &change.without_procedure {
+                *self.summary.without_procedure.entry(category.clone()).or_default() += 1;
+            }
             self.tasks.insert(change.task.id.clone(), change.task);
         }
     }
@@ -141,6 +147,12 @@ impl Summary {
         }
         for (r, n) in &self.shadow_hits {
             let _ = writeln!(out, "  shadow rule {r}: would have fired {n} times (paged nobody)");
+        }
+        for (category, n) in &self.without_procedure {
+            let _ = writeln!(
+                out,
+                "  complaint category `{category}` has no procedure in the playbook: {n} complaint(s)"
+            );
         }
         let _ = writeln!(
             out,

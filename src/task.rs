@@ -208,6 +208,31 @@ pub struct TaskSummary {
     pub opened_at: Timestamp,
 }
 
+/// The procedure for the complaint a care task is about, from the complaint playbook, in the
+/// task's language.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Procedure {
+    /// The complaint's category as the complaint gave it.
+    pub category: String,
+    /// False when the playbook has no procedure for this category: the default one is shown.
+    pub known: bool,
+    /// The category's name (for an unknown category, the default's name, which says so).
+    pub name: String,
+    /// The team that owns complaints of this category.
+    pub team: String,
+    /// Time to resolve the complaint, in hours.
+    pub sla_hours: f64,
+    /// Whether the agent may offer compensation.
+    pub compensation: bool,
+    /// The most the agent may offer, in euros; none when there is no limit (or no compensation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compensation_max_eur: Option<f64>,
+    /// What the agent does, in order.
+    pub steps: Vec<String>,
+    /// What the agent says.
+    pub script: String,
+}
+
 /// Everything an agent needs to "know who I am and why you contacted me".
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TaskContext {
@@ -224,6 +249,13 @@ pub struct TaskContext {
     pub actions: Vec<String>,
     /// What the agent can say, in the customer's language.
     pub script: String,
+    /// The procedure of the complaint the task is about (care tasks whose signals involve a
+    /// complaint).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub procedure: Option<Procedure>,
+    /// The customer's open task in the other queue (a fraud check while care calls, or the
+    /// other way round), as of this version: both teams see each other's work.
+    pub open_in_other_queue: Vec<TaskSummary>,
 }
 
 /// A task for a fraud or care agent.
@@ -366,6 +398,10 @@ pub struct TaskChange {
     /// with the task version.
     #[serde(skip)]
     pub outreach: Vec<crate::rules::Outreach>,
+    /// Complaint categories this change met that the playbook has no procedure for (the
+    /// service counts them).
+    #[serde(skip)]
+    pub without_procedure: Vec<String>,
 }
 
 impl TaskChange {
@@ -383,6 +419,6 @@ impl TaskChange {
             before,
             after: AuditView::of(&task),
         };
-        TaskChange { kind, task, audit, outreach: Vec::new() }
+        TaskChange { kind, task, audit, outreach: Vec::new(), without_procedure: Vec::new() }
     }
 }

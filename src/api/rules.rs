@@ -133,7 +133,9 @@ pub async fn validate(
 ) -> Result<Json<Validation>, Problem> {
     let file = q.file.unwrap_or_else(|| "posted.toml".to_string());
     let text = std::str::from_utf8(&body).map_err(|_| Problem::bad_request("the rule file is not UTF-8"))?;
-    let (rules, errors) = parse_rules(&file, text);
+    let (rules, mut errors) = parse_rules(&file, text);
+    // Its complaint procedures too (each on its own: the default may be in another file).
+    errors.extend(crate::rules::playbook::parse_procedures(&file, text).1);
     Ok(Json(Validation {
         valid: errors.is_empty(),
         rules: if errors.is_empty() { rules.len() } else { 0 },

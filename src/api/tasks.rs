@@ -244,11 +244,87 @@ pub fn audit_entry(a: AuditRow) -> AuditEntry {
     }
 }
 
+/// A task as the engine wrote it. The README's "Task format" has every field; the schema names
+/// the ones clients most rely on (other fields are allowed).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(as = Task)]
+pub struct TaskDoc {
+    id: String,
+    version: i64,
+    customer_id: String,
+    #[schema(pattern = "^(fraud|care)$")]
+    queue: String,
+    #[schema(pattern = "^(open|claimed|contacted|resolved)$")]
+    status: String,
+    #[schema(minimum = 1, maximum = 4)]
+    priority: i64,
+    title: String,
+    explanation: String,
+    context: TaskContextDoc,
+}
+
+/// What the agent needs: the parts described here, and the rest (README, "Task format").
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(as = TaskContext)]
+pub struct TaskContextDoc {
+    /// Language of the task's texts: `en` or `ru`.
+    language: String,
+    /// What the agent can say, in the task's language.
+    script: String,
+    actions: Vec<String>,
+    /// The complaint's procedure (care tasks about a complaint only).
+    procedure: Option<ProcedureDoc>,
+    /// The customer's open task in the other queue, as of this version (absent in versions
+    /// written before the field existed).
+    open_in_other_queue: Option<Vec<TaskLinkDoc>>,
+}
+
+/// The procedure of a complaint's category, from the complaint playbook, in the task's language.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(as = Procedure)]
+pub struct ProcedureDoc {
+    /// The complaint's category as the complaint gave it.
+    category: String,
+    /// False when the playbook has no procedure for the category (the default one is shown).
+    known: bool,
+    name: String,
+    /// The team that owns the category.
+    team: String,
+    /// Time to resolve the complaint, in hours.
+    sla_hours: f64,
+    /// Whether the agent may offer compensation.
+    compensation: bool,
+    /// The most the agent may offer, in euros (absent: no limit, or no compensation).
+    compensation_max_eur: Option<f64>,
+    /// What the agent does, in order.
+    steps: Vec<String>,
+    /// What the agent says.
+    script: String,
+}
+
+/// Another task of the same customer.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(as = TaskLink)]
+pub struct TaskLinkDoc {
+    id: String,
+    #[schema(pattern = "^(fraud|care)$")]
+    queue: String,
+    title: String,
+    #[schema(pattern = "^(open|claimed|contacted|resolved)$")]
+    status: String,
+    #[schema(value_type = String, format = DateTime)]
+    opened_at: String,
+}
+
 /// A task with its full context, its versions and its audit trail.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TaskDetail {
     /// The task as the engine wrote it (see the README's task format).
-    #[schema(value_type = Object)]
+    #[schema(value_type = TaskDoc)]
     pub task: serde_json::Value,
     pub overdue: bool,
     pub versions: Vec<VersionInfo>,
@@ -295,7 +371,7 @@ pub async fn get_task(
     params(("id" = String, Path), ("version" = i64, Path)),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "That version of the task", body = Object),
+        (status = 200, description = "That version of the task", body = TaskDoc),
         (status = 400, description = "Bad request", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such task or version", body = Problem, content_type = "application/problem+json"),
@@ -385,7 +461,7 @@ macro_rules! action_doc {
             request_body(content = $body, content_type = "application/json"),
             security(("bearer" = [])),
             responses(
-                (status = 200, description = $what, body = Object),
+                (status = 200, description = $what, body = TaskDoc),
                 (status = 202, description = "Accepted; the engine has not applied it yet", body = Pending),
                 (status = 400, description = "Bad request", body = Problem, content_type = "application/problem+json"),
                 (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
@@ -605,7 +681,7 @@ pub async fn snooze(
     params(("queue" = String, Path, description = "`fraud` or `care`", pattern = "^(fraud|care)$")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The most urgent unclaimed task, now claimed by the caller", body = Object),
+        (status = 200, description = "The most urgent unclaimed task, now claimed by the caller", body = TaskDoc),
         (status = 204, description = "No unclaimed task in the queue"),
         (status = 400, description = "Bad request", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
@@ -654,7 +730,7 @@ pub async fn next(
     params(("id" = String, Path, description = "As in a 202's `command_id`", pattern = "^[A-Za-z0-9_.:-]{1,200}$")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Applied: the task as it then was", body = Object),
+        (status = 200, description = "Applied: the task as it then was", body = TaskDoc),
         (status = 202, description = "Not applied yet (or no such command yet)", body = Pending),
         (status = 400, description = "Not a command id", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),

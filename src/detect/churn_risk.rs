@@ -10,6 +10,7 @@
 use serde::Deserialize;
 
 use super::{DetectInput, Evidence, Fact, Signal};
+use crate::event::EventKind;
 use crate::rules::expr::Type;
 use crate::state::CustomerState;
 use crate::time::{Span, Timestamp, DAY};
@@ -48,13 +49,22 @@ impl Default for Params {
     }
 }
 
-/// Facts of a churn-risk signal.
+/// Facts of a churn-risk signal: the score, each sign as a number (so that a rule can tell
+/// which signs were found, e.g. to pick the script that fits), and `reasons`, the signs' codes
+/// (`silent`, `activity_drop`, `moved_money`, `product_closed`, `complaints`) joined by `,`,
+/// which a task shows in words in its language.
 pub const FACTS: &[(&str, Type)] = &[
     ("score", Type::Num),
     ("reasons", Type::Str),
     ("days_silent", Type::Num),
     ("typical_weekly", Type::Num),
     ("recent_weekly", Type::Num),
+    ("silent", Type::Num),
+    ("activity_drop", Type::Num),
+    ("moved_eur", Type::Num),
+    ("product_closed", Type::Num),
+    ("complaints", Type::Num),
+    ("complaint_category", Type::Str),
 ];
 
 /// Weeks of history needed before the activity baseline is trusted.
@@ -72,51 +82,94 @@ pub fn silence_deadline(state: &CustomerState, now: Timestamp, p: &Params) -> Op
     Some(last.plus(((p.silence_gaps * typical_gap) as i64).max(p.min_silence.0)))
 }
 
+/// True while a sign of leaving (money moved to an own account elsewhere, a product closed, a
+/// complaint) is within the look-back: until it ages out, a drop against the customer's own
+/// normal can become visible as time passes with no further event, so the customer is
+/// re-evaluated by timer.
+pub fn has_recent_sign(state: &CustomerState, now: Timestamp, p: &Params) -> bool {
+    let recent = |at: Timestamp| at <= now && now.millis_since(at) < p.lookback.0;
+    state
+        .churn
+        .own_transfer_out
+        .is_some_and(|(at, eur)| recent(at) && f64::from(eur) >= p.min_own_transfer_eur)
+        || state.churn.product_closed.is_some_and(|(at, _)| recent(at))
+        || state.complaints.iter().any(|c| recent(c.at))
+}
+
+/// How often a customer with a recent sign of leaving is re-evaluated: at every UTC midnight of
+/// event time (aligned, so the points are the same whenever the timer was set, and a drop is
+/// found within a day of becoming visible).
+pub const RECHECK: i64 = DAY;
+
+/// The next re-evaluation point strictly after `now`, while a sign is recent.
+pub fn next_recheck(state: &CustomerState, now: Timestamp, p: &Params) -> Option<Timestamp> {
+    has_recent_sign(state, now, p).then(|| Timestamp((now.0.div_euclid(RECHECK) + 1) * RECHECK))
+}
+
 /// Scores the signs of leaving as of `input.now` (state includes the event, if any).
 pub fn detect(input: &DetectInput<'_>, p: &Params) -> Option<Signal> {
     let state = input.state;
     let now = input.now;
     let recent = |at: Timestamp| at <= now && now.millis_since(at) <= p.lookback.0;
     let mut score = 0u32;
-    let mut reasons: Vec<String> = Vec::new();
+    let mut reasons: Vec<&str> = Vec::new();
+    let (mut silent, mut drop, mut moved_eur, mut closed) = (0.0, 0.0, 0.0, 0.0);
     let last = state.activity.last?;
     let typical = state.activity.typical_weekly(now, MIN_WEEKS).unwrap_or(0.0);
     let recent_weekly = state.activity.recent_weekly(now);
     let days_silent = (now.millis_since(last) / DAY).max(0);
     if silence_deadline(state, now, p).is_some_and(|deadline| now >= deadline) {
         score += 2;
-        reasons.push(format!("silent for {days_silent} days (usually {typical:.1} events a week)"));
+        silent = 1.0;
+        reasons.push("silent");
     } else if typical >= p.min_typical_weekly && recent_weekly < p.drop_ratio * typical {
         score += 2;
-        reasons.push(format!("activity fell to {recent_weekly:.1} events a week from a usual {typical:.1}"));
+        drop = 1.0;
+        reasons.push("activity_drop");
     }
     let mut money_at_risk = 0.0;
     if let Some((at, eur)) = state.churn.own_transfer_out {
         if recent(at) && f64::from(eur) >= p.min_own_transfer_eur {
             score += 2;
             money_at_risk = f64::from(eur);
-            reasons.push(format!("moved {eur:.0} EUR to their own account at another bank"));
+            moved_eur = f64::from(eur).round();
+            reasons.push("moved_money");
         }
     }
     if state.churn.product_closed.is_some_and(|(at, _)| recent(at)) {
         score += 1;
-        reasons.push("closed a product without replacing it".to_string());
+        closed = 1.0;
+        reasons.push("product_closed");
     }
     let complaints = state.complaints.iter().filter(|c| recent(c.at)).count();
     if complaints > 0 {
         score += 1;
-        reasons.push(format!("{complaints} complaint(s) recently"));
+        reasons.push("complaints");
     }
     if score < p.min_score {
         return None;
     }
-    let facts = vec![
+    let mut facts = vec![
         ("score", Fact::Num(f64::from(score))),
-        ("reasons", Fact::Text(reasons.join("; "))),
+        ("reasons", Fact::Text(reasons.join(","))),
         ("days_silent", Fact::Num(days_silent as f64)),
         ("typical_weekly", Fact::Num((typical * 10.0).round() / 10.0)),
         ("recent_weekly", Fact::Num((recent_weekly * 10.0).round() / 10.0)),
+        ("silent", Fact::Num(silent)),
+        ("activity_drop", Fact::Num(drop)),
+        ("moved_eur", Fact::Num(moved_eur)),
+        ("product_closed", Fact::Num(closed)),
+        ("complaints", Fact::Num(complaints as f64)),
     ];
+    // The latest recent complaint's category, while the history still holds it.
+    let category = state
+        .history
+        .iter_newest_first()
+        .find(|h| h.kind == EventKind::Complaint && recent(h.at))
+        .and_then(|h| h.detail.as_deref());
+    if let (true, Some(category)) = (complaints > 0, category) {
+        facts.push(("complaint_category", Fact::Text(category.to_string())));
+    }
     let evidence = input.event.map(Evidence::from_event).into_iter().collect();
     Some(Signal { at: now, facts, evidence, money_at_risk_eur: money_at_risk })
 }
@@ -162,7 +215,12 @@ mod tests {
         let s = run(&events, at("2026-09-05T00:00:00Z")).expect("churn risk");
         assert_eq!(s.num("score"), Some(3.0));
         let Some(Fact::Text(reasons)) = s.fact("reasons") else { panic!() };
-        assert!(reasons.contains("silent for"), "{reasons}");
+        assert_eq!(reasons, "silent,complaints");
+        assert_eq!(
+            (s.num("silent"), s.num("activity_drop"), s.num("moved_eur")),
+            (Some(1.0), Some(0.0), Some(0.0))
+        );
+        assert_eq!(s.fact("complaint_category"), Some(&Fact::Text("fees".into())));
     }
 
     #[test]
@@ -199,5 +257,12 @@ mod tests {
         let s = run(&events, at("2026-08-08T10:00:00Z")).expect("churn risk");
         assert_eq!(s.num("score"), Some(3.0));
         assert_eq!(s.money_at_risk_eur, 4000.0);
+        // Moved money while still active: a rule can tell this from silence.
+        assert_eq!(
+            (s.num("moved_eur"), s.num("silent"), s.num("activity_drop")),
+            (Some(4000.0), Some(0.0), Some(0.0))
+        );
+        assert_eq!(s.num("product_closed"), Some(1.0));
+        assert_eq!(s.fact("complaint_category"), None, "no complaint");
     }
 }

@@ -1,5 +1,6 @@
 //! Complaint escalation: a high-severity complaint, or repeated complaints in a window. Every
-//! complaint has a category and every category a known procedure (the rule's script).
+//! complaint has a category, and every category a procedure in the complaint playbook
+//! (`rules::playbook`), which the task carries; the detector only says which category.
 
 use serde::Deserialize;
 

@@ -9,6 +9,7 @@
 //! unknown fields), a `FACTS` list and a `detect` function; add it to [`DetectorKind`] and
 //! [`DetectorParams`] below.
 
+pub mod absence;
 pub mod account_takeover;
 pub mod amount_anomaly;
 pub mod card_testing;
@@ -72,6 +73,11 @@ pub struct Evidence {
     pub lat: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lon: Option<f64>,
+    /// What was seen, without words: the task puts `summary` into its own language from it
+    /// (`phrases::evidence`). Not part of the task's JSON, and not kept once the task has its
+    /// summary.
+    #[serde(skip)]
+    pub body: Option<Box<EventBody>>,
 }
 
 impl Evidence {
@@ -88,6 +94,7 @@ impl Evidence {
             card_id: None,
             lat: None,
             lon: None,
+            body: Some(Box::new(event.body.clone())),
         };
         match &event.body {
             EventBody::CustomerProfile(_) => e.summary = "profile updated".into(),
@@ -163,6 +170,19 @@ impl Evidence {
             // Stored as f32: round away the float noise (1e-4 degrees is about 10 m).
             lat: Some((f64::from(u.lat) * 1e4).round() / 1e4),
             lon: Some((f64::from(u.lon) * 1e4).round() / 1e4),
+            body: Some(Box::new(EventBody::CardTransaction(crate::event::CardTransaction {
+                card_id: card_id.to_string(),
+                money: u.money,
+                channel: u.channel,
+                approved: true,
+                merchant_name: u.merchant.to_string(),
+                mcc: None,
+                place: crate::event::Place {
+                    country: u.country,
+                    city: u.city.to_string(),
+                    point: Some(crate::geo::Point { lat: f64::from(u.lat), lon: f64::from(u.lon) }),
+                },
+            }))),
         }
     }
 }
@@ -390,6 +410,7 @@ pub const EVENT_FACTS: &[(&str, Type)] = &[
     ("city", Type::Str),
     ("country", Type::Str),
     ("channel", Type::Str),
+    ("category", Type::Str),
 ];
 
 /// The [`EVENT_FACTS`] of an event.
@@ -410,6 +431,7 @@ pub fn event_facts(event: &Event, facts: &mut Vec<(&'static str, Fact)>) {
                 facts.push(("country", Fact::Text(g.country.to_string())));
             }
         }
+        EventBody::Complaint(c) => facts.push(("category", Fact::Text(c.category.clone()))),
         _ => {}
     }
 }

@@ -558,6 +558,56 @@ fn plant_scenarios(
     history(&mut w, rng, LONDON, "np-k1", 30.0, 1, 10);
     w.card(day(43).plus(10 * HOUR), "np-k1", "atm", 200.0, LONDON, "London ATM", true);
     w.card(day(43).plus(11 * HOUR), "np-k1", "card_present", 900.0, NEW_YORK, "5th Avenue Store", true);
+
+    // A complaint in a category the playbook has no procedure for: escalated with the default
+    // procedure, and the task says the category has none.
+    let c =
+        scenario("high-severity complaint in a category without a procedure", Some("complaint_escalation"));
+    let mut w = Writer { customer: c, events, next_id: 0 };
+    w.profile(day(0), "Ivan Sokolov", "mass", "ru", MADRID);
+    w.complaint(day(44), "branch_closure", "high");
+
+    // Two complaints about fees in a week.
+    let c = scenario("two complaints about fees in a week", Some("complaint_escalation"));
+    let mut w = Writer { customer: c, events, next_id: 0 };
+    w.profile(day(0), "Emma Wilson", "mass", "en", LONDON);
+    w.complaint(day(45), "fees", "medium");
+    w.complaint(day(47), "fees", "low");
+
+    // Both queues at once: the card is tested online (fraud), then the customer complains about
+    // the card (care); each task names the other.
+    let c = scenario("card tested online, then a complaint about the card", Some("card_testing"));
+    let mut w = Writer { customer: c.clone(), events, next_id: 0 };
+    w.profile(day(0), "Maria Orlova", "mass", "ru", PARIS);
+    history(&mut w, rng, PARIS, "bq-k1", 30.0, 1, 20);
+    for i in 0..5 {
+        w.card(
+            day(46).plus(4 * HOUR + i * MINUTE),
+            "bq-k1",
+            "ecommerce",
+            1.0,
+            NEW_YORK,
+            "Tiny Donations",
+            false,
+        );
+    }
+    w.complaint(day(46).plus(6 * HOUR), "card", "high");
+
+    // A large payment in a country the customer never told us about (the shadow rule
+    // `large_payment_untrusted_country` counts it; the amount anomaly pages).
+    let c = scenario("large payment abroad without a travel notice", Some("amount_anomaly"));
+    let mut w = Writer { customer: c, events, next_id: 0 };
+    w.profile(day(0), "John Smith", "mass", "en", LONDON);
+    history(&mut w, rng, LONDON, "lp-k1", 30.0, 1, 20);
+    w.card(day(48).plus(15 * HOUR), "lp-k1", "card_present", 1_200.0, NEW_YORK, "Electronics Store", true);
+
+    // A new card that is never used (the shadow rule `new_card_unused` counts it; nobody is
+    // paged).
+    let c = scenario("new card never used", None);
+    let mut w = Writer { customer: c, events, next_id: 0 };
+    w.profile(day(0), "Olga Ivanova", "mass", "ru", MADRID);
+    history(&mut w, rng, MADRID, "nc-k1", 25.0, 1, 20);
+    w.product(day(25), "card", "open");
 }
 
 #[cfg(test)]

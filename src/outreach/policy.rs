@@ -81,6 +81,9 @@ pub struct Facts<'a> {
     pub sent_last_day: i64,
     pub sent_last_week: i64,
     pub answered_recently: bool,
+    /// Until when a fraud contact with the customer is in progress (an e-mail sent in the last
+    /// day, or an agent holding a fraud task), if one is: care e-mails wait for it.
+    pub fraud_contact_until: Option<Timestamp>,
 }
 
 /// What to do with the e-mail now.
@@ -92,8 +95,10 @@ pub enum Decision {
         until: Timestamp,
         reason: String,
     },
-    /// Never: why.
+    /// Never: why (`code` is a short label for metrics: `resolved`, `no_address`, `no_consent`,
+    /// `unsubscribed`, `answered`, `cap_day`, `cap_week`).
     Suppress {
+        code: &'static str,
         reason: String,
     },
 }
@@ -101,23 +106,24 @@ pub enum Decision {
 impl Policy {
     /// The decision for one e-mail.
     pub fn decide(&self, f: &Facts<'_>) -> Decision {
-        let suppress = |reason: &str| Decision::Suppress { reason: reason.to_string() };
+        let suppress = |code, reason: &str| Decision::Suppress { code, reason: reason.to_string() };
         if f.task_resolved {
-            return suppress("the task is already resolved");
+            return suppress("resolved", "the task is already resolved");
         }
         if f.email.is_none_or(|e| !e.contains('@')) {
-            return suppress("no e-mail address in the customer's profile");
+            return suppress("no_address", "no e-mail address in the customer's profile");
         }
         if f.queue == Queue::Care {
             if !f.consent_email {
-                return suppress("no consent to e-mail (consent.email is false)");
+                return suppress("no_consent", "no consent to e-mail (consent.email is false)");
             }
             if f.opted_out {
-                return suppress("the customer unsubscribed from care e-mails");
+                return suppress("unsubscribed", "the customer unsubscribed from care e-mails");
             }
         }
         if f.answered_recently {
             return Decision::Suppress {
+                code: "answered",
                 reason: format!(
                     "the customer answered the same question within {} days",
                     self.answer_quiet_days
@@ -127,12 +133,23 @@ impl Policy {
         if f.queue == Queue::Care {
             if f.sent_last_day >= self.max_per_day {
                 return Decision::Suppress {
+                    code: "cap_day",
                     reason: format!("contact cap: {} e-mails in the last 24 h", f.sent_last_day),
                 };
             }
             if f.sent_last_week >= self.max_per_week {
                 return Decision::Suppress {
+                    code: "cap_week",
                     reason: format!("contact cap: {} e-mails in the last 7 days", f.sent_last_week),
+                };
+            }
+        }
+        if f.queue == Queue::Care {
+            if let Some(until) = f.fraud_contact_until.filter(|&u| u > f.now) {
+                return Decision::Defer {
+                    until,
+                    reason: "a fraud contact with the customer is in progress: care waits (one team a day)"
+                        .to_string(),
                 };
             }
         }
@@ -207,7 +224,69 @@ mod tests {
             sent_last_day: 0,
             sent_last_week: 0,
             answered_recently: false,
+            fraud_contact_until: None,
         }
+    }
+
+    /// Every suppression code is one the metrics export at zero (so a dashboard sees it).
+    #[test]
+    fn suppression_codes_are_the_exported_ones() {
+        let p = Policy::default();
+        let mut cases = Vec::new();
+        let mut f = facts(Queue::Care);
+        f.task_resolved = true;
+        cases.push(f);
+        let mut f = facts(Queue::Care);
+        f.email = None;
+        cases.push(f);
+        let mut f = facts(Queue::Care);
+        f.consent_email = false;
+        cases.push(f);
+        let mut f = facts(Queue::Care);
+        f.opted_out = true;
+        cases.push(f);
+        let mut f = facts(Queue::Care);
+        f.answered_recently = true;
+        cases.push(f);
+        let mut f = facts(Queue::Care);
+        f.sent_last_day = 9;
+        cases.push(f);
+        let mut f = facts(Queue::Care);
+        f.sent_last_week = 9;
+        cases.push(f);
+        let mut seen = Vec::new();
+        for f in &cases {
+            match p.decide(f) {
+                Decision::Suppress { code, .. } => seen.push(code),
+                other => panic!("{other:?}"),
+            }
+        }
+        seen.sort_unstable();
+        let mut exported = crate::metrics::EMAIL_SUPPRESSIONS.to_vec();
+        exported.sort_unstable();
+        assert_eq!(seen, exported);
+    }
+
+    #[test]
+    fn care_waits_while_a_fraud_contact_is_in_progress() {
+        let p = Policy::default();
+        let mut care = facts(Queue::Care);
+        care.fraud_contact_until = Some(at("2026-12-02T09:00:00Z"));
+        match p.decide(&care) {
+            Decision::Defer { until, reason } => {
+                assert_eq!(until, at("2026-12-02T09:00:00Z"));
+                assert!(reason.contains("fraud contact"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        care.fraud_contact_until = Some(at("2026-12-01T11:00:00Z"));
+        assert_eq!(p.decide(&care), Decision::Send, "a fraud contact that is over does not hold it");
+        let mut fraud = facts(Queue::Fraud);
+        fraud.fraud_contact_until = Some(at("2026-12-02T09:00:00Z"));
+        assert_eq!(p.decide(&fraud), Decision::Send, "only care waits");
+        care.fraud_contact_until = Some(at("2026-12-02T09:00:00Z"));
+        care.consent_email = false;
+        assert!(matches!(p.decide(&care), Decision::Suppress { .. }), "suppression wins over waiting");
     }
 
     #[test]
@@ -243,23 +322,25 @@ mod tests {
         let p = Policy::default();
         let mut care = facts(Queue::Care);
         care.consent_email = false;
-        assert!(matches!(p.decide(&care), Decision::Suppress { reason } if reason.contains("consent")));
+        assert!(matches!(p.decide(&care), Decision::Suppress { reason, .. } if reason.contains("consent")));
         let mut fraud = facts(Queue::Fraud);
         fraud.consent_email = false;
         assert_eq!(p.decide(&fraud), Decision::Send, "a fraud confirmation is a service message");
         care = facts(Queue::Care);
         care.sent_last_day = 2;
-        assert!(matches!(p.decide(&care), Decision::Suppress { reason } if reason.contains("24 h")));
+        assert!(matches!(p.decide(&care), Decision::Suppress { reason, .. } if reason.contains("24 h")));
         care.sent_last_day = 1;
         care.sent_last_week = 5;
-        assert!(matches!(p.decide(&care), Decision::Suppress { reason } if reason.contains("7 days")));
+        assert!(matches!(p.decide(&care), Decision::Suppress { reason, .. } if reason.contains("7 days")));
         fraud.sent_last_day = 9;
         assert_eq!(p.decide(&fraud), Decision::Send, "the cap never holds back a fraud confirmation");
         fraud.answered_recently = true;
-        assert!(matches!(p.decide(&fraud), Decision::Suppress { reason } if reason.contains("answered")));
+        assert!(matches!(p.decide(&fraud), Decision::Suppress { reason, .. } if reason.contains("answered")));
         care = facts(Queue::Care);
         care.opted_out = true;
-        assert!(matches!(p.decide(&care), Decision::Suppress { reason } if reason.contains("unsubscribed")));
+        assert!(
+            matches!(p.decide(&care), Decision::Suppress { reason, .. } if reason.contains("unsubscribed"))
+        );
         let mut none = facts(Queue::Fraud);
         none.email = None;
         assert!(matches!(p.decide(&none), Decision::Suppress { .. }));

@@ -213,6 +213,16 @@ impl Sender {
         let profile = &task["context"]["profile"];
         let queue = if row.queue == "care" { Queue::Care } else { Queue::Fraud };
         let (day, week) = Policy::windows(at);
+        // One team a day: a fraud e-mail holds care e-mails for a day; an agent holding a fraud
+        // task holds them, looked at again hourly, until the task is resolved.
+        let fraud_contact_until = if queue == Queue::Care {
+            let (last_sent, held) = self.store.fraud_contact(&job.customer_id).await?;
+            let by_mail = last_sent.map(|ms| Timestamp(ms + 24 * HOUR));
+            let by_agent = held.then(|| Timestamp(at.0 + HOUR));
+            by_mail.into_iter().chain(by_agent).max()
+        } else {
+            None
+        };
         let facts = Facts {
             now: at,
             queue,
@@ -232,6 +242,7 @@ impl Sender {
                     at.0 - self.policy.answer_quiet_days * 24 * HOUR,
                 )
                 .await?,
+            fraud_contact_until,
         };
         match self.policy.decide(&facts) {
             Decision::Send => self.deliver(job, &task, at).await,
@@ -243,9 +254,10 @@ impl Sender {
                 self.store.update_job(&job.job_id, "deferred", until.0, job.attempts, None, None).await?;
                 Ok(())
             }
-            Decision::Suppress { reason } => {
+            Decision::Suppress { code, reason } => {
                 self.record(job, "suppressed", &reason, at).await;
                 self.metrics.emails.with_label_values(&[&job.template, "suppressed"]).inc();
+                self.metrics.emails_suppressed.with_label_values(&[&job.template, code]).inc();
                 self.store
                     .update_job(&job.job_id, "suppressed", at.0, job.attempts, None, Some(&reason))
                     .await?;
@@ -409,12 +421,21 @@ pub fn payment_context(task: &Value, zone: &str) -> MailContext {
     ctx.city = e["city"].as_str().unwrap_or("").to_string();
     ctx.country = e["country"].as_str().unwrap_or("").to_string();
     ctx.card = e["card_id"].as_str().map(crate::detect::masked_card).unwrap_or_default();
-    // "contactless 45.00 EUR at Musee d'Orsay, Paris FR" → "Musee d'Orsay"
+    // The merchant as the newest signal that names one has it (the evidence line is in the
+    // customer's language); else from an English line, "contactless 45.00 EUR at Musee
+    // d'Orsay, Paris FR" → "Musee d'Orsay".
+    let from_facts = task["signals"].as_array().into_iter().flatten().rev().find_map(|s| {
+        let facts = &s["facts"];
+        facts["to_merchant"].as_str().or(facts["merchant"].as_str())
+    });
     let summary = e["summary"].as_str().unwrap_or("");
-    ctx.merchant = summary
-        .split_once(" at ")
-        .map(|(_, rest)| rest.rsplit_once(", ").map_or(rest, |(m, _)| m).to_string())
-        .unwrap_or_default();
+    ctx.merchant = match from_facts {
+        Some(merchant) => merchant.to_string(),
+        None => summary
+            .split_once(" at ")
+            .map(|(_, rest)| rest.rsplit_once(", ").map_or(rest, |(m, _)| m).to_string())
+            .unwrap_or_default(),
+    };
     if let Some(at) = e["at"].as_str().and_then(|t| Timestamp::parse_rfc3339(t).ok()) {
         let tz = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);
         if let Ok(t) = jiff::Timestamp::from_millisecond(at.0) {

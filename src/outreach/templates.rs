@@ -104,9 +104,27 @@ pub struct Templates {
     purposes: BTreeMap<String, Vec<String>>,
 }
 
+/// The `.txt` and `.html` files of `dir` whose names start with `prefix`, sorted, each as
+/// (template name without the prefix, path).
+fn template_files(dir: &Path, prefix: &str) -> std::io::Result<Vec<(String, std::path::PathBuf)>> {
+    let mut found: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?.strip_prefix(prefix)?.to_string();
+            (name.ends_with(".txt") || name.ends_with(".html")).then_some((name, p))
+        })
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
 impl Templates {
-    /// Loads and checks `<rules dir>/outreach/*.{txt,html}`; `needed` are the purposes rules
-    /// (and the engine) ask for. Every problem is returned, with its file and line.
+    /// Loads and checks the templates: `<rules dir>/outreach/<file>` or, where the rules come
+    /// from a Kubernetes ConfigMap (whose keys cannot name a folder), `<rules dir>/outreach.<file>`;
+    /// a file is `<purpose>.<language>.txt` or `.html`. `needed` are the purposes rules (and the
+    /// engine) ask for. Every problem is returned, with its file and line.
     pub fn load(rules_dir: &Path, needed: &[String]) -> Result<Templates, Vec<RuleError>> {
         let dir = rules_dir.join("outreach");
         let mut errors = Vec::new();
@@ -114,33 +132,33 @@ impl Templates {
             |file: &str, line: usize, message: String| RuleError { file: file.to_string(), line, message };
         let mut env = minijinja::Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-        let mut files: Vec<(String, String, String)> = Vec::new(); // (name, path, source)
-        match std::fs::read_dir(&dir) {
-            Ok(entries) => {
-                let mut paths: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
-                paths.sort();
-                for path in paths {
-                    let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
-                        continue;
-                    };
-                    if !(name.ends_with(".txt") || name.ends_with(".html")) {
-                        continue;
-                    }
-                    match std::fs::read_to_string(&path) {
-                        Ok(source) => files.push((name, path.display().to_string(), source)),
-                        Err(e) => {
-                            errors.push(err(&path.display().to_string(), 0, format!("cannot read: {e}")))
-                        }
-                    }
-                }
+        // (template name, path, source), from the folder, then from flat `outreach.` files.
+        let mut files: Vec<(String, String, String)> = Vec::new();
+        let folder = template_files(&dir, "");
+        let flat = template_files(rules_dir, "outreach.");
+        if folder.is_err() && flat.as_ref().is_ok_and(Vec::is_empty) && !needed.is_empty() {
+            if let Err(e) = &folder {
+                errors.push(err(
+                    &dir.display().to_string(),
+                    0,
+                    format!("cannot read the outreach templates: {e}"),
+                ));
             }
-            // No folder and nothing needed from it: a rule set without e-mail.
-            Err(_) if needed.is_empty() => {}
-            Err(e) => errors.push(err(
-                &dir.display().to_string(),
-                0,
-                format!("cannot read the outreach templates: {e}"),
-            )),
+        }
+        for (name, path) in folder.unwrap_or_default().into_iter().chain(flat.unwrap_or_default()) {
+            let shown = path.display().to_string();
+            if files.iter().any(|(n, _, _)| *n == name) {
+                errors.push(err(
+                    &shown,
+                    0,
+                    format!("template {name} is defined twice (outreach/ and outreach.)"),
+                ));
+                continue;
+            }
+            match std::fs::read_to_string(&path) {
+                Ok(source) => files.push((name, shown, source)),
+                Err(e) => errors.push(err(&shown, 0, format!("cannot read: {e}"))),
+            }
         }
         let mut purposes: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut paths: BTreeMap<String, String> = BTreeMap::new();
@@ -271,6 +289,27 @@ mod tests {
         let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
         assert!(text.iter().any(|e| e.contains("x.en.txt:4") && e.contains("undefined")), "{text:#?}");
         assert!(text.iter().any(|e| e.contains("no `ru` version")), "{text:#?}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn templates_load_from_flat_configmap_names_too() {
+        let dir = std::env::temp_dir().join(format!("callahead-tpl-flat-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(repo_rules().join("outreach")).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_string();
+            std::fs::copy(&path, dir.join(format!("outreach.{name}"))).unwrap();
+        }
+        let needed = vec!["fraud_confirmation".to_string(), "care_callback".to_string()];
+        let t = Templates::load(&dir, &needed).expect("the flat layout loads");
+        assert!(t.has("fraud_confirmation") && t.has("fraud_followup"));
+        // The same template in both layouts is refused, not silently picked.
+        std::fs::create_dir_all(dir.join("outreach")).unwrap();
+        std::fs::copy(dir.join("outreach.care_callback.en.txt"), dir.join("outreach/care_callback.en.txt"))
+            .unwrap();
+        let errors = Templates::load(&dir, &needed).unwrap_err();
+        assert!(errors.iter().any(|e| e.to_string().contains("defined twice")), "{errors:?}");
         std::fs::remove_dir_all(&dir).ok();
     }
 }

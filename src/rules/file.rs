@@ -2,13 +2,18 @@
 //! line. Structure errors (unknown keys, wrong types, bad values) are collected per field rather
 //! than stopping at the first, so an author fixes a file in one round.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use toml::{Spanned, Value};
 
 use super::expr::Condition;
 use super::features::RuleSchema;
 use super::template::{Template, CUSTOMER_PLACEHOLDERS};
-use super::{Localized, Mode, Outreach, Queue, Rule, RuleError, Severity, ACTIONS, REQUIRED_LANGUAGES};
+use super::variant::ScriptVariant;
+use super::{
+    Absence, Localized, Mode, Outreach, Queue, Rule, RuleError, Severity, ACTIONS, REQUIRED_LANGUAGES,
+};
 use crate::detect::{DetectorKind, DetectorParams, EVENT_FACTS};
 use crate::event::EventKind;
 use crate::time::{Span, DAY};
@@ -30,6 +35,10 @@ const KEYS: &[&str] = &[
     "explanation",
     "script",
     "actions",
+    "after",
+    "absent",
+    "within",
+    "script_variant",
 ];
 
 /// Default cooldown: one day.
@@ -39,6 +48,9 @@ const DEFAULT_COOLDOWN: i64 = DAY;
 struct RawFile {
     #[serde(default)]
     rule: Vec<Spanned<RawRule>>,
+    /// The complaint playbook's tables (read by `playbook`).
+    #[serde(default)]
+    procedure: Vec<Value>,
 }
 
 /// A rule with every field kept as a raw TOML value and its position, validated by hand so that
@@ -60,7 +72,14 @@ struct RawRule {
     script: Option<Spanned<Value>>,
     actions: Option<Spanned<Value>>,
     outreach: Option<Spanned<Value>>,
+    after: Option<Spanned<Value>>,
+    absent: Option<Spanned<Value>>,
+    within: Option<Spanned<Value>>,
+    script_variant: Option<Vec<RawTable>>,
 }
+
+/// A table of a rule (a `[[rule.script_variant]]`) with its position and its keys' positions.
+type RawTable = Spanned<BTreeMap<String, Spanned<Value>>>;
 
 /// A TOML value as the author wrote it, for messages: strings quoted, others as TOML.
 fn shown(v: &Value) -> String {
@@ -193,9 +212,14 @@ fn unknown_keys(checker: &mut Checker<'_>) {
         }
     }
     let _ = search_from;
-    for key in table.keys().filter(|k| *k != "rule") {
+    for key in table.keys().filter(|k| *k != "rule" && *k != "procedure") {
         let offset = checker.text.find(key.as_str()).unwrap_or(0);
-        checker.error(offset, format!("unknown top-level key `{key}` (a rule file holds `[[rule]]` tables)"));
+        checker.error(
+            offset,
+            format!(
+                "unknown top-level key `{key}` (a rule file holds `[[rule]]` and `[[procedure]]` tables)"
+            ),
+        );
     }
 }
 
@@ -211,8 +235,8 @@ pub fn parse_rules(file: &str, text: &str) -> (Vec<Rule>, Vec<RuleError>) {
         }
     };
     unknown_keys(&mut c);
-    if raw.rule.is_empty() {
-        c.error(0, "no `[[rule]]` tables in this file");
+    if raw.rule.is_empty() && raw.procedure.is_empty() {
+        c.error(0, "no `[[rule]]` (or `[[procedure]]`) tables in this file");
     }
     let mut rules = Vec::new();
     for spanned in raw.rule {
@@ -242,6 +266,19 @@ fn check_rule(c: &mut Checker<'_>, r: RawRule, at: usize) -> Option<Rule> {
         }),
     };
     let description = r.description.as_ref().and_then(|v| c.string(v, "description"));
+    let is_absence = r.after.is_some() || r.absent.is_some() || r.within.is_some();
+    if is_absence {
+        for (key, value) in
+            [("detector", &r.detector), ("params", &r.params), ("on", &r.on), ("when", &r.when)]
+        {
+            if let Some(v) = value {
+                c.error(
+                    v.span().start,
+                    format!("an absence rule (`after`, `absent`, `within`) has no `{key}`: conditions go in `after.when` and `absent.when`"),
+                );
+            }
+        }
+    }
     let queue = c.choice(r.queue.as_ref(), "queue", at, &[("fraud", Queue::Fraud), ("care", Queue::Care)]);
     let severity = c.choice(
         r.severity.as_ref(),
@@ -327,7 +364,7 @@ fn check_rule(c: &mut Checker<'_>, r: RawRule, at: usize) -> Option<Rule> {
         None => match detector_kind {
             Some(d) => d.triggers().to_vec(),
             None => {
-                if r.detector.is_none() {
+                if r.detector.is_none() && !is_absence {
                     c.error(at, "a rule without a `detector` needs `on` (the event types it runs on)");
                 }
                 Vec::new()
@@ -347,9 +384,13 @@ fn check_rule(c: &mut Checker<'_>, r: RawRule, at: usize) -> Option<Rule> {
             }
         }
     });
-    if r.detector.is_none() && r.when.is_none() {
-        c.error(at, "a rule needs a `detector`, a `when` condition, or both");
+    if r.detector.is_none() && r.when.is_none() && !is_absence {
+        c.error(
+            at,
+            "a rule needs a `detector`, a `when` condition, or both (or `after`, `absent` and `within`)",
+        );
     }
+    let absence = if is_absence { absence(c, &r, at) } else { None };
     let cooldown = match &r.cooldown {
         None => Some(DEFAULT_COOLDOWN),
         Some(v) => c.string(v, "cooldown").and_then(|s| match Span::parse(&s) {
@@ -362,6 +403,11 @@ fn check_rule(c: &mut Checker<'_>, r: RawRule, at: usize) -> Option<Rule> {
     };
     let facts = detector_kind.map(DetectorKind::facts).unwrap_or(&[]);
     let known = |name: &str| {
+        if is_absence {
+            // An absence rule fires on no event: its facts are the wait's.
+            return crate::detect::absence::FACTS.iter().any(|(n, _)| *n == name)
+                || CUSTOMER_PLACEHOLDERS.contains(&name);
+        }
         facts.iter().any(|(n, _)| *n == name)
             || EVENT_FACTS.iter().any(|(n, _)| *n == name)
             || CUSTOMER_PLACEHOLDERS.contains(&name)
@@ -369,6 +415,8 @@ fn check_rule(c: &mut Checker<'_>, r: RawRule, at: usize) -> Option<Rule> {
     let title = c.localized(r.title.as_ref(), "title", at, &known);
     let explanation = c.localized(r.explanation.as_ref(), "explanation", at, &known);
     let script = c.localized(r.script.as_ref(), "script", at, &known);
+    let script_variants =
+        script_variants(c, r.script_variant.as_deref().unwrap_or_default(), detector_kind, &known);
     let actions = match &r.actions {
         None => {
             c.error(at, "missing `actions` (suggested actions for the agent)");
@@ -434,6 +482,7 @@ fn check_rule(c: &mut Checker<'_>, r: RawRule, at: usize) -> Option<Rule> {
     };
     Some(Rule {
         outreach: outreach?,
+        absence: if is_absence { Some(absence?) } else { None },
         id_hash: crate::state::hash_text(id.as_deref()?),
         id: id?,
         description,
@@ -447,15 +496,182 @@ fn check_rule(c: &mut Checker<'_>, r: RawRule, at: usize) -> Option<Rule> {
         title: title?,
         explanation: explanation?,
         script: script?,
+        script_variants: script_variants?,
         actions: actions?,
+        playbook: Default::default(),
         file: c.file.to_string(),
         line: line_of(c.text, at),
     })
 }
 
+/// The `after`, `absent` and `within` of an absence rule ("after X, no Y within T").
+fn absence(c: &mut Checker<'_>, r: &RawRule, at: usize) -> Option<Absence> {
+    let side = |c: &mut Checker<'_>, v: Option<&Spanned<Value>>, key: &str| {
+        let Some(v) = v else {
+            c.error(at, format!("an absence rule needs `{key}` (e.g. {key} = {{ on = \"complaint\" }})"));
+            return None;
+        };
+        let Value::Table(t) = v.get_ref() else {
+            c.error(
+                v.span().start,
+                format!("`{key}` must be a table such as {{ on = \"complaint\", when = \"…\" }}"),
+            );
+            return None;
+        };
+        if let Some(k) = t.keys().find(|k| !["on", "when"].contains(&k.as_str())) {
+            c.error(v.span().start, format!("`{key}`: unknown key `{k}` (keys: on, when)"));
+            return None;
+        }
+        let kind = match t.get("on").and_then(Value::as_str) {
+            Some(name) => match EventKind::parse(name) {
+                Some(kind) => kind,
+                None => {
+                    c.error(v.span().start, format!("`{key}.on`: `{name}` is not an event type"));
+                    return None;
+                }
+            },
+            None => {
+                c.error(v.span().start, format!("`{key}` needs `on`, the event type (a string)"));
+                return None;
+            }
+        };
+        let when = match t.get("when") {
+            None => None,
+            Some(Value::String(src)) => match Condition::compile(src, &RuleSchema { detector: None }) {
+                Ok(cond) => Some(cond),
+                Err(e) => {
+                    c.error(v.span().start, format!("`{key}.when`: {e}"));
+                    return None;
+                }
+            },
+            Some(other) => {
+                c.error(v.span().start, format!("`{key}.when` must be a string, found {}", other.type_str()));
+                return None;
+            }
+        };
+        Some((kind, when))
+    };
+    let after = side(c, r.after.as_ref(), "after");
+    let absent = side(c, r.absent.as_ref(), "absent");
+    let within = match &r.within {
+        None => {
+            c.error(at, "an absence rule needs `within` (a span such as \"72h\")");
+            None
+        }
+        Some(v) => c.string(v, "within").and_then(|text| match Span::parse(&text) {
+            Ok(span) if span.0 > 0 => Some(span.0),
+            Ok(_) => {
+                c.error(v.span().start, "`within` must be longer than zero");
+                None
+            }
+            Err(why) => {
+                c.error(v.span().start, format!("`within`: {why}"));
+                None
+            }
+        }),
+    };
+    let ((after, after_when), (absent, absent_when), within) = (after?, absent?, within?);
+    Some(Absence { after, after_when, absent, absent_when, within })
+}
+
+/// The `[[rule.script_variant]]` tables of a rule: each a `when` over the signal's facts and a
+/// `script` in every language (see `variant`).
+fn script_variants(
+    c: &mut Checker<'_>,
+    raw: &[RawTable],
+    detector: Option<DetectorKind>,
+    known: &dyn Fn(&str) -> bool,
+) -> Option<Vec<ScriptVariant>> {
+    let before = c.errors.len();
+    let mut variants = Vec::new();
+    for table in raw {
+        let at = table.span().start;
+        for (key, v) in table.get_ref() {
+            if key != "when" && key != "script" {
+                c.error(
+                    v.span().start,
+                    format!("`script_variant`: unknown key `{key}` (keys: when, script)"),
+                );
+            }
+        }
+        let when = match table.get_ref().get("when") {
+            None => {
+                c.error(at, "a `script_variant` needs `when` (a condition over `signal.<fact>`)");
+                None
+            }
+            Some(v) => c.string(v, "script_variant.when").and_then(|src| {
+                match super::variant::compile_condition(&src, detector) {
+                    Ok(cond) => Some(cond),
+                    Err(e) => {
+                        let quote = if c.text[v.span().start..].starts_with("\"\"\"") { 3 } else { 1 };
+                        c.error(v.span().start + quote + e.offset, format!("`script_variant.when`: {e}"));
+                        None
+                    }
+                }
+            }),
+        };
+        let script = c.localized(table.get_ref().get("script"), "script", at, known);
+        if let (Some(when), Some(script)) = (when, script) {
+            variants.push(ScriptVariant { when, script, line: line_of(c.text, at) });
+        }
+    }
+    (c.errors.len() == before).then_some(variants)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ABSENCE: &str = r#"
+[[rule]]
+id = "complaint_unresolved"
+queue = "care"
+severity = "high"
+after = { on = "complaint", when = "event.severity != 'low'" }
+absent = { on = "support_contact", when = "event.resolved" }
+within = "72h"
+actions = ["call_customer"]
+title.en = "Unresolved after {waited_hours} h: {anchor_detail}"
+title.ru = "Не решено за {waited_hours} ч"
+explanation.en = "x"
+explanation.ru = "x"
+script.en = "Hello {customer_name}"
+script.ru = "Здравствуйте, {customer_name}"
+"#;
+
+    #[test]
+    fn an_absence_rule_loads_with_its_conditions_type_checked() {
+        let (rules, errors) = parse_rules("a.toml", ABSENCE);
+        assert!(errors.is_empty(), "{errors:?}");
+        let a = rules[0].absence.as_ref().expect("an absence rule");
+        assert_eq!(
+            (a.after, a.absent, a.within),
+            (EventKind::Complaint, EventKind::SupportContact, 72 * 3_600_000)
+        );
+        assert!(a.after_when.is_some() && a.absent_when.is_some());
+        assert!(rules[0].on.is_empty() && rules[0].detector.is_none());
+    }
+
+    #[test]
+    fn absence_rule_mistakes_are_file_line_errors() {
+        let cases = [
+            ("within = \"72h\"\n", "", "needs `within`"),
+            ("within = \"72h\"", "within = \"0s\"", "longer than zero"),
+            ("when = \"event.severity != 'low'\"", "when = \"event.severity > 3\"", "`after.when`"),
+            ("on = \"complaint\"", "on = \"complain\"", "not an event type"),
+            ("within = \"72h\"\n", "within = \"72h\"\ndetector = \"churn_risk\"\n", "has no `detector`"),
+            ("{waited_hours} h: {anchor_detail}", "{speed_kmh}", "unknown placeholder"),
+        ];
+        for (from, to, expected) in cases {
+            let text = ABSENCE.replacen(from, to, 1);
+            assert_ne!(text, ABSENCE, "{from}");
+            let (_, errors) = parse_rules("a.toml", &text);
+            assert!(
+                errors.iter().any(|e| e.message.contains(expected) && e.line > 1),
+                "{expected}: {errors:?}"
+            );
+        }
+    }
 
     const GOOD: &str = r#"
 [[rule]]

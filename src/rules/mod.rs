@@ -6,15 +6,19 @@
 //! requests; see `docs/rules.md` for the format and why TOML. Loading validates everything
 //! (types of expressions, placeholders, parameters, duplicates) and reports *every* error as
 //! `file:line: reason`. The loaded [`RuleSet`] is immutable: the service swaps a whole new set
-//! atomically, and a set that fails validation never replaces the running one.
+//! atomically, and a set that fails validation never replaces the running one. Rule files also
+//! hold the complaint playbook ([`playbook`]), a procedure per complaint category.
 
 pub mod expr;
 pub mod features;
 pub mod file;
+pub mod playbook;
 pub mod template;
+pub mod variant;
 
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -121,6 +125,17 @@ impl Localized {
     }
 }
 
+/// An absence rule's pattern: after an event of type `after` (matching `after_when`), no event
+/// of type `absent` (matching `absent_when`) within `within` milliseconds.
+#[derive(Debug, Clone)]
+pub struct Absence {
+    pub after: EventKind,
+    pub after_when: Option<Condition>,
+    pub absent: EventKind,
+    pub absent_when: Option<Condition>,
+    pub within: i64,
+}
+
 /// One validated rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -140,9 +155,16 @@ pub struct Rule {
     pub title: Localized,
     pub explanation: Localized,
     pub script: Localized,
+    /// Scripts for particular cases, tried in order before `script` (see [`Rule::script_for`]).
+    pub script_variants: Vec<variant::ScriptVariant>,
     pub actions: Vec<String>,
+    /// The rule set's complaint playbook (shared by every rule of the set), so that whoever
+    /// holds a rule that fired can find a complaint's procedure.
+    pub playbook: Arc<playbook::Playbook>,
     /// Whether and how the customer is written to when this rule opens or enriches a task.
     pub outreach: Option<Outreach>,
+    /// An absence rule ("after X, no Y within T"), which fires by an event-time timer.
+    pub absence: Option<Absence>,
     /// Where the rule was defined, for messages.
     pub file: String,
     pub line: usize,
@@ -191,6 +213,10 @@ pub struct RuleSet {
     pub rules: Vec<Rule>,
     by_event: [Vec<usize>; EventKind::ALL.len()],
     timer_rules: Vec<usize>,
+    /// The complaint playbook: a procedure per complaint category, and the default.
+    pub playbook: Arc<playbook::Playbook>,
+    /// Absence rules by the event types they watch (as `after` or as `absent`).
+    absence_by_event: [Vec<usize>; EventKind::ALL.len()],
     /// Hash of the rule sources: tells which rule set produced a result.
     pub fingerprint: u64,
 }
@@ -238,8 +264,12 @@ impl RuleSet {
     pub fn from_sources(sources: &[(String, String)]) -> Result<RuleSet, RuleErrors> {
         let mut rules: Vec<Rule> = Vec::new();
         let mut errors = Vec::new();
+        let mut procedures = Vec::new();
         for (name, text) in sources {
             let (parsed, errs) = parse_rules(name, text);
+            errors.extend(errs);
+            let (found, errs) = playbook::parse_procedures(name, text);
+            procedures.extend(found);
             errors.extend(errs);
             for rule in parsed {
                 if let Some(first) = rules.iter().find(|r| r.id == rule.id) {
@@ -256,14 +286,36 @@ impl RuleSet {
                 }
             }
         }
+        let (playbook, errs) = playbook::Playbook::new(procedures);
+        errors.extend(errs);
+        let mut title_languages: Vec<&str> = Vec::new();
+        for rule in &rules {
+            for (language, _) in &rule.title.by_language {
+                if !title_languages.contains(&language.as_str()) {
+                    title_languages.push(language);
+                }
+            }
+        }
+        errors.extend(playbook.missing_languages(&title_languages));
         if !errors.is_empty() {
             return Err(RuleErrors(errors));
         }
+        let playbook = Arc::new(playbook);
+        for rule in &mut rules {
+            rule.playbook = playbook.clone();
+        }
         let mut by_event: [Vec<usize>; EventKind::ALL.len()] = Default::default();
         let mut timer_rules = Vec::new();
+        let mut absence_by_event: [Vec<usize>; EventKind::ALL.len()] = Default::default();
         for (i, rule) in rules.iter().enumerate() {
             for kind in &rule.on {
                 by_event[*kind as usize].push(i);
+            }
+            if let Some(a) = &rule.absence {
+                absence_by_event[a.absent as usize].push(i);
+                if a.after != a.absent {
+                    absence_by_event[a.after as usize].push(i);
+                }
             }
             if rule.detector_kind().is_some_and(DetectorKind::uses_timers) {
                 timer_rules.push(i);
@@ -275,7 +327,7 @@ impl RuleSet {
             all_text.push_str(text);
         }
         let fingerprint = xxhash_rust::xxh3::xxh3_64(all_text.as_bytes());
-        Ok(RuleSet { rules, by_event, timer_rules, fingerprint })
+        Ok(RuleSet { rules, by_event, timer_rules, playbook, absence_by_event, fingerprint })
     }
 
     /// Indexes of the rules evaluated on an event type.
@@ -286,6 +338,16 @@ impl RuleSet {
     /// Indexes of the rules evaluated when an event-time timer fires.
     pub fn for_timers(&self) -> &[usize] {
         &self.timer_rules
+    }
+
+    /// Indexes of the absence rules an event type starts or ends.
+    pub fn absences_for(&self, kind: EventKind) -> &[usize] {
+        &self.absence_by_event[kind as usize]
+    }
+
+    /// The absence rule with this id hash, if the set has it.
+    pub fn absence_rule(&self, id_hash: u64) -> Option<(usize, &Rule)> {
+        self.rules.iter().enumerate().find(|(_, r)| r.id_hash == id_hash && r.absence.is_some())
     }
 
     /// Parameters of the first live-or-shadow rule using `kind` (the engine schedules timers

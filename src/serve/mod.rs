@@ -66,6 +66,7 @@ pub async fn serve(config: Config) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("rules in {} are invalid; not starting", config.rules.dir.display()))?;
     metrics.rules_loaded.set(rules.rules.len() as i64);
+    export_rule_labels(&metrics, &rules);
     let rules: SharedRules = Arc::new(RwLock::new(Arc::new(rules)));
 
     let listener = tokio::net::TcpListener::bind(&config.http.listen)
@@ -95,14 +96,17 @@ pub async fn serve(config: Config) -> Result<()> {
 
     let store = connect_store(&config.store.url, &metrics).await;
     let engine = Arc::new(Engine::new(EngineConfig { allowed_lateness: config.engine.allowed_lateness.0 }));
-    let recovery = Arc::new(Recovery::new(
-        engine.clone(),
-        store.clone(),
-        config.kafka.group_id.clone(),
-        config.state.checkpoint,
-        metrics.clone(),
-        ready.clone(),
-    ));
+    let recovery = Arc::new(
+        Recovery::new(
+            engine.clone(),
+            store.clone(),
+            config.kafka.group_id.clone(),
+            config.state.checkpoint,
+            metrics.clone(),
+            ready.clone(),
+        )
+        .with_rules(rules.clone()),
+    );
     let consumer = source::consumer(&config.kafka, metrics.clone(), recovery.clone())
         .context("cannot create the Kafka consumer")?;
     let producer = sink::producer(&config.kafka).context("cannot create the Kafka producer")?;
@@ -531,11 +535,23 @@ impl Pipeline<'_> {
                 .task_changes
                 .with_label_values(&[c.kind.as_str(), c.task.queue.as_str(), rule, &priority])
                 .inc();
+            // No category label (free text from the source): the log line names it.
+            for category in &c.without_procedure {
+                self.metrics.complaints_without_procedure.inc();
+                info!(task = %c.task.id, category = %category, "complaint category without a procedure in the playbook; the default procedure was shown");
+            }
             if c.kind == ChangeKind::Resolved {
                 let outcome = c.task.outcome.map_or("", |o| o.as_str());
                 for rule in &c.task.rules {
                     self.metrics.task_outcomes.with_label_values(&[rule, outcome]).inc();
                 }
+            }
+            for (step, at) in task_steps(c) {
+                let seconds = at.millis_since(c.task.opened_at).max(0) as f64 / 1000.0;
+                self.metrics
+                    .task_step_seconds
+                    .with_label_values(&[c.task.queue.as_str(), step])
+                    .observe(seconds);
             }
         }
     }
@@ -594,6 +610,28 @@ impl Pipeline<'_> {
     }
 }
 
+/// The steps of a task's life a change reached, and when (for `callahead_task_step_seconds`):
+/// taken by an agent while nobody held it (a claim, or a contact or reassignment of an unheld
+/// task), the customer first reached, resolved.
+fn task_steps(c: &TaskChange) -> Vec<(&'static str, crate::time::Timestamp)> {
+    let work = &c.task.work;
+    let mut steps = Vec::new();
+    if !matches!(c.kind, ChangeKind::Updated | ChangeKind::Resolved) {
+        return steps;
+    }
+    let was_held = c.audit.before.as_ref().is_some_and(|b| b.assignee.is_some());
+    if !was_held && work.assignee.is_some() {
+        steps.push(("claim", work.claimed_at.unwrap_or(c.audit.at)));
+    }
+    if c.audit.action == "contacted" && work.first_contact_at == Some(c.audit.at) {
+        steps.push(("first_contact", c.audit.at));
+    }
+    if c.kind == ChangeKind::Resolved {
+        steps.push(("resolve", work.resolved_at.unwrap_or(c.audit.at)));
+    }
+    steps
+}
+
 /// Bytes of memory per customer, as measured by the state-size bench (README, Performance).
 const STATE_BYTES_PER_CUSTOMER: usize = 2_300;
 
@@ -646,6 +684,7 @@ async fn watch_rules(dir: PathBuf, poll_ms: u64, rules: SharedRules, metrics: Ar
                 );
                 metrics.rules_loaded.set(set.rules.len() as i64);
                 metrics.rule_reloads.with_label_values(&["ok"]).inc();
+                export_rule_labels(&metrics, &set);
                 *rules.write().expect("rules lock poisoned") = Arc::new(set);
             }
             Err(errors) => {
@@ -656,6 +695,22 @@ async fn watch_rules(dir: PathBuf, poll_ms: u64, rules: SharedRules, metrics: Ar
             }
         }
     }
+}
+
+/// Exports at zero the series that depend on the rule set (firings per rule and mode, outcomes
+/// per rule, e-mails per template and result), so they are scraped before anything happens.
+fn export_rule_labels(metrics: &Metrics, rules: &RuleSet) {
+    let templates = crate::outreach::templates::needed(rules);
+    metrics.export_rule_labels(
+        rules.rules.iter().map(|r| (r.id.as_str(), if r.mode == Mode::Shadow { "shadow" } else { "live" })),
+        rules.rules.iter().flat_map(|r| {
+            crate::task::Outcome::ALL
+                .into_iter()
+                .filter(|o| o.fits(r.queue))
+                .map(|o| (r.id.as_str(), o.as_str()))
+        }),
+        templates.iter().map(String::as_str),
+    );
 }
 
 /// Names, sizes and modification times of the rule files: changes when any file does.

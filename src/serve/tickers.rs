@@ -61,7 +61,14 @@ pub async fn once(
             send(bus, &row, at, "claims", Action::ExpireClaim { version: row.version as u32 }).await?;
         }
     }
-    for (queue, _open, overdue) in store.queue_counts(at.0).await? {
+    // A queue with no unresolved task has no row: its gauge goes back to zero.
+    let counts = store.queue_counts(at.0).await?;
+    for queue in Metrics::queues() {
+        if !counts.iter().any(|(q, ..)| q == queue) {
+            metrics.tasks_overdue.with_label_values(&[queue]).set(0);
+        }
+    }
+    for (queue, _open, overdue) in counts {
         metrics.tasks_overdue.with_label_values(&[&queue]).set(overdue);
     }
     for r in store.rule_outcomes().await? {

@@ -27,7 +27,9 @@
 //! History: version 2 added the task's `work` (the agents' workflow), the incidents' last
 //! resolved task per queue and the customer's `learned` (the feedback loop). Version-1 rows are
 //! refused on restore and those customers start afresh (counted in `restore_corrupt`): no
-//! deployment held version-1 checkpoints worth migrating.
+//! deployment held version-1 checkpoints worth migrating. Version 3 added the pending absences
+//! (absence rules), as the last field: a version-2 row is read as version 3 with none pending
+//! (postcard writes an empty list as one zero byte, which is appended).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -44,7 +46,7 @@ use crate::task::{HistoryLine, Outcome, SignalRecord, Task, TaskContext, TaskSta
 use crate::time::Timestamp;
 
 /// The layout version written first; [`decode`] refuses any other.
-pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION: u8 = 3;
 
 /// Why stored bytes could not be restored into a customer's state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,9 +72,16 @@ pub fn encode(state: &CustomerState) -> Vec<u8> {
 /// `partition` is 0: the caller sets it.
 pub fn decode(bytes: &[u8], interner: &Interner) -> Result<CustomerState, CodecError> {
     let (&version, body) = bytes.split_first().ok_or(CodecError::Truncated)?;
-    if version != FORMAT_VERSION {
-        return Err(CodecError::UnknownVersion { found: version });
-    }
+    let migrated;
+    let body = match version {
+        FORMAT_VERSION => body,
+        // Version 2 is version 3 without the trailing list of pending absences.
+        2 => {
+            migrated = [body, &[0u8]].concat();
+            &migrated[..]
+        }
+        _ => return Err(CodecError::UnknownVersion { found: version }),
+    };
     let (mut state, rest): (CustomerState, &[u8]) = postcard::take_from_bytes(body).map_err(|e| match e {
         postcard::Error::DeserializeUnexpectedEnd => CodecError::Truncated,
         other => CodecError::Corrupt(other.to_string()),
@@ -140,6 +149,12 @@ struct ContextDef {
     earlier_tasks: Vec<TaskSummary>,
     actions: Vec<String>,
     script: String,
+    // Not stored: derived again whenever the task changes and when its customer is restored
+    // (`incident::restore_context`), so the layout is unchanged.
+    #[serde(skip)]
+    procedure: Option<crate::task::Procedure>,
+    #[serde(skip)]
+    open_in_other_queue: Vec<TaskSummary>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -186,6 +201,9 @@ struct EvidenceDef {
     card_id: Option<String>,
     lat: Option<f64>,
     lon: Option<f64>,
+    // Not stored: only read while a task is written (see `Evidence::body`).
+    #[serde(skip)]
+    body: Option<Box<crate::event::EventBody>>,
 }
 
 /// A `#[serde(with = ..)]` module for a vector of a type stored through its mirror `Def`.
@@ -280,12 +298,13 @@ mod facts {
         })
     }
 
-    /// The static name of a fact some detector (or every event) declares.
+    /// The static name of a fact some detector (or every event, or an absence rule) declares.
     fn static_name(name: &str) -> Option<&'static str> {
         DetectorKind::ALL
             .iter()
             .flat_map(|d| d.facts())
             .chain(EVENT_FACTS)
+            .chain(crate::detect::absence::FACTS)
             .map(|&(n, _)| n)
             .find(|&n| n == name)
     }
@@ -374,6 +393,13 @@ mod tests {
         learned.confirmed_spend_eur = 2_500.0;
         learned.care_outcome = Some((Timestamp(8_000), Outcome::Retained));
         s.learned = Some(Box::new(learned));
+        s.absences.push(crate::state::PendingAbsence {
+            rule: 99,
+            at: Timestamp(5_000),
+            kind: EventKind::Complaint,
+            detail: "fees".into(),
+            deadline: Timestamp(5_000 + 72 * 3_600_000),
+        });
         s.partition = 5;
         s
     }
@@ -397,6 +423,7 @@ mod tests {
             card_id: Some("card-1".into()),
             lat: Some(40.7),
             lon: Some(-74.0),
+            body: None,
         };
         Task {
             id: "tsk_0000000000000001".into(),
@@ -434,6 +461,8 @@ mod tests {
                 earlier_tasks: vec![],
                 actions: vec!["call".into(), "block_card".into()],
                 script: "Bonjour".into(),
+                procedure: None,
+                open_in_other_queue: vec![],
             },
             work: crate::task::Workflow {
                 assignee: Some("ana".into()),
@@ -603,6 +632,20 @@ mod tests {
         assert_eq!(encode(&restored), bytes);
     }
 
+    /// A version-2 row (before absence rules) is the version-3 layout without its last field:
+    /// it restores with no pending absence and everything else intact.
+    #[test]
+    fn version_2_rows_restore_with_no_pending_absence() {
+        let mut state = rich_state(&Interner::default());
+        state.absences.clear();
+        let v3 = encode(&state);
+        assert_eq!(v3.last(), Some(&0), "an empty list is one zero byte, last");
+        let mut v2 = v3[..v3.len() - 1].to_vec();
+        v2[0] = 2;
+        let restored = decode(&v2, &Interner::default()).expect("a version-2 row restores");
+        assert_eq!(encode(&restored), v3);
+    }
+
     #[test]
     fn unknown_version_is_refused() {
         let mut bytes = encode(&rich_state(&Interner::default()));
@@ -676,7 +719,7 @@ mod tests {
         let pin = (bytes.len(), xxhash_rust::xxh3::xxh3_64(&bytes));
         assert_eq!(
             pin,
-            (1931, 465087306438237103),
+            (1946, 12275194354362419325),
             "the stored layout of CustomerState changed: bump FORMAT_VERSION, then pin the new values"
         );
     }
@@ -726,9 +769,10 @@ mod tests {
         let expected = run(&original, &rules, &events);
 
         // Just after the first task opens (so a task is stored, then enriched or joined by
-        // others), and twice later on.
+        // others), and twice later on, before the last change.
         let first_change = expected.iter().position(|p| !p.2.is_empty()).expect("the stream opens tasks");
-        let after = events.len() - first_change;
+        let last_change = expected.iter().rposition(|p| !p.2.is_empty()).expect("the stream opens tasks");
+        let after = last_change - first_change;
         for cut in [first_change + 1, first_change + after / 3, first_change + 2 * after / 3] {
             let mut engine = Engine::new(EngineConfig::default());
             run(&engine, &rules, &events[..cut]);

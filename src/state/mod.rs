@@ -238,6 +238,23 @@ impl Learned {
     }
 }
 
+/// Pending absences one customer can hold (one per absence rule).
+pub const MAX_PENDING_ABSENCES: usize = 8;
+
+/// An absence rule's anchor ("after X") still waiting: if no matching "Y" arrives before
+/// `deadline`, the rule fires at the deadline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingAbsence {
+    /// The rule, by [`crate::rules::Rule::id_hash`] (stable across reloads).
+    pub rule: u64,
+    /// The anchor event: when, its type, and what it was about (a complaint's category, a
+    /// product, a contact's reason).
+    pub at: Timestamp,
+    pub kind: EventKind,
+    pub detail: Box<str>,
+    pub deadline: Timestamp,
+}
+
 /// Everything we remember about one customer.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CustomerState {
@@ -266,6 +283,9 @@ pub struct CustomerState {
     pub incidents: Option<Box<CustomerIncidents>>,
     /// What agents' and customers' answers taught; `None` for most customers.
     pub learned: Option<Box<Learned>>,
+    /// Absence rules waiting for their deadline ("after X, no Y within T"): at most
+    /// [`MAX_PENDING_ABSENCES`], one per rule. Last in the stored layout (see `codec`).
+    pub absences: Vec<PendingAbsence>,
     /// The input partition that owns this customer (0 until set). Not stored with the state:
     /// whoever restores a customer sets it.
     #[serde(skip)]

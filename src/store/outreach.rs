@@ -158,6 +158,32 @@ impl TaskStore {
         .await
     }
 
+    /// Whether a fraud contact with the customer is in progress: when the last fraud e-mail
+    /// was sent (if any), and whether an agent holds one of their fraud tasks (claimed or
+    /// contacted).
+    pub async fn fraud_contact(&self, customer_id: &str) -> Result<(Option<i64>, bool), StoreError> {
+        bounded("reading fraud contacts", async {
+            let last = sqlx::query(
+                "SELECT MAX(j.sent_ms) FROM outreach_jobs j JOIN tasks t ON t.id = j.task_id
+                 WHERE j.customer_id = $1 AND t.queue = 'fraud' AND j.sent_ms IS NOT NULL",
+            )
+            .bind(customer_id)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get::<Option<i64>, _>(0)?;
+            let held = sqlx::query(
+                "SELECT COUNT(*) FROM tasks
+                 WHERE customer_id = $1 AND queue = 'fraud' AND status IN ('claimed', 'contacted')",
+            )
+            .bind(customer_id)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get::<i64, _>(0)?;
+            Ok((last, held > 0))
+        })
+        .await
+    }
+
     /// True if the customer answered an e-mail of `template` since `since_ms`.
     pub async fn answered_since(
         &self,

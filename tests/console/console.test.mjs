@@ -320,6 +320,29 @@ await check('a care agent never sees the fraud task', async () => {
   assert(response.status() === 404, `status ${response.status()}`);
 });
 
+await check('a complaint task shows its procedure step by step, and a category without one says so', async () => {
+  const auth = { headers: { Authorization: `Bearer ${TOKENS['care-agent']}` } };
+  const page = await (await carl.page.request.get(`${BASE}/api/v1/tasks?queue=care&limit=200`, auth)).json();
+  const tasks = [];
+  for (const item of page.items) {
+    tasks.push((await (await carl.page.request.get(`${BASE}/api/v1/tasks/${item.id}`, auth)).json()).task);
+  }
+  const known = tasks.find((t) => t.context.procedure && t.context.procedure.known);
+  const unknown = tasks.find((t) => t.context.procedure && !t.context.procedure.known);
+  assert(known && unknown, 'the demo has complaints with and without a procedure');
+  await carl.page.goto(`${BASE}/console/tasks/${known.id}`);
+  const steps = await carl.page.$$eval('section.procedure ol.steps li', (lis) => lis.map((li) => li.textContent.trim()));
+  assert(JSON.stringify(steps) === JSON.stringify(known.context.procedure.steps), `steps shown: ${steps}`);
+  assert(!(await carl.page.$('#no-procedure')), 'a known category has no warning');
+  await carl.page.goto(`${BASE}/console/tasks/${unknown.id}`);
+  assert(await carl.page.isVisible('#no-procedure'), 'an unknown category is shown as such');
+  const linked = tasks.find((t) => (t.context.open_in_other_queue || []).length > 0);
+  assert(linked, 'a customer with open tasks in both queues');
+  await carl.page.goto(`${BASE}/console/tasks/${linked.id}`);
+  const other = await carl.page.textContent('section.other-queue');
+  assert(other.includes(linked.context.open_in_other_queue[0].title), `the other queue's task is named: ${other}`);
+});
+
 await check('a state change without the CSRF token is refused', async () => {
   const response = await ana.page.request.post(`${BASE}/console/tasks/${taskId}/notes`, {
     form: { note: 'forged' }, maxRedirects: 0,

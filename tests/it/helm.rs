@@ -265,6 +265,12 @@ fn check_pod(r: &Rendered, env: &[(String, String)], name: &str) -> Config {
     }
     let set = RuleSet::load_dir(&dir).unwrap_or_else(|e| panic!("the rules ConfigMap does not load: {e}"));
     assert!(!set.rules.is_empty());
+    // The e-mail templates the rules name are in the same directory (as `outreach.<file>`).
+    let needed = callahead::outreach::templates::needed(&set);
+    assert!(!needed.is_empty(), "the default rules write to customers");
+    if let Err(errors) = callahead::outreach::templates::Templates::load(&dir, &needed) {
+        panic!("the rules ConfigMap's e-mail templates do not load: {errors:?}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 
     // JSON logs, and a grace period that leaves room for the final checkpoint and commit.
@@ -323,6 +329,12 @@ fn helm_chart_rules_are_the_repository_rule_pack() {
             repo.insert(name, std::fs::read_to_string(&path).unwrap());
         }
     }
+    // E-mail templates: rules/outreach/<file> is the ConfigMap key outreach.<file>.
+    for entry in std::fs::read_dir(root().join("rules/outreach")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        repo.insert(format!("outreach.{name}"), std::fs::read_to_string(&path).unwrap());
+    }
     let chart: BTreeMap<String, String> =
         rules.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect();
     assert_eq!(
@@ -345,6 +357,8 @@ fn helm_chart_rules_are_the_repository_rule_pack() {
     assert!(rules.contains_key("fraud.toml"));
     let err = render_refused(&["--set-string", "rules.files.team\\.txt=x"]);
     assert!(err.contains("rules.files"), "{err}");
+    let r = render(&["--set-string", "rules.files.outreach\\.care_callback\\.en\\.txt=Subject: x\n"]);
+    assert_eq!(r.config_map_at("/etc/callahead/rules")["outreach.care_callback.en.txt"], "Subject: x\n");
 }
 
 #[test]
@@ -398,6 +412,8 @@ fn helm_chart_production_values_wire_secrets_and_monitoring() {
         (("callahead-secrets", "store-url"), "postgres://callahead:s3cret@postgres.db:5432/callahead"),
         (("callahead-secrets", "sasl-password"), "kafka-s3cret"),
         (("callahead-secrets", "api-tokens"), API_TOKENS),
+        (("callahead-secrets", "smtp-password"), "smtp-s3cret"),
+        (("callahead-secrets", "link-keys"), "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="),
     ]);
     let env = r.env(&secrets);
     let names: Vec<&str> = env.iter().map(|(n, _)| n.as_str()).collect();
@@ -406,6 +422,10 @@ fn helm_chart_production_values_wire_secrets_and_monitoring() {
     assert!(names.contains(&"CALLAHEAD_API_TOKENS"), "{names:?}");
     let config = check_pod(&r, &env, "production");
     assert_eq!(config.api.tokens.len(), 2, "the API tokens reach the settings from the Secret");
+    // E-mail: on, with the relay's password and the link keys from the Secret.
+    assert!(config.outreach.enabled);
+    assert_eq!(config.outreach.smtp_password, "smtp-s3cret");
+    assert_eq!(config.outreach.link_keys, vec!["k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="]);
 
     // The Secret's values reach the settings the service uses, and never the ConfigMap.
     assert_eq!(config.store.url, "postgres://callahead:s3cret@postgres.db:5432/callahead");
@@ -413,7 +433,7 @@ fn helm_chart_production_values_wire_secrets_and_monitoring() {
     assert_eq!(config.kafka.client["security.protocol"], "SASL_SSL");
     assert_eq!(config.kafka.client["sasl.mechanism"], "SCRAM-SHA-512");
     let toml = r.config_text();
-    assert!(!toml.contains("s3cret") && !toml.contains("postgres://"), "{toml}");
+    assert!(!toml.contains("s3cret") && !toml.contains("postgres://") && !toml.contains("k1:"), "{toml}");
     // Whole numbers from a -f file stay integers (helm's toToml would write 5000.0).
     assert_eq!(config.kafka.batch_size, 5000);
     assert_eq!(config.kafka.group_id, "callahead-prod");
@@ -461,6 +481,26 @@ fn helm_chart_refuses_values_that_cannot_work() {
     assert!(err.contains("config.http"), "{err}");
     let err = render_refused(&["--set", "replicaCount=two"]);
     assert!(err.contains("replicaCount"), "{err}");
+    // E-mail secrets never in the ConfigMap; links cannot be signed without keys.
+    let err = render_refused(&["--set", "config.outreach.enabled=true"]);
+    assert!(err.contains("secrets.linkKeysKey"), "{err}");
+    let err = render_refused(&["--set-string", "config.outreach.smtp_password=x"]);
+    assert!(err.contains("config.outreach.smtp_password"), "{err}");
+    let err = render_refused(&["--set", "secrets.dkimKeyKey=dkim"]);
+    assert!(err.contains("secrets.existingSecret"), "{err}");
+}
+
+/// A DKIM key from the Secret is mounted as a file, and the configuration points at that file.
+#[test]
+fn helm_chart_mounts_the_dkim_key_where_the_configuration_points() {
+    let r = render(&["--set", "secrets.existingSecret=s", "--set", "secrets.dkimKeyKey=dkim"]);
+    let config: toml::Value = toml::from_str(&r.config_text()).expect("callahead.toml");
+    let file = config["outreach"]["dkim_key_file"].as_str().expect("outreach.dkim_key_file").to_string();
+    let dir = Path::new(&file).parent().unwrap().to_str().unwrap();
+    let volume = r.volume_at(dir);
+    assert_eq!(volume["secret"]["secretName"], "s");
+    assert_eq!(volume["secret"]["items"][0]["key"], "dkim");
+    assert_eq!(volume["secret"]["items"][0]["path"], Path::new(&file).file_name().unwrap().to_str().unwrap());
 }
 
 /// The pod's command run here: the mounted ConfigMaps written under a temporary root, paths

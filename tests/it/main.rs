@@ -1,6 +1,10 @@
 //! Integration tests: one crate (one link step), one module per area.
 //!
 //! - `scenarios`: a generated stream with planted incidents and look-alikes through the engine;
+//! - `languages`: every text of every task, and every rule and procedure rendered again, in each
+//!   supported language: no other language's words, no unfilled placeholder;
+//! - `care_timers`: conditions that become true as time passes (a drop, silence, an absence) are
+//!   found within a bounded delay of becoming true, and nobody else is;
 //! - `feedback`: outcomes teach the engine (a legitimate trip or payment does not page again);
 //! - `outreach`: e-mail to customers against a real SMTP server, one-click answers;
 //! - `properties`: redelivery and late arrival do not change the set of tasks (proptest);
@@ -10,16 +14,21 @@
 //! - `cli`: the `callahead` binary end to end (`replay`, `rules check`, `demo`);
 //! - `serve`: the service against a real broker and both task stores;
 //! - `recovery`: SIGKILL, instances joining and leaving, a database outage: state and tasks survive;
-//! - `api_fuzz`: the agents' API fuzzed from its OpenAPI document (Schemathesis), on both stores.
+//! - `api_fuzz`: the agents' API fuzzed from its OpenAPI document (Schemathesis), on both stores;
+//! - `ops`: the Grafana dashboard's queries against a real Prometheus scraping the service, the
+//!   alert rules under promtool, the chart's manifests against the Kubernetes and CRD schemas.
 
 mod api;
 mod api_fuzz;
+mod care_timers;
 mod cli;
 mod commands;
 mod common;
 mod console;
 mod feedback;
 mod helm;
+mod languages;
+mod ops;
 mod outreach;
 mod properties;
 mod recovery;

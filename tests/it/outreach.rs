@@ -6,8 +6,9 @@
 //! links show a page on GET and HEAD and change nothing, only the button's POST answers; a
 //! forged, altered or reused link gets the same neutral page; "yes" resolves the task as
 //! legitimate by the customer, "no" makes it priority 1 with a follow-up e-mail; every decision
-//! (sent, suppressed with its reason) is on the task; care e-mails carry a one-click unsubscribe
-//! that works by POST.
+//! (sent, suppressed with its reason) is on the task. In `serve` (real broker): consent, quiet
+//! hours, the contact-fatigue cap and the RFC 8058 unsubscribe, each decision on its task, while
+//! an SMTP outage never stops events from opening tasks.
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -275,15 +276,286 @@ fn customers_are_written_to_once_and_answer_with_one_click() {
         follow_up.text
     );
 
-    // A care e-mail (when one was sent: consent and the customer's quiet hours decide) has a
-    // one-click unsubscribe that works by POST.
-    if let Some(care) =
-        sink.messages().into_iter().find(|m| m.header("message-id").contains(".care_callback@"))
-    {
-        assert_eq!(care.header("list-unsubscribe-post"), "List-Unsubscribe=One-Click");
-        let url = care.header("list-unsubscribe").trim_matches(['<', '>']).to_string();
-        assert_eq!(http(&d.address, "POST", &path_of(&url), None, Some("List-Unsubscribe=One-Click")).0, 200);
-        assert_eq!(neutral(&path_of(&url)), forged, "used once");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The policy in `callahead serve` (real broker, SQLite, the SMTP sink): the relay is down at
+/// first, so deliveries are retried while events keep opening tasks; once it is up each e-mail
+/// arrives exactly once. A fraud confirmation is a service message (sent without consent); a care
+/// e-mail without consent is suppressed; one in the customer's quiet hours is deferred, then sent
+/// when they end; one over the contact-fatigue cap (1 a day here, across queues) is suppressed;
+/// after a one-click unsubscribe (RFC 8058 POST) the next care e-mail is suppressed. Every
+/// decision is on its task with its reason, and counted by reason in the metrics.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_applies_consent_quiet_hours_and_the_cap_and_survives_an_smtp_outage() {
+    use callahead::store::TaskStore;
+    use callahead::time::{Timestamp, MINUTE};
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::FutureProducer;
+
+    use crate::common::temp_sqlite;
+    use crate::serve::{create_topics, produce_lines, sum, Service};
+
+    let install =
+        Command::new(root().join("scripts/smtp-sink.sh")).arg("install").output().expect("smtp-sink.sh");
+    assert!(install.status.success(), "aiosmtpd: {}", String::from_utf8_lossy(&install.stderr));
+    let dir = std::env::temp_dir().join(unique("smtp-serve"));
+    // The default rules, with two care rules that fire on one event (or three) also writing to
+    // the customer, so the policy can be driven event by event.
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(rules.join("outreach")).unwrap();
+    for entry in std::fs::read_dir(root().join("rules/outreach")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, rules.join("outreach").join(path.file_name().unwrap())).unwrap();
     }
+    std::fs::copy(root().join("rules/fraud.toml"), rules.join("fraud.toml")).unwrap();
+    let care = std::fs::read_to_string(root().join("rules/care.toml")).unwrap();
+    let mut edited = care.clone();
+    for id in ["complaint_escalation", "repeat_contact"] {
+        let line = format!("id = \"{id}\"\n");
+        edited = edited.replacen(&line, &format!("{line}outreach = {{ template = \"care_callback\" }}\n"), 1);
+    }
+    assert_ne!(edited, care);
+    std::fs::write(rules.join("care.toml"), edited).unwrap();
+
+    // Quiet hours (UTC customers) from two hours ago until a minute boundary 75–135 s ahead.
+    let now_ms = callahead::api::now().0;
+    let minute_of_day = |ms: i64| (ms / MINUTE).rem_euclid(24 * 60);
+    let quiet_end_ms = (now_ms + 75_000).div_euclid(MINUTE) * MINUTE + MINUTE;
+    let hhmm = |m: i64| format!("{:02}:{:02}", m / 60, m % 60);
+    let quiet =
+        format!("{}-{}", hhmm(minute_of_day(now_ms - 120 * MINUTE)), hhmm(minute_of_day(quiet_end_ms)));
+
+    let port = free_port();
+    let smtp_port = port.to_string();
+    let prefix = unique("mailpolicy");
+    let topics = create_topics(&prefix).await;
+    let store_url = temp_sqlite("mailpolicy");
+    const CARE: &str = "cah_test_token_of_cat_care_agent";
+    let tokens = format!("cat:care_agent:{}", callahead::api::auth::hash_token(CARE));
+    let service = Service::start_with(
+        crate::common::broker(),
+        &topics,
+        &prefix,
+        &store_url,
+        &[
+            ("CALLAHEAD_RULES_DIR", rules.to_str().unwrap()),
+            ("CALLAHEAD_API_TOKENS", &tokens),
+            ("CALLAHEAD_OUTREACH_ENABLED", "true"),
+            ("CALLAHEAD_OUTREACH_SMTP_HOST", "127.0.0.1"),
+            ("CALLAHEAD_OUTREACH_SMTP_PORT", &smtp_port),
+            ("CALLAHEAD_OUTREACH_SMTP_TLS", "none"),
+            ("CALLAHEAD_OUTREACH_LINK_KEYS", "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="),
+            ("CALLAHEAD_OUTREACH_QUIET_HOURS", &quiet),
+            ("CALLAHEAD_OUTREACH_DEFAULT_TIMEZONE", "UTC"),
+            ("CALLAHEAD_OUTREACH_MAX_PER_DAY", "1"),
+            ("CALLAHEAD_OUTREACH_POLL_MS", "200"),
+        ],
+    );
+    let producer: FutureProducer =
+        ClientConfig::new().set("bootstrap.servers", crate::common::broker()).create().expect("producer");
+    let store = TaskStore::connect(&store_url).await.expect("store");
+
+    // Events, stamped minutes ago.
+    let at = |minutes_ago: i64| Timestamp(now_ms - minutes_ago * MINUTE).to_string();
+    let mut n = 0;
+    let mut event = |customer: &str, minutes_ago: i64, kind: &str, body: Value| -> String {
+        n += 1;
+        let mut body = body;
+        let fields = body.as_object_mut().unwrap();
+        fields.insert("event_id".into(), Value::from(format!("{customer}-{n}")));
+        fields.insert("type".into(), Value::from(kind));
+        fields.insert("customer_id".into(), Value::from(customer));
+        fields.insert("ts".into(), Value::from(at(minutes_ago)));
+        body.to_string()
+    };
+    let profile =
+        |e: &mut dyn FnMut(&str, i64, &str, Value) -> String, id: &str, consent: bool, zone: &str| {
+            e(
+                id,
+                60,
+                "customer_profile",
+                serde_json::json!({"name": format!("Customer {id}"), "email": format!("{id}@example.com"),
+                "language": "en", "segment": "private", "timezone": zone, "consent": {"email": consent},
+                "home": {"country": "FR", "city": "Paris", "lat": 48.86, "lon": 2.35}}),
+            )
+        };
+    let card = |e: &mut dyn FnMut(&str, i64, &str, Value) -> String,
+                id: &str,
+                ago: i64,
+                city: (&str, &str, f64, f64)| {
+        e(
+            id,
+            ago,
+            "card_transaction",
+            serde_json::json!({"card_id": format!("card-{id}-4242"), "amount": "45.00", "currency": "EUR",
+                "channel": "card_present", "status": "approved",
+                "merchant": {"name": "Shop", "mcc": "5411", "country": city.0, "city": city.1,
+                             "lat": city.2, "lon": city.3}}),
+        )
+    };
+    let paris = ("FR", "Paris", 48.86, 2.35);
+    let tokyo = ("JP", "Tokyo", 35.68, 139.69);
+    let complaint = |e: &mut dyn FnMut(&str, i64, &str, Value) -> String, id: &str, ago: i64| {
+        e(id, ago, "complaint", serde_json::json!({"category": "fees", "severity": "high", "text": "…"}))
+    };
+    // Customers in a zone where it is not quiet now (UTC-12), apart from `quiet`.
+    let far = "Etc/GMT+12";
+    let first = vec![
+        profile(&mut event, "nocon", false, far),
+        card(&mut event, "nocon", 40, paris),
+        card(&mut event, "nocon", 10, tokyo),
+        complaint(&mut event, "nocon", 5),
+        profile(&mut event, "capped", true, far),
+        card(&mut event, "capped", 40, paris),
+        card(&mut event, "capped", 10, tokyo),
+        profile(&mut event, "unsub", true, far),
+        complaint(&mut event, "unsub", 5),
+        profile(&mut event, "quiet", true, "UTC"),
+        complaint(&mut event, "quiet", 5),
+    ];
+    produce_lines(&producer, &topics.events, &first).await;
+
+    // The relay is down: deliveries are retried, and meanwhile new events still open tasks.
+    wait_until("a retried delivery", Duration::from_secs(60), || {
+        (sum(&service.metrics(), "callahead_emails_total", Some(("result", "retried"))) > 0.0).then_some(())
+    });
+    let flow = vec![
+        profile(&mut event, "flow", true, far),
+        card(&mut event, "flow", 40, paris),
+        card(&mut event, "flow", 10, tokyo),
+    ];
+    produce_lines(&producer, &topics.events, &flow).await;
+    let tasks_of = |customer: &'static str| {
+        let store = store.clone();
+        async move {
+            let mut found = Vec::new();
+            for (id, _) in store.task_versions().await.expect("tasks") {
+                let row = store.task_row(&id).await.expect("task").expect("listed task");
+                if row.customer_id == customer {
+                    found.push(serde_json::from_str::<Value>(&row.body).unwrap());
+                }
+            }
+            found
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tasks_of("flow").await.is_empty() {
+        assert!(Instant::now() < deadline, "events stopped flowing while the relay was down");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(sum(&service.metrics(), "callahead_emails_total", Some(("result", "sent"))), 0.0);
+
+    let sink = Sink::start(port, &dir.join("maildir"));
+    let mail_to = |who: &str| -> Vec<Mail> {
+        sink.messages()
+            .into_iter()
+            .filter(|m| m.header("to").contains(&format!("{who}@example.com")))
+            .collect()
+    };
+    let arrives = |who: &'static str| {
+        wait_until(&format!("{who}'s e-mail"), Duration::from_secs(60), || mail_to(who).into_iter().next())
+    };
+    // A fraud confirmation is a service message: sent without consent.
+    let nocon = arrives("nocon");
+    assert!(nocon.header("message-id").contains(".fraud_confirmation@"), "{:?}", nocon.headers);
+    assert!(nocon.header("list-unsubscribe").is_empty(), "a service message has no unsubscribe");
+    arrives("flow");
+    let capped = arrives("capped");
+    assert!(capped.header("message-id").contains(".fraud_confirmation@"));
+    let unsub = arrives("unsub");
+    assert!(unsub.header("message-id").contains(".care_callback@"));
+    assert_eq!(unsub.header("list-unsubscribe-post"), "List-Unsubscribe=One-Click");
+
+    // The decisions on the tasks.
+    let decisions = |tasks: &[Value], queue: &str| -> Vec<(String, String)> {
+        tasks
+            .iter()
+            .filter(|t| t["queue"] == queue)
+            .flat_map(|t| t["work"]["outreach"].as_array().cloned().unwrap_or_default())
+            .map(|o| (o["decision"].as_str().unwrap().to_string(), o["reason"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    let until = |who: &'static str, queue: &'static str, decision: &'static str| async move {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let tasks = tasks_of(who).await;
+            let found = decisions(&tasks, queue);
+            if let Some((_, reason)) = found.iter().find(|(d, _)| d == decision) {
+                return reason.clone();
+            }
+            assert!(Instant::now() < deadline, "{who}: no `{decision}` on the {queue} task: {found:?}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    let reason = until("nocon", "care", "suppressed").await;
+    assert!(reason.contains("consent"), "{reason}");
+    assert!(until("nocon", "fraud", "sent").await.contains("n***@example.com"));
+
+    // The cap counts the fraud e-mail already sent today: a care e-mail is one too many.
+    produce_lines(&producer, &topics.events, &[complaint(&mut event, "capped", 1)]).await;
+    let reason = until("capped", "care", "suppressed").await;
+    assert!(reason.contains("contact cap") && reason.contains("24 h"), "{reason}");
+
+    // Unsubscribe by one POST; the next care e-mail (a new incident) is suppressed.
+    let url = unsub.header("list-unsubscribe").trim_matches(['<', '>']).to_string();
+    assert_eq!(http(&service.http, "POST", &path_of(&url), None, Some("List-Unsubscribe=One-Click")).0, 200);
+    let care_task = tasks_of("unsub").await.into_iter().find(|t| t["queue"] == "care").unwrap();
+    let path = format!("/api/v1/tasks/{}/resolve", care_task["id"].as_str().unwrap());
+    let (status, _, reply) = http(
+        &service.http,
+        "POST",
+        &path,
+        Some(CARE),
+        Some(r#"{"outcome":"resolved_issue","note":"fees refunded"}"#),
+    );
+    assert!(status == 200 || status == 202, "resolve: {status} {reply}");
+    let contacts: Vec<String> = (0..3)
+        .map(|i| {
+            event(
+                "unsub",
+                3 - i,
+                "support_contact",
+                serde_json::json!({"channel": "phone", "reason": "card_blocked", "resolved": false, "duration_s": 300}),
+            )
+        })
+        .collect();
+    produce_lines(&producer, &topics.events, &contacts).await;
+    let reason = until("unsub", "care", "suppressed").await;
+    assert!(reason.contains("unsubscribed"), "{reason}");
+
+    // Quiet hours: deferred with the local end time, then sent once they are over.
+    let reason = until("quiet", "care", "deferred").await;
+    assert!(
+        reason.contains("quiet hours") && reason.contains(&hhmm(minute_of_day(quiet_end_ms))),
+        "{reason}"
+    );
+    assert!(mail_to("quiet").is_empty(), "sent in quiet hours");
+    let quiet_mail =
+        wait_until("the deferred e-mail", Duration::from_secs(200), || mail_to("quiet").into_iter().next());
+    assert!(callahead::api::now().0 >= quiet_end_ms, "sent before the quiet hours ended");
+    assert!(quiet_mail.header("message-id").contains(".care_callback@"));
+    until("quiet", "care", "sent").await;
+
+    // Exactly one message per e-mail that was sent, none for the suppressed ones.
+    std::thread::sleep(Duration::from_secs(2));
+    let all = sink.messages();
+    for who in ["nocon", "capped", "unsub", "quiet", "flow"] {
+        assert_eq!(
+            mail_to(who).len(),
+            1,
+            "{who}: {:?}",
+            all.iter().map(|m| m.header("message-id")).collect::<Vec<_>>()
+        );
+    }
+    let m = service.metrics();
+    for reason in ["no_consent", "cap_day", "unsubscribed"] {
+        assert!(
+            sum(&m, "callahead_emails_suppressed_total", Some(("reason", reason))) >= 1.0,
+            "callahead_emails_suppressed_total{{reason=\"{reason}\"}}"
+        );
+    }
+    assert!(sum(&m, "callahead_emails_total", Some(("result", "deferred"))) >= 1.0);
+    drop(service);
     let _ = std::fs::remove_dir_all(&dir);
 }

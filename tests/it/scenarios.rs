@@ -108,8 +108,28 @@ fn churn_by_silence_is_found_by_event_time_timers() {
     let (g, tasks) = run();
     let who = &g.expected.iter().find(|e| e.scenario.contains("falls silent")).unwrap().customer_id;
     let task = tasks_of(tasks, who).into_iter().find(|t| t.queue.as_str() == "care").expect("care task");
-    assert!(task.explanation.contains("silent for"), "{}", task.explanation);
-    assert!(task.context.events.is_empty(), "no event caused it: the stream's time did");
+    // Found as the activity falls away (re-evaluated daily while the complaint is recent), before
+    // the silence itself would be long enough.
+    assert!(
+        task.explanation.contains("activity fell") || task.explanation.contains("silent for"),
+        "{}",
+        task.explanation
+    );
+    let churn = task.signals.iter().find(|s| s.rule == "churn_risk").expect("a churn signal");
+    let own_events: Vec<String> = g
+        .lines
+        .iter()
+        .filter(|l| l.contains(&format!("\"customer_id\":\"{who}\"")))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["ts"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!own_events.is_empty());
+    assert!(
+        own_events.iter().all(|ts| callahead::time::Timestamp::parse_rfc3339(ts).unwrap() != churn.at),
+        "no event of the customer caused it: the stream's time did"
+    );
+    // The unresolved complaint was found at its deadline, 72 h after it.
+    let unresolved = task.signals.iter().find(|s| s.rule == "complaint_unresolved").expect("absence rule");
+    assert_eq!(unresolved.facts["waited_hours"], serde_json::json!(72.0));
 }
 
 #[test]
@@ -147,5 +167,93 @@ fn timers_fire_by_their_own_partitions_time() {
     assert!(fired_on.is_empty(), "partition 2's time must not fire partition 1's timer: {fired_on:?}");
     // Partition 1's time moves on (a later event of another customer on it): now it fires.
     let later = r#"{"event_id":"tick","type":"complaint","customer_id":"someone","ts":"2027-01-01T00:00:00Z","category":"fees","severity":"low"}"#;
-    assert_eq!(care_from_timer(1, later), 1, "the timer fires once its own partition's time passes it");
+    assert!(care_from_timer(1, later) >= 1, "the timer fires once its own partition's time passes it");
+}
+
+/// Recall and false positives per rule on the planted scenarios and the ordinary population:
+/// a planted incident is found when its customer has a task with the expected rule; a false
+/// positive is a task carrying the rule for a customer who was not planted for it (a look-alike
+/// or an ordinary customer). Printed for every rule; care rules must find every planted case,
+/// and no rule may page a look-alike.
+#[test]
+fn recall_and_false_positives_per_rule() {
+    let (g, tasks) = run();
+    let mut lines = Vec::new();
+    for rule in &rules().rules {
+        let planted: Vec<_> = g.expected.iter().filter(|e| e.rule == Some(rule.id.as_str())).collect();
+        let found = planted
+            .iter()
+            .filter(|e| tasks_of(tasks, &e.customer_id).iter().any(|t| t.rules.contains(&rule.id)))
+            .count();
+        let false_positives: Vec<&str> = tasks
+            .iter()
+            .filter(|t| t.rules.contains(&rule.id))
+            .filter(|t| !planted.iter().any(|e| e.customer_id == t.customer_id))
+            .map(|t| t.customer_id.as_str())
+            .collect();
+        let look_alikes: Vec<&&str> = false_positives
+            .iter()
+            .filter(|c| g.expected.iter().any(|e| e.customer_id == **c && e.rule.is_none()))
+            .collect();
+        lines.push(format!(
+            "{:<32} {:<5} planted {:>2}  found {:>2}  other customers {:>2} ({} look-alike) {:?}",
+            rule.id,
+            rule.queue.as_str(),
+            planted.len(),
+            found,
+            false_positives.len(),
+            look_alikes.len(),
+            false_positives
+        ));
+        if rule.queue.as_str() == "care" {
+            assert_eq!(found, planted.len(), "{}: planted cases missed", rule.id);
+        }
+        assert!(look_alikes.is_empty(), "{} pages look-alikes: {look_alikes:?}", rule.id);
+    }
+    eprintln!(
+        "per rule, on {} planted scenarios and the ordinary customers:\n{}",
+        g.expected.len(),
+        lines.join("\n")
+    );
+}
+
+#[test]
+fn a_complaint_task_carries_its_categorys_procedure() {
+    let (g, tasks) = run();
+    let care = |scenario: &str| {
+        let who = &g.expected.iter().find(|e| e.scenario == scenario).unwrap().customer_id;
+        tasks_of(tasks, who).into_iter().find(|t| t.queue.as_str() == "care").expect("care task").clone()
+    };
+    let task = care("high-severity complaint");
+    let p = task.context.procedure.as_ref().expect("a procedure");
+    assert_eq!((p.category.as_str(), p.known, task.context.language.as_str()), ("mis-selling", true, "ru"));
+    assert!(p.steps.len() >= 3 && !p.team.is_empty() && p.sla_hours > 0.0, "{p:?}");
+    assert_eq!(task.context.script, p.script, "the agent reads the procedure's script");
+    assert!(task.title.contains(&p.name), "{}", task.title);
+    // Nobody wrote a procedure for this category: the default, and the task says so.
+    let task = care("high-severity complaint in a category without a procedure");
+    let p = task.context.procedure.as_ref().expect("the default procedure");
+    assert_eq!((p.category.as_str(), p.known), ("branch_closure", false));
+    assert!(task.title.contains("branch_closure") && p.name.contains("branch_closure"), "{}", task.title);
+}
+
+#[test]
+fn both_queues_see_each_other() {
+    let (g, tasks) = run();
+    let who = &g
+        .expected
+        .iter()
+        .find(|e| e.scenario.contains("then a complaint about the card"))
+        .unwrap()
+        .customer_id;
+    let theirs = tasks_of(tasks, who);
+    let fraud = theirs.iter().find(|t| t.queue.as_str() == "fraud").expect("fraud task");
+    let care = theirs.iter().find(|t| t.queue.as_str() == "care").expect("care task");
+    fn ids(t: &Task) -> Vec<&str> {
+        t.context.open_in_other_queue.iter().map(|o| o.id.as_str()).collect()
+    }
+    assert_eq!(ids(fraud), [care.id.as_str()]);
+    assert_eq!(ids(care), [fraud.id.as_str()]);
+    assert_eq!(fraud.context.open_in_other_queue[0].title, care.title);
+    assert!(fraud.version >= 2, "the fraud task got a version naming the care task opened after it");
 }

@@ -55,9 +55,35 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "callahead.configDir" -}}/etc/callahead/config{{- end }}
 {{- define "callahead.configPath" -}}{{ include "callahead.configDir" . }}/callahead.toml{{- end }}
 {{- define "callahead.rulesDir" -}}/etc/callahead/rules{{- end }}
+{{- define "callahead.dkimDir" -}}/etc/callahead/dkim{{- end }}
 
 {{- define "callahead.rulesConfigMap" -}}
 {{- default (printf "%s-rules" (include "callahead.fullname" .)) .Values.rules.existingConfigMap }}
+{{- end }}
+
+{{/*
+The rules ConfigMap's keys and texts, as YAML (key -> text): the default pack (files/rules/*.toml
+and the e-mail templates files/rules/outreach/*, keyed `outreach.<file>`), then rules.files.
+A ConfigMap key cannot hold a "/": the service reads a template from outreach/<file> or, as
+here, from outreach.<file> in the rules directory itself.
+*/}}
+{{- define "callahead.ruleFiles" -}}
+{{- $files := dict }}
+{{- if .Values.rules.includeDefaults }}
+{{- range $path, $_ := .Files.Glob "files/rules/*.toml" }}
+{{- $_ := set $files (base $path) ($.Files.Get $path) }}
+{{- end }}
+{{- range $path, $_ := .Files.Glob "files/rules/outreach/*" }}
+{{- $_ := set $files (printf "outreach.%s" (base $path)) ($.Files.Get $path) }}
+{{- end }}
+{{- end }}
+{{- range $name, $text := .Values.rules.files }}
+{{- if not (or (hasSuffix ".toml" $name) (regexMatch "^outreach\\.[a-z0-9_]+\\.[a-z]{2}\\.(txt|html)$" $name)) }}
+{{- fail (printf "rules.files: %q must be a rule file ending in .toml or an e-mail template named outreach.<template>.<language>.txt or .html" $name) }}
+{{- end }}
+{{- $_ := set $files $name $text }}
+{{- end }}
+{{- toYaml $files }}
 {{- end }}
 
 {{/*
@@ -80,6 +106,20 @@ Checks the values; fails the render with a readable message on a combination tha
 {{- if and .Values.secrets.saslPasswordKey (not .Values.secrets.existingSecret) }}
 {{- fail "secrets.saslPasswordKey is set but secrets.existingSecret is empty." }}
 {{- end }}
+{{- range $key := list "smtpPasswordKey" "linkKeysKey" "dkimKeyKey" }}
+{{- if and (get $.Values.secrets $key) (not $.Values.secrets.existingSecret) }}
+{{- fail (printf "secrets.%s is set but secrets.existingSecret is empty." $key) }}
+{{- end }}
+{{- end }}
+{{- $outreach := get .Values.config "outreach" | default dict }}
+{{- range $key := list "smtp_password" "link_keys" "dkim_key_file" }}
+{{- if hasKey $outreach $key }}
+{{- fail (printf "config.outreach.%s must not be set here (it would land in a ConfigMap): use secrets.smtpPasswordKey, secrets.linkKeysKey or secrets.dkimKeyKey." $key) }}
+{{- end }}
+{{- end }}
+{{- if and (get $outreach "enabled") (not .Values.secrets.linkKeysKey) }}
+{{- fail "config.outreach.enabled needs secrets.linkKeysKey: the keys that sign customers' answer links come from the Secret as CALLAHEAD_OUTREACH_LINK_KEYS." }}
+{{- end }}
 {{- $client := .Values.config.kafka.client | default dict }}
 {{- if hasKey $client "sasl.password" }}
 {{- fail "config.kafka.client must not hold \"sasl.password\" (it would land in a ConfigMap): put it in a Secret and set secrets.existingSecret and secrets.saslPasswordKey." }}
@@ -92,6 +132,14 @@ Checks the values; fails the render with a readable message on a combination tha
 {{- end }}
 {{- if and (hasKey .Values.config "rules") (hasKey .Values.config.rules "dir") }}
 {{- fail "config.rules.dir is set by the chart (the rules ConfigMap's mount point): use rules.files or rules.existingConfigMap." }}
+{{- end }}
+{{- if .Values.autoscaling.enabled }}
+{{- if ne $store "postgres" }}
+{{- fail "autoscaling.enabled needs store.type=postgres: the pods of one consumer group must share the task store." }}
+{{- end }}
+{{- if or (lt (int .Values.autoscaling.minReplicas) 1) (lt (int .Values.autoscaling.maxReplicas) (int .Values.autoscaling.minReplicas)) }}
+{{- fail (printf "autoscaling: need 1 <= minReplicas (%d) <= maxReplicas (%d)" (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
+{{- end }}
 {{- end }}
 {{- if and (not .Values.rules.existingConfigMap) (not .Values.rules.includeDefaults) (not .Values.rules.files) }}
 {{- fail "no rules: set rules.includeDefaults, rules.files or rules.existingConfigMap (the service refuses to start without a rule file)." }}
@@ -117,6 +165,11 @@ callahead.toml: .Values.config with the keys the chart owns set (see values.yaml
 {{- $_ := set $kafka "client" $client }}
 {{- $_ := set $config "kafka" $kafka }}
 {{- $_ := set $config "http" (dict "listen" (printf "%s:%d" .Values.metrics.host (int .Values.metrics.port))) }}
+{{- if .Values.secrets.dkimKeyKey }}
+{{- $outreach := get $config "outreach" | default dict }}
+{{- $_ := set $outreach "dkim_key_file" (printf "%s/dkim.pem" (include "callahead.dkimDir" .)) }}
+{{- $_ := set $config "outreach" $outreach }}
+{{- end }}
 {{- if eq .Values.store.type "sqlite" }}
 {{- $_ := set $config "store" (dict "url" (printf "sqlite://%s/callahead.db" (trimSuffix "/" .Values.store.sqlite.mountPath))) }}
 {{- end -}}

@@ -103,6 +103,15 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("escalated", "escalated", "эскалировано"),
     ("snoozed", "snoozed until", "отложено до"),
     ("live", "Live: the queue refreshes by itself.", "Очередь обновляется автоматически."),
+    ("procedure", "Procedure", "Процедура"),
+    ("no_procedure", "No procedure for this complaint's category yet: the default one is shown. Tell the playbook owners.", "Для категории этой жалобы ещё нет процедуры: показана процедура по умолчанию. Сообщите владельцам регламента."),
+    ("team", "Team", "Команда"),
+    ("resolve_within", "Resolve within", "Решить в течение"),
+    ("hours", "h", "ч"),
+    ("compensation", "Compensation", "Компенсация"),
+    ("up_to", "up to", "до"),
+    ("steps", "Steps", "Шаги"),
+    ("other_queue", "Also open for this customer in the other queue", "У клиента открыта задача и в другой очереди"),
 ];
 
 /// The words of `lang` (`en` or `ru`) as a template value (`t.claim`, …).
