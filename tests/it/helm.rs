@@ -23,6 +23,8 @@ use crate::common::{broker, free_port, http_get, root, unique};
 
 const RELEASE: &str = "callahead";
 const NAMESPACE: &str = "callahead-test";
+/// The name the Downward API gives the pod in these renders.
+const POD_NAME: &str = "callahead-6f7d9c8b5d-x2k9p";
 
 fn chart() -> PathBuf {
     root().join("helm/callahead")
@@ -178,6 +180,8 @@ impl Rendered {
             let name = e["name"].as_str().unwrap().to_string();
             if let Some(v) = e["value"].as_str() {
                 out.push((name, v.to_string()));
+            } else if e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name" {
+                out.push((name, POD_NAME.to_string()));
             } else if let Some(r) = e["valueFrom"]["secretKeyRef"].as_object() {
                 let key = (r["name"].as_str().unwrap(), r["key"].as_str().unwrap());
                 let value =
@@ -371,8 +375,15 @@ fn helm_chart_default_values_give_a_working_single_pod() {
     // Values map one to one onto the file.
     assert_eq!(config.kafka.brokers, "kafka:9092");
     assert_eq!(config.kafka.batch_size, 2000);
-    // No Secret is referenced, nothing is mounted from one.
-    assert!(r.container()["env"].is_null(), "{}", r.container()["env"]);
+    // No Secret is referenced: the only variable is the pod's name as its static group member
+    // id, which reaches librdkafka's `group.instance.id`.
+    let env = r.container()["env"].as_array().expect("env").clone();
+    assert_eq!(env.len(), 1, "{env:?}");
+    assert_eq!(env[0]["name"], "CALLAHEAD_KAFKA_CLIENT_GROUP_INSTANCE_ID");
+    assert!(env.iter().all(|e| e["valueFrom"]["secretKeyRef"].is_null()));
+    assert_eq!(config.kafka.client["group.instance.id"], POD_NAME);
+    let dynamic = render(&["--set", "staticMembership=false"]);
+    assert!(dynamic.container()["env"].is_null(), "{}", dynamic.container()["env"]);
     // Scrape annotations on the pods, on the metrics port.
     let annotations = &r.deployment()["spec"]["template"]["metadata"]["annotations"];
     assert_eq!(annotations["prometheus.io/scrape"], "true");
