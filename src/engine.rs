@@ -145,7 +145,7 @@ impl Engine {
             evaluate(rules, on, Phase::AfterApply, Some(event), event.ts, state, &mut firings, &mut out.hits);
             track_absences(rules, event, state);
             if !firings.is_empty() {
-                out.changes = incident::open_or_enrich(firings, state, &event.customer_id);
+                out.changes = incident::open_or_enrich(firings, state, &event.customer_id, &rules.playbook);
             }
             self.schedule(rules, state, &event.customer_id, event.ts);
         }
@@ -222,7 +222,7 @@ impl Engine {
                 }
             }
             if !firings.is_empty() {
-                out.changes.extend(incident::open_or_enrich(firings, state, &customer_id));
+                out.changes.extend(incident::open_or_enrich(firings, state, &customer_id, &rules.playbook));
             }
             if let Some(next) = next_due(rules, state, at).filter(|&next| next > at) {
                 state.timer_at = Some(next);

@@ -107,6 +107,7 @@ pub fn open_or_enrich(
     firings: Vec<Firing<'_>>,
     state: &mut CustomerState,
     customer_id: &str,
+    playbook: &Playbook,
 ) -> Vec<TaskChange> {
     let mut incidents = state.incidents.take().map(|b| *b).unwrap_or_default();
     let mut changes = Vec::new();
@@ -134,14 +135,14 @@ pub fn open_or_enrich(
         let before = (kind == ChangeKind::Enriched).then(|| AuditView::of(&task));
         let mut without_procedure: Vec<String> = Vec::new();
         for firing in &for_queue {
-            if let Some(category) = add_signal(&mut task, firing, state) {
+            if let Some(category) = add_signal(&mut task, firing, state, playbook) {
                 if !without_procedure.contains(&category) {
                     without_procedure.push(category);
                 }
             }
         }
         task.version += 1;
-        refresh_context(&mut task, state, &incidents, &for_queue[0].rule.playbook);
+        refresh_context(&mut task, state, &incidents, playbook);
         incidents.open.push(task.clone());
         let mut change = TaskChange::by_engine(kind, task, before);
         change.without_procedure = without_procedure;
@@ -154,8 +155,8 @@ pub fn open_or_enrich(
         }
         changes.push(change);
     }
-    if let Some(first) = firings.first() {
-        link_queues(&mut incidents, &mut changes, state, &first.rule.playbook);
+    if !firings.is_empty() {
+        link_queues(&mut incidents, &mut changes, state, playbook);
     }
     state.incidents = Some(Box::new(incidents));
     changes
@@ -359,11 +360,12 @@ pub struct Texts {
 /// category's procedure in the playbook; else the rule's `script`.
 pub fn render_texts(
     rule: &Rule,
+    playbook: &Playbook,
     signal: &Signal,
     language: &str,
     customer: &dyn Fn(&str) -> Option<String>,
 ) -> Texts {
-    let facts = localized_facts(&signal.facts, language, &rule.playbook);
+    let facts = localized_facts(&signal.facts, language, playbook);
     let procedure_script = || {
         if rule.queue != Queue::Care {
             return None;
@@ -372,7 +374,7 @@ pub fn render_texts(
             Fact::Text(t) => Some(t.as_str()),
             Fact::Num(_) => None,
         })?;
-        rule.playbook.render(category, language, customer).map(|p| p.script)
+        playbook.render(category, language, customer).map(|p| p.script)
     };
     let script = match rule.variant_for(signal) {
         Some(variant) => variant.get(language).render(&facts, customer),
@@ -388,13 +390,13 @@ pub fn render_texts(
 /// Renders one of `rule`'s texts (its title, explanation, script or a script variant) for
 /// `signal` in `language`, facts put into words as in [`render_texts`].
 pub fn render_in(
-    rule: &Rule,
+    playbook: &Playbook,
     text: &crate::rules::Localized,
     signal: &Signal,
     language: &str,
     customer: &dyn Fn(&str) -> Option<String>,
 ) -> String {
-    text.get(language).render(&localized_facts(&signal.facts, language, &rule.playbook), customer)
+    text.get(language).render(&localized_facts(&signal.facts, language, playbook), customer)
 }
 
 /// The procedure for a complaint of `category`, in `language`, as a task carries it.
@@ -424,13 +426,19 @@ pub fn procedure(
 /// Adds a firing to a task. Returns the category of the complaint this signal's event is, when
 /// the playbook has no procedure for it (care tasks only; each complaint event is counted once,
 /// not again by a later signal that only recalls it).
-fn add_signal(task: &mut Task, firing: &Firing<'_>, state: &CustomerState) -> Option<String> {
+fn add_signal(
+    task: &mut Task,
+    firing: &Firing<'_>,
+    state: &CustomerState,
+    playbook: &Playbook,
+) -> Option<String> {
     let rule = firing.rule;
     let signal = &firing.signal;
     let lang = language_for(rule, state).to_string();
     let customer_id = task.customer_id.clone();
-    let texts =
-        render_texts(rule, signal, &lang, &|name| customer_placeholder(state, &customer_id, name, &lang));
+    let texts = render_texts(rule, playbook, signal, &lang, &|name| {
+        customer_placeholder(state, &customer_id, name, &lang)
+    });
     let was_most_severe = task.signals.iter().all(|s| rule.severity < s.severity);
     if task.signals.is_empty() || was_most_severe {
         task.title = texts.title;
@@ -445,7 +453,7 @@ fn add_signal(task: &mut Task, firing: &Firing<'_>, state: &CustomerState) -> Op
             task.context.actions.push(action.clone());
         }
     }
-    let category_name = |category: &str| rule.playbook.name_of(category, &lang);
+    let category_name = |category: &str| playbook.name_of(category, &lang);
     for e in &signal.evidence {
         let mut e = e.clone();
         if let Some(body) = e.body.take() {
@@ -494,8 +502,7 @@ fn add_signal(task: &mut Task, firing: &Firing<'_>, state: &CustomerState) -> Op
         .evidence
         .iter()
         .any(|e| matches!(e.body.as_deref(), Some(crate::event::EventBody::Complaint(_))));
-    (task.queue == Queue::Care && is_the_complaint && !rule.playbook.knows(category))
-        .then(|| category.to_string())
+    (task.queue == Queue::Care && is_the_complaint && !playbook.knows(category)).then(|| category.to_string())
 }
 
 /// Adds an evidence item in time order, unless the task has it already (the same line at the
@@ -672,7 +679,8 @@ script.ru = "Здравствуйте"
         let rules = rules();
         let mut state = russian_customer();
         let (_, signal) = complaint("k1", "fees");
-        let changes = open_or_enrich(vec![Firing { rule: &rules.rules[1], signal }], &mut state, "c");
+        let changes =
+            open_or_enrich(vec![Firing { rule: &rules.rules[1], signal }], &mut state, "c", &rules.playbook);
         let task = &changes[0].task;
         assert_eq!(task.title, "Жалоба: комиссии (высокая)");
         assert_eq!(task.context.events[0].summary, "жалоба (важность: высокая): комиссии");
@@ -686,7 +694,8 @@ script.ru = "Здравствуйте"
         assert!(changes[0].without_procedure.is_empty());
         // A category without a procedure: the default, said so, and counted.
         let (_, signal) = complaint("k2", "branch_closure");
-        let changes = open_or_enrich(vec![Firing { rule: &rules.rules[1], signal }], &mut state, "c");
+        let changes =
+            open_or_enrich(vec![Firing { rule: &rules.rules[1], signal }], &mut state, "c", &rules.playbook);
         assert_eq!(changes[0].without_procedure, ["branch_closure"]);
         let p = changes[0].task.context.procedure.as_ref().unwrap();
         assert!(!p.known);
@@ -701,7 +710,8 @@ script.ru = "Здравствуйте"
         let rules = rules();
         let mut state = russian_customer();
         let (_, signal) = complaint("k1", "fees");
-        let care = open_or_enrich(vec![Firing { rule: &rules.rules[1], signal }], &mut state, "c");
+        let care =
+            open_or_enrich(vec![Firing { rule: &rules.rules[1], signal }], &mut state, "c", &rules.playbook);
         let care_id = care[0].task.id.clone();
         assert!(care[0].task.context.open_in_other_queue.is_empty());
         let payment = event(
@@ -715,7 +725,8 @@ script.ru = "Здравствуйте"
             evidence: vec![Evidence::from_event(&payment)],
             money_at_risk_eur: 40.0,
         };
-        let changes = open_or_enrich(vec![Firing { rule: &rules.rules[0], signal }], &mut state, "c");
+        let changes =
+            open_or_enrich(vec![Firing { rule: &rules.rules[0], signal }], &mut state, "c", &rules.playbook);
         assert_eq!(changes.len(), 2, "the new fraud task and a new version of the care task");
         let (fraud, linked) = (&changes[0], &changes[1]);
         assert_eq!(fraud.kind, ChangeKind::Opened);
@@ -734,7 +745,8 @@ script.ru = "Здравствуйте"
         assert_eq!(linked.task.context.open_in_other_queue[0].queue, Queue::Fraud);
         // A new signal on an open task links nothing new.
         let (_, signal) = complaint("k3", "fees");
-        let changes = open_or_enrich(vec![Firing { rule: &rules.rules[1], signal }], &mut state, "c");
+        let changes =
+            open_or_enrich(vec![Firing { rule: &rules.rules[1], signal }], &mut state, "c", &rules.playbook);
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].task.context.open_in_other_queue[0].id, fraud.task.id);
         // What a checkpoint does not keep comes back on restore.

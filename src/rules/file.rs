@@ -498,7 +498,6 @@ fn check_rule(c: &mut Checker<'_>, r: RawRule, at: usize) -> Option<Rule> {
         script: script?,
         script_variants: script_variants?,
         actions: actions?,
-        playbook: Default::default(),
         file: c.file.to_string(),
         line: line_of(c.text, at),
     })

@@ -158,9 +158,6 @@ pub struct Rule {
     /// Scripts for particular cases, tried in order before `script` (see [`Rule::script_for`]).
     pub script_variants: Vec<variant::ScriptVariant>,
     pub actions: Vec<String>,
-    /// The rule set's complaint playbook (shared by every rule of the set), so that whoever
-    /// holds a rule that fired can find a complaint's procedure.
-    pub playbook: Arc<playbook::Playbook>,
     /// Whether and how the customer is written to when this rule opens or enriches a task.
     pub outreach: Option<Outreach>,
     /// An absence rule ("after X, no Y within T"), which fires by an event-time timer.
@@ -301,9 +298,6 @@ impl RuleSet {
             return Err(RuleErrors(errors));
         }
         let playbook = Arc::new(playbook);
-        for rule in &mut rules {
-            rule.playbook = playbook.clone();
-        }
         let mut by_event: [Vec<usize>; EventKind::ALL.len()] = Default::default();
         let mut timer_rules = Vec::new();
         let mut absence_by_event: [Vec<usize>; EventKind::ALL.len()] = Default::default();
@@ -348,11 +342,5 @@ impl RuleSet {
     /// The absence rule with this id hash, if the set has it.
     pub fn absence_rule(&self, id_hash: u64) -> Option<(usize, &Rule)> {
         self.rules.iter().enumerate().find(|(_, r)| r.id_hash == id_hash && r.absence.is_some())
-    }
-
-    /// Parameters of the first live-or-shadow rule using `kind` (the engine schedules timers
-    /// with them).
-    pub fn first_with(&self, kind: DetectorKind) -> Option<&Rule> {
-        self.rules.iter().find(|r| r.detector_kind() == Some(kind))
     }
 }

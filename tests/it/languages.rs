@@ -232,21 +232,22 @@ fn every_rule_and_procedure_renders_in_every_language_for_every_signal() {
                     _ => None,
                 };
                 let at = format!("rule {} on {} ({})", rule.id, task.id, task.customer_id);
-                let texts = render_texts(rule, &signal, language, &customer);
+                let texts = render_texts(rule, &run.rules.playbook, &signal, language, &customer);
                 check(language, format!("{at}: title"), &texts.title);
                 check(language, format!("{at}: explanation"), &texts.explanation);
                 check(language, format!("{at}: script"), &texts.script);
                 for (i, variant) in rule.matching_variants(&signal).into_iter().enumerate() {
-                    let text = render_in(rule, variant, &signal, language, &customer);
+                    let text = render_in(&run.rules.playbook, variant, &signal, language, &customer);
                     check(language, format!("{at}: script variant {}", i + 1), &text);
                 }
                 check(
                     language,
                     format!("{at}: fallback script"),
-                    &render_in(rule, &rule.script, &signal, language, &customer),
+                    &render_in(&run.rules.playbook, &rule.script, &signal, language, &customer),
                 );
                 if let Some(category) = complaint_category(&signal.facts) {
-                    let p = procedure(&rule.playbook, category, language, &customer).expect("a playbook");
+                    let p =
+                        procedure(&run.rules.playbook, category, language, &customer).expect("a playbook");
                     check(language, format!("{at}: procedure name"), &p.name);
                     check(language, format!("{at}: procedure script"), &p.script);
                     for step in &p.steps {
@@ -293,7 +294,8 @@ fn the_scripts_fit_the_case() {
             churn += 1;
             let rule = run.rules.rules.iter().find(|r| r.id == "churn_risk").unwrap();
             let signal = signal_of(record);
-            let said = render_texts(rule, &signal, language, &|_| Some("X".to_string())).script;
+            let said =
+                render_texts(rule, &run.rules.playbook, &signal, language, &|_| Some("X".to_string())).script;
             let facts = &record.facts;
             let complained = facts.get("complaint_category").and_then(Value::as_str);
             let moved_while_active = facts["moved_eur"].as_f64() > Some(0.0)
