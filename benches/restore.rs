@@ -2,121 +2,198 @@
 //!
 //! Realistic customers come from the generator (64 days of activity each, planted incidents
 //! included); their encoded states are reused round-robin under new ids to reach 10k, 100k or
-//! 1M customers in one partition. For each store and size it prints: bytes per customer as
-//! stored, the time to write them as one checkpoint, and the time a new owner takes to restore
-//! the partition (read, decode, install into the engine), which is the take-over time.
+//! 1M customers in one partition, written in a shuffled order (the service writes customers in
+//! the order they changed, not by id, so the store's physical order is not the key's). For each
+//! store and size it prints: bytes per customer as stored, the time to write them as checkpoints
+//! of 20,000 customers, and the time a new owner takes to restore the partition
+//! ([`load_partition`]: read, decode on every core, install into the engine, re-schedule
+//! timers), which is the take-over time. Then where that time goes, each phase alone: reading
+//! the rows (nothing done with them), decoding them on one thread, decoding and installing them
+//! into an empty engine on one thread.
 //!
 //! `cargo bench --bench restore` (sizes from `CUSTOMERS`, default `10000,100000`; stores from
 //! `STORES`, default `sqlite,postgres`; PostgreSQL at `POSTGRES_URL`, default
-//! `postgres://postgres@127.0.0.1:5432/test`). `scripts/bench-restore.sh` runs 10k, 100k and 1M.
+//! `postgres://postgres@127.0.0.1:5432/test`; `PHASES=0` skips the phase timings;
+//! `DECODERS=N` restores with N decoder threads instead of one per core). The README's figures:
+//! `CUSTOMERS=10000,100000,1000000 cargo bench --bench restore`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use callahead::engine::{Engine, EngineConfig};
 use callahead::ingest::generator::{generate, StreamSpec};
+use callahead::recovery::load_partition;
 use callahead::replay::Replay;
 use callahead::rules::RuleSet;
 use callahead::state::codec;
-use callahead::store::{PartitionCheckpoint, TaskStore};
+use callahead::store::{PartitionCheckpoint, StoredCustomers, TaskStore};
 
 /// Customers written per checkpoint call (the service writes one partition's changed customers).
 const CHUNK: usize = 20_000;
 
 fn main() {
-    let sizes: Vec<usize> = std::env::var("CUSTOMERS")
-        .unwrap_or_else(|_| "10000,100000".into())
-        .split(',')
-        .map(|s| s.trim().parse().expect("CUSTOMERS: comma-separated numbers"))
+    let list = |name: &str, default: &str| -> Vec<String> {
+        std::env::var(name)
+            .unwrap_or_else(|_| default.into())
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .collect()
+    };
+    let sizes: Vec<usize> = list("CUSTOMERS", "10000,100000")
+        .iter()
+        .map(|s| s.parse().expect("CUSTOMERS: comma-separated numbers"))
         .collect();
-    let stores: Vec<String> = std::env::var("STORES")
-        .unwrap_or_else(|_| "sqlite,postgres".into())
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .collect();
+    let stores = list("STORES", "sqlite,postgres");
     let pg =
         std::env::var("POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let phases = std::env::var("PHASES").map_or(true, |v| v != "0");
+    let decoders: usize = std::env::var("DECODERS").map_or(0, |v| v.parse().expect("DECODERS: a number"));
 
-    let templates = templates();
+    let rules = RuleSet::load_dir(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/rules")))
+        .expect("default rules");
+    let templates = templates(&rules);
     let mean = templates.iter().map(Vec::len).sum::<usize>() as f64 / templates.len() as f64;
     println!("templates: {} generated customers, {:.0} B encoded on average", templates.len(), mean);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     for store_kind in &stores {
         for &n in &sizes {
-            runtime.block_on(run(store_kind, &pg, n, &templates));
+            let bench = Bench {
+                kind: store_kind,
+                pg: &pg,
+                n,
+                templates: &templates,
+                rules: &rules,
+                phases,
+                decoders,
+            };
+            runtime.block_on(bench.run());
         }
     }
 }
 
 /// Encoded states of realistic customers.
-fn templates() -> Vec<Vec<u8>> {
+fn templates(rules: &RuleSet) -> Vec<Vec<u8>> {
     let generated =
         generate(&StreamSpec { customers: 2_000, days: 64, seed: 1, scenarios: true, noise: false });
-    let rules = RuleSet::load_dir(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/rules")))
-        .expect("default rules");
-    let mut replay = Replay::new(&rules);
+    let mut replay = Replay::new(rules);
     for (i, line) in generated.lines.iter().enumerate() {
         replay.feed(i as u64 + 1, line.as_bytes());
     }
     replay.engine().state.customers.iter().map(|e| codec::encode(e.value())).collect()
 }
 
-async fn run(kind: &str, pg: &str, n: usize, templates: &[Vec<u8>]) {
-    let (url, _dir) = match kind {
-        "sqlite" => {
-            let dir = std::env::temp_dir().join(format!("callahead-restore-bench-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).expect("temp dir");
-            let _ = std::fs::remove_file(dir.join("state.db"));
-            (format!("sqlite://{}", dir.join("state.db").display()), Some(dir))
-        }
-        "postgres" => (pg.to_string(), None),
-        other => panic!("STORES: unknown store `{other}` (sqlite or postgres)"),
-    };
-    let store = TaskStore::connect(&url).await.expect("store");
-    let group = format!("restore-bench-{}-{n}", std::process::id());
-    let rows: Vec<(Box<str>, Vec<u8>)> = (0..n)
-        .map(|i| (format!("c{i:08}").into_boxed_str(), templates[i % templates.len()].clone()))
-        .collect();
-    let bytes: usize = rows.iter().map(|(_, b)| b.len()).sum();
+/// One store and size.
+struct Bench<'a> {
+    kind: &'a str,
+    pg: &'a str,
+    n: usize,
+    templates: &'a [Vec<u8>],
+    rules: &'a RuleSet,
+    phases: bool,
+    decoders: usize,
+}
 
-    let epoch = store.claim_partition(&group, 0).await.expect("claim");
-    let started = Instant::now();
-    for (i, chunk) in rows.chunks(CHUNK).enumerate() {
-        let checkpoint = PartitionCheckpoint {
-            offsets: [("events".to_string(), (i * CHUNK + chunk.len()) as i64)].into(),
-            newest: 0,
+impl Bench<'_> {
+    async fn run(&self) {
+        let (kind, n) = (self.kind, self.n);
+        let (url, dir) = match kind {
+            "sqlite" => {
+                let dir =
+                    std::env::temp_dir().join(format!("callahead-restore-bench-{}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&dir);
+                std::fs::create_dir_all(&dir).expect("temp dir");
+                (format!("sqlite://{}", dir.join("state.db").display()), Some(dir))
+            }
+            "postgres" => (self.pg.to_string(), None),
+            other => panic!("STORES: unknown store `{other}` (sqlite or postgres)"),
         };
-        store.save_checkpoint(&group, 0, epoch, &checkpoint, chunk).await.expect("checkpoint");
-    }
-    let write = started.elapsed().as_secs_f64();
+        let store = TaskStore::connect(&url).await.expect("store");
+        let group = format!("restore-bench-{}-{n}", std::process::id());
+        let mut rows: Vec<(Box<str>, Vec<u8>)> = (0..n)
+            .map(|i| (format!("c{i:08}").into_boxed_str(), self.templates[i % self.templates.len()].clone()))
+            .collect();
+        fastrand::Rng::with_seed(7).shuffle(&mut rows);
+        let bytes: usize = rows.iter().map(|(_, b)| b.len()).sum();
 
-    let engine = Engine::new(EngineConfig::default());
-    let started = Instant::now();
-    store.claim_partition(&group, 0).await.expect("claim");
-    let mut restored = 0usize;
-    let checkpoint = store
-        .load_checkpoint(
-            &group,
-            0,
-            |id, body| {
-                let state = codec::decode(&body, &engine.state.interner).expect("decodes");
-                engine.restore(0, i64::MIN, [(id.into_boxed_str(), state)]);
-                restored += 1;
-            },
-            |_| {},
-        )
-        .await
-        .expect("restore")
-        .expect("a checkpoint");
-    let restore = started.elapsed().as_secs_f64();
-    assert_eq!(restored, n);
-    assert_eq!(checkpoint.offsets["events"], n as i64);
-    println!(
-        "{kind:>8} customers={n:>8} stored={:>5.0} B/customer write={:>7.2}s ({:>7.0} customers/s) restore={:>7.2}s ({:>7.0} customers/s)",
-        bytes as f64 / n as f64,
-        write,
-        n as f64 / write,
-        restore,
-        n as f64 / restore,
-    );
-    store.reset_state(&group).await.expect("clean up");
+        let epoch = store.claim_partition(&group, 0).await.expect("claim");
+        let started = Instant::now();
+        for (i, chunk) in rows.chunks(CHUNK).enumerate() {
+            let checkpoint = PartitionCheckpoint {
+                offsets: [("events".to_string(), (i * CHUNK + chunk.len()) as i64)].into(),
+                newest: 0,
+            };
+            store.save_checkpoint(&group, 0, epoch, &checkpoint, chunk).await.expect("checkpoint");
+        }
+        let write = started.elapsed().as_secs_f64();
+        drop(rows);
+
+        let engine = Arc::new(Engine::new(EngineConfig::default()));
+        let started = Instant::now();
+        store.claim_partition(&group, 0).await.expect("claim");
+        let playbook = Some(self.rules.playbook.clone());
+        let loaded = load_partition(&store, &group, &engine, 0, playbook, self.decoders, |_, _| {})
+            .await
+            .expect("restore");
+        let restore = started.elapsed().as_secs_f64();
+        assert_eq!(loaded.customers, n as u64);
+        assert_eq!(engine.state.len(), n);
+        assert_eq!(loaded.checkpoint.expect("a checkpoint").offsets["events"], n as i64);
+        println!(
+            "{kind:>8} customers={n:>8} stored={:>5.0} B/customer write={:>7.2}s ({:>7.0} customers/s) restore={:>7.2}s ({:>7.0} customers/s)",
+            bytes as f64 / n as f64,
+            write,
+            n as f64 / write,
+            restore,
+            n as f64 / restore,
+        );
+        drop(engine);
+        if self.phases {
+            self.phases(&store, &group).await;
+        }
+        store.reset_state(&group).await.expect("clean up");
+        drop(store);
+        if let Some(dir) = dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+
+    /// Each phase of a restore alone, one thread each but the read (the store's own threads).
+    async fn phases(&self, store: &TaskStore, group: &str) {
+        let started = Instant::now();
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<StoredCustomers>(4);
+        let keep = async {
+            let mut rows = Vec::with_capacity(self.n);
+            while let Some(chunk) = receiver.recv().await {
+                rows.extend(chunk);
+            }
+            rows
+        };
+        let (read, rows) = tokio::join!(store.load_checkpoint(group, 0, sender), keep);
+        read.expect("read");
+        let read = started.elapsed().as_secs_f64();
+
+        let engine = Engine::new(EngineConfig::default());
+        let started = Instant::now();
+        let states: Vec<_> = rows
+            .iter()
+            .map(|(_, body)| codec::decode(body, &engine.state.interner).expect("decodes"))
+            .collect();
+        let decode = started.elapsed().as_secs_f64();
+        drop(states);
+
+        let engine = Engine::new(EngineConfig::default());
+        let started = Instant::now();
+        for chunk in rows.chunks(callahead::store::RESTORE_CHUNK) {
+            let states = chunk.iter().map(|(id, body)| {
+                let state = codec::decode(body, &engine.state.interner).expect("decodes");
+                (Box::<str>::from(id.as_str()), state)
+            });
+            engine.restore(0, i64::MIN, states);
+        }
+        let decode_install = started.elapsed().as_secs_f64();
+        println!(
+            "{:>8} customers={:>8} phases: read {read:.2}s, decode {decode:.2}s (1 thread), decode+install {decode_install:.2}s (1 thread)",
+            self.kind, self.n,
+        );
+    }
 }

@@ -8,6 +8,10 @@
 //! global allocator tracks live heap bytes; what the engine holds is the live bytes once the
 //! inputs are dropped, less the live bytes before the engine was built.
 //!
+//! The state's own measurement (`StateStore::memory_bytes`, what the `state_bytes` gauge
+//! reports, from capacities) is printed beside the allocator's count, whole and from the sample
+//! the service uses, with the time each takes.
+//!
 //! Run with `cargo bench --bench state_size`; `CUSTOMERS=100000 cargo bench --bench state_size`
 //! for a quicker run (rounded up to whole chunks).
 
@@ -17,11 +21,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use callahead::engine::{Engine, EngineConfig};
-use callahead::event::{decode, Event, Profile, TravelNotice};
+use callahead::event::{decode, Event, Profile};
 use callahead::ingest::generator::{generate, StreamSpec};
 use callahead::rules::RuleSet;
 use callahead::state::codec::encode;
-use callahead::state::{CardState, CustomerState, PhysicalUse, Ring, DEDUP_IDS};
+use callahead::state::{CardState, CustomerState, HeapSize, HistoryItem, PhysicalUse, Ring, DEDUP_IDS};
 use callahead::time::{Timestamp, DAY};
 
 /// The system allocator, counting the bytes currently allocated.
@@ -121,6 +125,7 @@ fn main() {
     let per_customer = held as f64 / tracked as f64;
 
     let parts = HeapParts::of(&engine);
+    let measured = Measured::of(&engine);
 
     let capacity = engine.state.customers.capacity();
     let build_time = started.elapsed();
@@ -160,6 +165,7 @@ fn main() {
         (held - parts.total()) as f64 / tracked as f64
     );
     parts.print(tracked);
+    measured.print(held, tracked);
     println!(
         "state: split measured by dropping the parts after the steady pass ({:.1} bytes/customer then):",
         after as f64 / tracked as f64
@@ -305,7 +311,50 @@ impl Stored {
     }
 }
 
-/// Heap held by the customers' states, by field, estimated from capacities (incidents excluded).
+/// The state's own measurement of its memory (what the `state_bytes` gauge reports): over every
+/// customer, and from the sample the service takes, each timed.
+struct Measured {
+    whole: usize,
+    whole_took: Duration,
+    sampled: usize,
+    sampled_took: Duration,
+}
+
+/// Customers the service's gauge samples (see `serve`'s `observe_state`).
+const GAUGE_SAMPLE: usize = 1_000;
+
+impl Measured {
+    fn of(engine: &Engine) -> Measured {
+        let t = Instant::now();
+        let whole = engine.state.memory_bytes();
+        let whole_took = t.elapsed();
+        let t = Instant::now();
+        let sampled = engine.state.memory_bytes_sampled(GAUGE_SAMPLE);
+        let sampled_took = t.elapsed();
+        Measured { whole, whole_took, sampled, sampled_took }
+    }
+
+    fn print(&self, held: usize, customers: usize) {
+        let off = |b: usize| 100.0 * (b as f64 - held as f64) / held as f64;
+        println!(
+            "state: measured by the state (StateStore::memory_bytes, capacities): {} bytes, {:.1}/customer, \
+             {:+.1}% of the allocator's count; walking all {customers} customers took {:.1} ms",
+            self.whole,
+            self.whole as f64 / customers as f64,
+            off(self.whole),
+            self.whole_took.as_secs_f64() * 1e3
+        );
+        println!(
+            "state:   from a sample of {GAUGE_SAMPLE} customers (the gauge): {} bytes, {:+.1}% of the allocator's \
+             count, in {:.3} ms",
+            self.sampled,
+            off(self.sampled),
+            self.sampled_took.as_secs_f64() * 1e3
+        );
+    }
+}
+
+/// Heap held by the customers' states, by field, from capacities.
 #[derive(Default)]
 struct HeapParts {
     keys: usize,
@@ -314,36 +363,47 @@ struct HeapParts {
     card_ids: usize,
     physical_uses: usize,
     devices: usize,
-    other_vecs: usize,
+    sparse: usize,
+    tasks_and_learned: usize,
     with_incidents: usize,
+    with_sparse: usize,
 }
 
 impl HeapParts {
     fn of(engine: &Engine) -> HeapParts {
-        let s = |o: &Option<String>| o.as_ref().map_or(0, String::capacity);
         let mut h = HeapParts::default();
         for entry in engine.state.customers.iter() {
             h.keys += entry.key().len();
             let c = entry.value();
+            let mut listed = 0;
             if let Some(p) = &c.profile {
-                h.profiles += size_of::<Profile>()
-                    + s(&p.name)
-                    + s(&p.email)
-                    + s(&p.phone)
-                    + p.language.capacity()
-                    + s(&p.timezone)
-                    + p.home.as_ref().map_or(0, |home| home.city.capacity());
+                let bytes = p.heap_bytes();
+                h.profiles += bytes;
+                listed += bytes;
             }
             h.cards += c.cards.capacity() * size_of::<CardState>();
+            listed += c.cards.capacity() * size_of::<CardState>();
             for card in &c.cards {
                 h.card_ids += card.card_id.len();
                 h.physical_uses += card.uses.capacity() * size_of::<PhysicalUse>();
+                listed += card.card_id.len() + card.uses.capacity() * size_of::<PhysicalUse>();
             }
             h.devices += c.logins.devices.capacity() * size_of::<u64>();
-            h.other_vecs += c.notices.capacity() * size_of::<TravelNotice>()
+            listed += c.logins.devices.capacity() * size_of::<u64>();
+            let sparse = c.logins.failures.heap_bytes()
+                + c.logins.new_devices.heap_bytes()
+                + c.contacts.heap_bytes()
+                + c.complaints.heap_bytes()
+                + c.churn.heap_bytes()
+                + c.notices.heap_bytes()
                 + c.notices.iter().map(|n| n.countries.capacity() * 2).sum::<usize>()
-                + c.trusted_countries.capacity() * 2
-                + c.cooldowns.capacity() * 16;
+                + c.trusted_countries.heap_bytes()
+                + c.cooldowns.heap_bytes()
+                + c.absences.heap_bytes();
+            h.sparse += sparse;
+            h.with_sparse += usize::from(sparse > 0);
+            listed += sparse;
+            h.tasks_and_learned += c.heap_bytes().saturating_sub(listed);
             h.with_incidents += usize::from(c.incidents.is_some());
         }
         h
@@ -357,7 +417,8 @@ impl HeapParts {
             + self.card_ids
             + self.physical_uses
             + self.devices
-            + self.other_vecs
+            + self.sparse
+            + self.tasks_and_learned
     }
 
     fn print(&self, customers: usize) {
@@ -365,16 +426,22 @@ impl HeapParts {
         println!("state:     of which heap per customer, by field (from capacities):");
         for (name, bytes) in [
             ("customer id keys", self.keys),
-            ("profiles (Box<Profile> + strings)", self.profiles),
+            ("profiles (encoded)", self.profiles),
             ("cards (Vec<CardState> slots)", self.cards),
             ("card ids", self.card_ids),
             ("physical uses (Vec<PhysicalUse>)", self.physical_uses),
             ("login devices", self.devices),
-            ("notices, trusted countries, cooldowns", self.other_vecs),
+            ("rarely used parts, when used", self.sparse),
+            ("tasks and what outcomes taught", self.tasks_and_learned),
         ] {
             println!("state:       {name:<40} {:>7.1}", per(bytes));
         }
-        println!("state:       customers with incidents: {}", self.with_incidents);
+        println!(
+            "state:       customers with rarely used parts allocated: {} ({:.1}%); with incidents: {}",
+            self.with_sparse,
+            100.0 * self.with_sparse as f64 / customers as f64,
+            self.with_incidents
+        );
     }
 }
 
@@ -382,21 +449,24 @@ impl HeapParts {
 fn print_layout() {
     let c = CustomerState::default();
     println!(
-        "state: layout: CardState {} B, PhysicalUse {} B, Profile {} B",
+        "state: layout: CardState {} B, PhysicalUse {} B, HistoryItem {} B, Profile {} B",
         size_of::<CardState>(),
         size_of::<PhysicalUse>(),
+        size_of::<HistoryItem>(),
         size_of::<Profile>()
     );
     let fields = [
         ("seen_ids (Ring<u64, 16>)", size_of::<Ring<u64, DEDUP_IDS>>()),
         ("history (Ring<HistoryItem, 6>)", size_of_val(&c.history)),
-        ("contacts (Ring<ContactMark, 8>)", size_of_val(&c.contacts)),
         ("spend (SpendBaseline)", size_of_val(&c.spend)),
-        ("logins (LoginState)", size_of_val(&c.logins)),
-        ("churn (ChurnMarks)", size_of_val(&c.churn)),
-        ("complaints (Ring<ComplaintMark, 4>)", size_of_val(&c.complaints)),
         ("money_out (Ring<MoneyOut, 4>)", size_of_val(&c.money_out)),
         ("activity (ActivityBaseline)", size_of_val(&c.activity)),
+        ("logins (LoginState)", size_of_val(&c.logins)),
+        ("contacts (SparseRing)", size_of_val(&c.contacts)),
+        ("complaints (SparseRing)", size_of_val(&c.complaints)),
+        ("churn (Sparse<ChurnMarks>)", size_of_val(&c.churn)),
+        ("notices, trusted, cooldowns, absences", 4 * size_of_val(&c.notices)),
+        ("cards (Vec<CardState>)", size_of_val(&c.cards)),
     ];
     let listed: usize = fields.iter().map(|f| f.1).sum();
     println!("state: layout of CustomerState ({} B):", size_of::<CustomerState>());
@@ -405,7 +475,7 @@ fn print_layout() {
     }
     println!(
         "state:   {:<40} {:>5} B",
-        "the rest (vecs, options, padding)",
+        "the rest (profile, times, boxes, padding)",
         size_of::<CustomerState>() - listed
     );
 }

@@ -229,11 +229,24 @@ impl Default for HttpConfig {
 pub struct EngineSection {
     /// How late an event may arrive and still be counted before event-time timers fire.
     pub allowed_lateness: Span,
+    /// Engine worker threads in `serve` (0: one per core). A partition is always processed by
+    /// the same worker, so more workers than owned partitions leave some idle.
+    pub workers: usize,
 }
 
 impl Default for EngineSection {
     fn default() -> Self {
-        EngineSection { allowed_lateness: Span(10 * MINUTE) }
+        EngineSection { allowed_lateness: Span(10 * MINUTE), workers: 0 }
+    }
+}
+
+impl EngineSection {
+    /// The number of engine workers to start: `workers`, or one per core when 0.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
     }
 }
 
@@ -248,11 +261,18 @@ pub struct StateConfig {
     /// Longest time between checkpoints, milliseconds (0 = after every batch). Kafka offsets are
     /// committed up to the last checkpoint, so this bounds what a crash re-reads.
     pub checkpoint_interval_ms: u64,
+    /// A customer with no event for this long (event time) and no open task is forgotten, in
+    /// memory and in the checkpoints (`400d`: longer than any baseline looks back).
+    pub expire_after: Span,
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
-        StateConfig { checkpoint: true, checkpoint_interval_ms: 1_000 }
+        StateConfig {
+            checkpoint: true,
+            checkpoint_interval_ms: 1_000,
+            expire_after: Span(crate::engine::DEFAULT_EXPIRE_AFTER),
+        }
     }
 }
 
@@ -387,8 +407,17 @@ impl Config {
         if self.api.command_wait_ms > 60_000 {
             p.push("api.command_wait_ms: at most 60000".into());
         }
+        if self.engine.workers > 256 {
+            p.push(format!(
+                "engine.workers: {} is not within 0..=256 (0: one per core)",
+                self.engine.workers
+            ));
+        }
         if self.engine.allowed_lateness.0 < 0 {
             p.push("engine.allowed_lateness: must not be negative".into());
+        }
+        if self.state.expire_after.0 < crate::time::DAY {
+            p.push("state.expire_after: must be at least a day (1d)".into());
         }
         p
     }
@@ -413,8 +442,8 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], errors: &mut Vec
         ("store", &["url"]),
         ("rules", &["dir", "reload_poll_ms"]),
         ("http", &["listen"]),
-        ("engine", &["allowed_lateness"]),
-        ("state", &["checkpoint", "checkpoint_interval_ms"]),
+        ("engine", &["allowed_lateness", "workers"]),
+        ("state", &["checkpoint", "checkpoint_interval_ms", "expire_after"]),
         ("log", &["format"]),
         ("api", &["tokens", "claim_idle_ms", "sla_tick_ms", "command_wait_ms", "auth_failures_per_minute"]),
         (

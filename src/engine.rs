@@ -10,11 +10,15 @@
 //!
 //! Concurrency: `process` takes `&self`. A customer's state is locked (its `DashMap` shard entry)
 //! for the whole of one event, so events of one customer are applied one at a time; events of
-//! different customers may be processed in parallel. The timer queue is locked only to schedule
-//! or pop, never while a customer is being processed by the same thread.
+//! different customers may be processed in parallel. Each partition has its own clock and timer
+//! queue behind its own lock ([`PartitionTime`]), so workers on different partitions never wait
+//! for each other; one worker processes a partition at a time, so that lock is uncontended. Lock
+//! order: a partition's time, then a customer's entry; the partition's time is never locked while
+//! the same thread holds a customer's entry.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::command::{Command, CommandResult, Refusal};
 use crate::detect::{
@@ -37,11 +41,17 @@ pub struct EngineConfig {
     /// How late an event may arrive (behind the newest seen) and still count before timers
     /// that it could have cancelled fire.
     pub allowed_lateness: i64,
+    /// A customer with no event for this long (milliseconds of event time) and nothing open is
+    /// forgotten (see [`Engine::expire_idle`]).
+    pub expire_after: i64,
 }
+
+/// The default of [`EngineConfig::expire_after`]: longer than any baseline looks back.
+pub const DEFAULT_EXPIRE_AFTER: i64 = 400 * DAY;
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { allowed_lateness: 10 * MINUTE }
+        EngineConfig { allowed_lateness: 10 * MINUTE, expire_after: DEFAULT_EXPIRE_AFTER }
     }
 }
 
@@ -64,6 +74,9 @@ pub struct Processed {
     pub timer_touched: Vec<(i32, Box<str>)>,
     /// What became of the commands applied (see [`Engine::command`]).
     pub results: Vec<CommandResult>,
+    /// Customers forgotten because they were idle (see [`Engine::expire_idle`]), with their
+    /// partition. They are in `timer_touched` too, so the next checkpoint deletes their rows.
+    pub expired: Vec<(i32, Box<str>)>,
 }
 
 /// The alerting engine.
@@ -71,12 +84,39 @@ pub struct Processed {
 pub struct Engine {
     pub state: StateStore,
     config: EngineConfig,
-    /// Pending event-time timers: (partition, when, customer). At most one live entry per
-    /// customer; an entry whose time no longer matches the customer's `timer_at` is stale and
-    /// skipped.
-    timers: Mutex<BTreeSet<(i32, Timestamp, Box<str>)>>,
-    /// Newest event time seen per partition (milliseconds).
-    newest: Mutex<HashMap<i32, i64>>,
+    /// Each input partition's event time and timers, each behind its own lock. The outer lock
+    /// is written only when a partition is first seen or released.
+    partitions: RwLock<HashMap<i32, Arc<Mutex<PartitionTime>>>>,
+    /// Customers expired and not yet counted by [`Engine::take_expired_count`].
+    expired_uncounted: AtomicU64,
+}
+
+/// One input partition's event time and its pending event-time timers.
+#[derive(Debug)]
+struct PartitionTime {
+    /// Newest event time seen (milliseconds; `i64::MIN` before the first event).
+    newest: i64,
+    /// Pending timers: (when, customer). At most one live entry per customer; an entry whose
+    /// time no longer matches the customer's `timer_at` is stale and skipped.
+    timers: BTreeSet<(Timestamp, Box<str>)>,
+}
+
+impl Default for PartitionTime {
+    fn default() -> Self {
+        PartitionTime { newest: i64::MIN, timers: BTreeSet::new() }
+    }
+}
+
+impl PartitionTime {
+    /// The watermark: the newest event time less the allowed lateness.
+    fn watermark(&self, allowed_lateness: i64) -> Timestamp {
+        Timestamp(self.newest.saturating_sub(allowed_lateness))
+    }
+
+    /// Advances the newest event time (never backwards).
+    fn advance(&mut self, ts: i64) {
+        self.newest = self.newest.max(ts);
+    }
 }
 
 impl Engine {
@@ -92,19 +132,23 @@ impl Engine {
 
     /// A partition's newest event time (milliseconds; `i64::MIN` before its first event).
     pub fn newest(&self, partition: i32) -> i64 {
-        self.newest.lock().expect("clock lock poisoned").get(&partition).copied().unwrap_or(i64::MIN)
+        let partitions = self.partitions.read().expect("partition map lock poisoned");
+        partitions.get(&partition).map_or(i64::MIN, |time| lock(time).newest)
     }
 
-    /// Advances a partition's newest event time (never backwards).
-    fn advance(&self, partition: i32, ts: i64) {
-        let mut newest = self.newest.lock().expect("clock lock poisoned");
-        let at = newest.entry(partition).or_insert(i64::MIN);
-        *at = (*at).max(ts);
+    /// A partition's time and timers, created at its first use.
+    fn partition_time(&self, partition: i32) -> Arc<Mutex<PartitionTime>> {
+        if let Some(time) = self.partitions.read().expect("partition map lock poisoned").get(&partition) {
+            return time.clone();
+        }
+        let mut partitions = self.partitions.write().expect("partition map lock poisoned");
+        partitions.entry(partition).or_default().clone()
     }
 
-    /// Number of pending event-time timers (including stale entries).
+    /// Number of pending event-time timers in all partitions (including stale entries).
     pub fn pending_timers(&self) -> usize {
-        self.timers.lock().expect("timer lock poisoned").len()
+        let partitions = self.partitions.read().expect("partition map lock poisoned");
+        partitions.values().map(|time| lock(time).timers.len()).sum()
     }
 
     /// Processes one validated event: de-duplicates, runs the rules, updates state, opens or
@@ -117,7 +161,8 @@ impl Engine {
     /// customer's state from then on.
     pub fn process_in(&self, partition: i32, rules: &RuleSet, event: &Event) -> Processed {
         let mut out = Processed::default();
-        {
+        // The customer's entry is let go before the partition's time is locked (lock order).
+        let scheduled = {
             let customers = &self.state.customers;
             let mut entry = match customers.get_mut(event.customer_id.as_str()) {
                 Some(e) => e,
@@ -147,56 +192,66 @@ impl Engine {
             if !firings.is_empty() {
                 out.changes = incident::open_or_enrich(firings, state, &event.customer_id, &rules.playbook);
             }
-            self.schedule(rules, state, &event.customer_id, event.ts);
+            schedule(rules, state, event.ts)
+        };
+        let time = self.partition_time(partition);
+        let mut time = lock(&time);
+        if let Some(at) = scheduled {
+            time.timers.insert((at, event.customer_id.as_str().into()));
         }
-        self.advance(partition, event.ts.0);
-        self.fire_due_timers(partition, rules, &mut out);
+        let day_before = time.watermark(self.config.allowed_lateness).day_number();
+        time.advance(event.ts.0);
+        self.fire_due_timers(&mut time, rules, &mut out);
+        let watermark = time.watermark(self.config.allowed_lateness);
+        drop(time);
+        self.expire_on_new_day(partition, day_before, watermark, &mut out);
         out
     }
 
-    /// Schedules the customer's timer if none is pending: the first of its silence deadline,
-    /// its next re-evaluation while a sign of leaving is recent, and its absence deadlines. A
-    /// pending timer re-computes all of them when it fires, so it is only ever moved earlier
-    /// here: by a new absence deadline, or by a new sign of leaving (re-evaluation starts).
-    fn schedule(&self, rules: &RuleSet, state: &mut CustomerState, customer_id: &str, now: Timestamp) {
-        let deadline = match state.timer_at {
-            Some(pending) => {
-                let recheck = timer_params(rules).and_then(|p| churn_risk::next_recheck(state, now, p));
-                match state.absences.iter().map(|a| a.deadline).chain(recheck).min() {
-                    Some(first) if first < pending => first,
-                    _ => return,
-                }
-            }
-            None => match next_due(rules, state, now) {
-                Some(at) => at,
-                None => return,
-            },
-        };
-        state.timer_at = Some(deadline);
-        self.timers.lock().expect("timer lock poisoned").insert((
-            state.partition,
-            deadline,
-            customer_id.into(),
-        ));
+    /// Runs [`Engine::expire_idle`] for `partition` if its watermark has just entered a new
+    /// day (from `day_before`): once per day of the partition's event time, at the same event
+    /// whoever replays the partition (its newest time is restored with its checkpoint).
+    fn expire_on_new_day(&self, partition: i32, day_before: i64, watermark: Timestamp, out: &mut Processed) {
+        if watermark.day_number() <= day_before {
+            return;
+        }
+        for customer_id in self.expire_idle(partition, watermark) {
+            out.timer_touched.push((partition, customer_id.clone()));
+            out.expired.push((partition, customer_id));
+        }
     }
 
-    /// Fires every timer of `partition` at or before its watermark.
-    fn fire_due_timers(&self, partition: i32, rules: &RuleSet, out: &mut Processed) {
-        let watermark = self.watermark(partition);
-        let from = (partition, Timestamp(i64::MIN), Box::<str>::from(""));
-        loop {
-            let due = {
-                let mut timers = self.timers.lock().expect("timer lock poisoned");
-                let first = timers.range(&from..).next();
-                match first {
-                    Some((p, at, _)) if *p == partition && *at <= watermark => {
-                        let key = first.cloned().expect("just seen");
-                        timers.take(&key)
-                    }
-                    _ => None,
-                }
-            };
-            let Some((_, at, customer_id)) = due else { break };
+    /// Forgets the customers of `partition` with no event for [`EngineConfig::expire_after`]
+    /// before the start of `now`'s day, no open task and no wait running after `now` (see
+    /// [`CustomerState::is_idle_since`]); returns their ids, sorted. A later event of one of
+    /// them starts a new, empty state. Their tasks in the store are not touched.
+    pub fn expire_idle(&self, partition: i32, now: Timestamp) -> Vec<Box<str>> {
+        let day_start = Timestamp(now.day_number().saturating_mul(DAY));
+        let cutoff = day_start.plus(self.config.expire_after.saturating_neg());
+        let mut expired = Vec::new();
+        self.state.customers.retain(|id, state| {
+            let expire = state.partition == partition && state.is_idle_since(cutoff, now);
+            if expire {
+                expired.push(id.clone());
+            }
+            !expire
+        });
+        self.expired_uncounted.fetch_add(expired.len() as u64, Ordering::Relaxed);
+        expired.sort_unstable();
+        expired
+    }
+
+    /// Customers expired since the last call (for the expiry counter).
+    pub fn take_expired_count(&self) -> u64 {
+        self.expired_uncounted.swap(0, Ordering::Relaxed)
+    }
+
+    /// Fires every timer of a partition (`time`, locked by the caller) at or before its
+    /// watermark.
+    fn fire_due_timers(&self, time: &mut PartitionTime, rules: &RuleSet, out: &mut Processed) {
+        let watermark = time.watermark(self.config.allowed_lateness);
+        while time.timers.first().is_some_and(|(at, _)| *at <= watermark) {
+            let (at, customer_id) = time.timers.pop_first().expect("just seen");
             let Some(mut entry) = self.state.customers.get_mut(&customer_id) else { continue };
             let state: &mut CustomerState = &mut entry;
             if state.timer_at != Some(at) {
@@ -226,7 +281,7 @@ impl Engine {
             }
             if let Some(next) = next_due(rules, state, at).filter(|&next| next > at) {
                 state.timer_at = Some(next);
-                self.timers.lock().expect("timer lock poisoned").insert((partition, next, customer_id));
+                time.timers.insert((next, customer_id));
             }
         }
     }
@@ -243,12 +298,14 @@ impl Engine {
         for (id, mut state) in customers {
             state.partition = partition;
             if let Some(at) = state.timer_at {
-                timers.push((partition, at, id.clone()));
+                timers.push((at, id.clone()));
             }
             self.state.customers.insert(id, Box::new(state));
         }
-        self.timers.lock().expect("timer lock poisoned").extend(timers);
-        self.advance(partition, newest);
+        let time = self.partition_time(partition);
+        let mut time = lock(&time);
+        time.timers.extend(timers);
+        time.advance(newest);
     }
 
     /// Forgets every customer of `partition` (handed to another instance), its timers and its
@@ -256,8 +313,7 @@ impl Engine {
     pub fn release(&self, partition: i32) -> usize {
         let before = self.state.customers.len();
         self.state.customers.retain(|_, s| s.partition != partition);
-        self.timers.lock().expect("timer lock poisoned").retain(|(p, ..)| *p != partition);
-        self.newest.lock().expect("clock lock poisoned").remove(&partition);
+        self.partitions.write().expect("partition map lock poisoned").remove(&partition);
         before - self.state.customers.len()
     }
 
@@ -295,6 +351,31 @@ impl Engine {
         out.results.push(applied.result);
         out
     }
+}
+
+/// Locks a partition's time (a poisoned lock means a worker panicked mid-event: fatal).
+fn lock(time: &Mutex<PartitionTime>) -> MutexGuard<'_, PartitionTime> {
+    time.lock().expect("partition time lock poisoned")
+}
+
+/// The customer's timer, if one must be queued: the first of its silence deadline, its next
+/// re-evaluation while a sign of leaving is recent, and its absence deadlines, when none is
+/// pending. A pending timer re-computes all of them when it fires, so it is only ever moved
+/// earlier here: by a new absence deadline, or by a new sign of leaving (re-evaluation starts).
+/// Sets `timer_at`; the caller queues the returned time in the partition's timers.
+fn schedule(rules: &RuleSet, state: &mut CustomerState, now: Timestamp) -> Option<Timestamp> {
+    let deadline = match state.timer_at {
+        Some(pending) => {
+            let recheck = timer_params(rules).and_then(|p| churn_risk::next_recheck(state, now, p));
+            match state.absences.iter().map(|a| a.deadline).chain(recheck).min() {
+                Some(first) if first < pending => first,
+                _ => return None,
+            }
+        }
+        None => next_due(rules, state, now)?,
+    };
+    state.timer_at = Some(deadline);
+    Some(deadline)
 }
 
 /// How long a trip resolved as legitimate stays known for the card.
@@ -517,7 +598,7 @@ script.ru = "x"
     #[test]
     fn an_absence_fires_at_its_deadline_only_when_nothing_came() {
         let rules = RuleSet::from_sources(&[("f.toml".into(), FOLLOW_UP.into())]).unwrap();
-        let engine = Engine::new(EngineConfig { allowed_lateness: 0 });
+        let engine = Engine::new(EngineConfig { allowed_lateness: 0, ..EngineConfig::default() });
         let mut fired = Vec::new();
         let run = |e: Event, fired: &mut Vec<(String, Timestamp)>| {
             for c in engine.process(&rules, &e).changes {
@@ -536,5 +617,51 @@ script.ru = "x"
         assert!(engine.state.customers.get("c").unwrap().absences.is_empty());
         run(contact("6", "other", "2026-11-09T10:00:00Z", true), &mut fired);
         assert_eq!(fired.len(), 1, "a wait fires once");
+    }
+
+    /// A customer idle for `expire_after` with nothing open is forgotten when the partition's
+    /// event time enters a new day; one with an open task is kept; a later event of the
+    /// forgotten one starts afresh (even its old event id is new to it).
+    #[test]
+    fn idle_customers_expire_and_come_back_afresh() {
+        let rules = RuleSet::from_sources(&[("f.toml".into(), FOLLOW_UP.into())]).unwrap();
+        let engine = Engine::new(EngineConfig { allowed_lateness: 0, expire_after: 10 * DAY });
+        engine.process(&rules, &contact("1", "idle", "2026-11-01T10:00:00Z", true));
+        engine.process(&rules, &contact("2", "task", "2026-11-01T10:00:00Z", false)); // waits 2 days
+        let opened = engine.process(&rules, &contact("3", "other", "2026-11-04T10:00:00Z", true));
+        assert_eq!(opened.changes.len(), 1, "the wait ran out: a task opens for `task`");
+        // 11-11: the cutoff is 11-01 00:00, before `idle`'s last event: kept.
+        let p = engine.process(&rules, &contact("4", "other", "2026-11-11T09:00:00Z", true));
+        assert!(p.expired.is_empty(), "{:?}", p.expired);
+        // Later the same day: no new day, no sweep.
+        let p = engine.process(&rules, &contact("5", "other", "2026-11-11T23:00:00Z", true));
+        assert!(p.expired.is_empty());
+        // 11-12: the cutoff is 11-02 00:00: `idle` goes, `task` (open task) stays.
+        let p = engine.process(&rules, &contact("6", "other", "2026-11-12T00:00:01Z", true));
+        assert_eq!(p.expired, vec![(0, Box::<str>::from("idle"))]);
+        assert!(p.timer_touched.contains(&(0, "idle".into())), "touched, for the checkpoint");
+        assert!(engine.state.customers.get("idle").is_none());
+        assert!(engine.state.customers.get("task").is_some());
+        assert!(engine.state.customers.get("other").is_some());
+        assert_eq!(engine.take_expired_count(), 1);
+        assert_eq!(engine.take_expired_count(), 0, "counted once");
+        // The same event id again is new to the fresh state.
+        let back = engine.process(&rules, &contact("1", "idle", "2026-11-12T10:00:00Z", true));
+        assert!(!back.duplicate);
+        let state = engine.state.customers.get("idle").unwrap();
+        assert_eq!(state.contacts.len(), 1, "a new, empty state with one contact");
+        assert_eq!(state.activity.first, Timestamp::parse_rfc3339("2026-11-12T10:00:00Z").ok());
+    }
+
+    /// Expiry waits for other partitions' customers to be idle by their own partition's time.
+    #[test]
+    fn expiry_is_per_partition() {
+        let rules = RuleSet::from_sources(&[("f.toml".into(), FOLLOW_UP.into())]).unwrap();
+        let engine = Engine::new(EngineConfig { allowed_lateness: 0, expire_after: DAY });
+        engine.process_in(1, &rules, &contact("1", "on-1", "2026-11-01T10:00:00Z", true));
+        engine.process_in(0, &rules, &contact("2", "on-0", "2026-11-01T10:00:00Z", true));
+        let p = engine.process_in(0, &rules, &contact("3", "on-0-later", "2026-11-05T10:00:00Z", true));
+        assert_eq!(p.expired, vec![(0, Box::<str>::from("on-0"))]);
+        assert!(engine.state.customers.get("on-1").is_some(), "partition 1's time has not moved");
     }
 }

@@ -391,6 +391,40 @@ fn parse_decimal(text: &str) -> Option<f64> {
     }
 }
 
+/// A string field of the wire, borrowed from the message when it has no escapes (most do) and
+/// owned otherwise. (`Option<Cow<'a, str>>` would always allocate: serde borrows a `Cow` only
+/// when it is the field's whole type.)
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TextVisitor<'a>(std::marker::PhantomData<&'a str>);
+        impl<'de: 'a, 'a> Visitor<'de> for TextVisitor<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(TextVisitor(std::marker::PhantomData))
+    }
+}
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A code on the wire that some producers send as a string and others as a number (MCC).
 #[derive(Debug, Clone)]
 struct Code(String);
@@ -418,90 +452,90 @@ impl<'de> Deserialize<'de> for Code {
 #[derive(Deserialize, Default)]
 struct RawEvent<'a> {
     #[serde(borrow)]
-    event_id: Option<Cow<'a, str>>,
+    event_id: Option<Text<'a>>,
     #[serde(rename = "type", borrow)]
-    kind: Option<Cow<'a, str>>,
+    kind: Option<Text<'a>>,
     #[serde(borrow)]
-    customer_id: Option<Cow<'a, str>>,
+    customer_id: Option<Text<'a>>,
     #[serde(borrow)]
-    ts: Option<Cow<'a, str>>,
+    ts: Option<Text<'a>>,
     // customer_profile
     #[serde(borrow)]
-    name: Option<Cow<'a, str>>,
+    name: Option<Text<'a>>,
     #[serde(borrow)]
-    email: Option<Cow<'a, str>>,
+    email: Option<Text<'a>>,
     #[serde(borrow)]
-    phone: Option<Cow<'a, str>>,
+    phone: Option<Text<'a>>,
     #[serde(borrow)]
-    language: Option<Cow<'a, str>>,
+    language: Option<Text<'a>>,
     #[serde(borrow)]
-    segment: Option<Cow<'a, str>>,
+    segment: Option<Text<'a>>,
     #[serde(borrow)]
     home: Option<RawPlace<'a>>,
     #[serde(borrow)]
-    timezone: Option<Cow<'a, str>>,
+    timezone: Option<Text<'a>>,
     consent: Option<RawConsent>,
     // card_transaction
     #[serde(borrow)]
-    card_id: Option<Cow<'a, str>>,
+    card_id: Option<Text<'a>>,
     amount: Option<Amount>,
     #[serde(borrow)]
-    currency: Option<Cow<'a, str>>,
+    currency: Option<Text<'a>>,
     #[serde(borrow)]
-    channel: Option<Cow<'a, str>>,
+    channel: Option<Text<'a>>,
     #[serde(borrow)]
-    status: Option<Cow<'a, str>>,
+    status: Option<Text<'a>>,
     #[serde(borrow)]
     merchant: Option<RawPlace<'a>>,
     // login
     success: Option<bool>,
     #[serde(borrow)]
-    device_id: Option<Cow<'a, str>>,
+    device_id: Option<Text<'a>>,
     #[serde(borrow)]
-    ip: Option<Cow<'a, str>>,
+    ip: Option<Text<'a>>,
     #[serde(borrow)]
     geo: Option<RawPlace<'a>>,
     // transfer
     #[serde(borrow)]
-    direction: Option<Cow<'a, str>>,
+    direction: Option<Text<'a>>,
     #[serde(borrow)]
-    counterparty_bank: Option<Cow<'a, str>>,
+    counterparty_bank: Option<Text<'a>>,
     own_account: Option<bool>,
     // support_contact
     #[serde(borrow)]
-    reason: Option<Cow<'a, str>>,
+    reason: Option<Text<'a>>,
     resolved: Option<bool>,
     duration_s: Option<f64>,
     // complaint
     #[serde(borrow)]
-    category: Option<Cow<'a, str>>,
+    category: Option<Text<'a>>,
     #[serde(borrow)]
-    severity: Option<Cow<'a, str>>,
+    severity: Option<Text<'a>>,
     #[serde(borrow)]
-    text: Option<Cow<'a, str>>,
+    text: Option<Text<'a>>,
     // product_change
     #[serde(borrow)]
-    product: Option<Cow<'a, str>>,
+    product: Option<Text<'a>>,
     #[serde(borrow)]
-    action: Option<Cow<'a, str>>,
+    action: Option<Text<'a>>,
     // travel_notice
     #[serde(borrow)]
-    countries: Option<Vec<Cow<'a, str>>>,
+    countries: Option<Vec<Text<'a>>>,
     #[serde(borrow)]
-    from: Option<Cow<'a, str>>,
+    from: Option<Text<'a>>,
     #[serde(borrow)]
-    to: Option<Cow<'a, str>>,
+    to: Option<Text<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 struct RawPlace<'a> {
     #[serde(borrow)]
-    name: Option<Cow<'a, str>>,
+    name: Option<Text<'a>>,
     mcc: Option<Code>,
     #[serde(borrow)]
-    country: Option<Cow<'a, str>>,
+    country: Option<Text<'a>>,
     #[serde(borrow)]
-    city: Option<Cow<'a, str>>,
+    city: Option<Text<'a>>,
     lat: Option<f64>,
     lon: Option<f64>,
 }
@@ -526,7 +560,7 @@ fn required<T>(value: Option<T>, field: &'static str, kind: EventKind) -> Result
 }
 
 /// A required, non-blank text field.
-fn text(value: Option<Cow<'_, str>>, field: &'static str, kind: EventKind) -> Result<String, DecodeError> {
+fn text(value: Option<Text<'_>>, field: &'static str, kind: EventKind) -> Result<String, DecodeError> {
     let value = required(value, field, kind)?;
     if value.trim().is_empty() {
         return Err(invalid(field, &value, "must not be empty"));
@@ -536,33 +570,29 @@ fn text(value: Option<Cow<'_, str>>, field: &'static str, kind: EventKind) -> Re
     if value.contains('\0') {
         return Err(invalid(field, &value.replace('\0', "\\0"), "must not contain a NUL character"));
     }
-    Ok(value.into_owned())
+    Ok(value.0.into_owned())
 }
 
 /// An optional text field; blank counts as absent.
-fn optional_text(value: Option<Cow<'_, str>>) -> Option<String> {
-    value.filter(|v| !v.trim().is_empty()).map(Cow::into_owned)
+fn optional_text(value: Option<Text<'_>>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty()).map(|v| v.0.into_owned())
 }
 
 /// One of a fixed set of words.
 fn one_of<T: Copy>(
-    value: Option<Cow<'_, str>>,
+    value: Option<Text<'_>>,
     field: &'static str,
     kind: EventKind,
     choices: &[(&str, T)],
 ) -> Result<T, DecodeError> {
     let value = required(value, field, kind)?;
-    choices.iter().find(|(name, _)| *name == value).map(|(_, v)| *v).ok_or_else(|| {
+    choices.iter().find(|(name, _)| *name == &*value).map(|(_, v)| *v).ok_or_else(|| {
         let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
         invalid(field, &value, format!("expected one of: {}", names.join(", ")))
     })
 }
 
-fn money(
-    amount: Option<Amount>,
-    currency: Option<Cow<'_, str>>,
-    kind: EventKind,
-) -> Result<Money, DecodeError> {
+fn money(amount: Option<Amount>, currency: Option<Text<'_>>, kind: EventKind) -> Result<Money, DecodeError> {
     let amount = match required(amount, "amount", kind)?.0 {
         Ok(a) if a.is_finite() && a >= 0.0 => a,
         Ok(a) => return Err(invalid("amount", &a.to_string(), "must be a finite amount of zero or more")),
@@ -807,7 +837,7 @@ impl RawEvent<'_> {
             to = to.plus(2 * crate::time::DAY);
         }
         if to < from {
-            return Err(invalid("to", &to_text, format!("trip ends before it starts ({from_text})")));
+            return Err(invalid("to", &to_text, format!("trip ends before it starts ({})", &*from_text)));
         }
         Ok(TravelNotice { countries, from, to })
     }

@@ -256,7 +256,7 @@ fn new_task(customer_id: &str, queue: Queue, number: u32, at: Timestamp) -> Task
 
 /// The customer's language, `en` without a profile.
 fn language(state: &CustomerState) -> &str {
-    state.profile.as_ref().map_or("en", |p| p.language.as_str())
+    state.profile.as_ref().map_or("en", |p| p.language())
 }
 
 /// The language of a rule's texts for this customer: theirs when both the rule and the phrase
@@ -271,16 +271,14 @@ fn customer_placeholder(
     name: &str,
     language: &str,
 ) -> Option<String> {
-    let profile = state.profile.as_deref();
+    let profile = state.profile.as_ref();
     match name {
         "customer_name" => Some(
-            profile
-                .and_then(|p| p.name.clone())
-                .unwrap_or_else(|| phrases::code("word", "customer", language)),
+            profile.and_then(|p| p.name()).unwrap_or_else(|| phrases::code("word", "customer", language)),
         ),
         "customer_id" => Some(customer_id.to_string()),
         "segment" => {
-            Some(phrases::code("segment", profile.map_or("unknown", |p| p.segment.as_str()), language))
+            Some(phrases::code("segment", profile.map_or("unknown", |p| p.segment().as_str()), language))
         }
         _ => None,
     }
@@ -473,7 +471,7 @@ fn add_signal(
     }
     // Euros converted with approximate rates: cents are the honest precision.
     task.money_at_risk_eur = task.money_at_risk_eur.max((signal.money_at_risk_eur * 100.0).round() / 100.0);
-    let segment = state.profile.as_ref().map(|p| p.segment);
+    let segment = state.profile.as_ref().map(|p| p.segment());
     let p = priority(rule.severity, segment, task.money_at_risk_eur);
     if task.signals.is_empty() || p < task.priority {
         task.priority = p;
@@ -531,7 +529,7 @@ fn refresh_context(
     playbook: &Playbook,
 ) {
     task.context.profile_known = state.profile.is_some();
-    task.context.profile = state.profile.as_deref().cloned();
+    task.context.profile = state.profile.as_ref().map(|p| p.profile());
     let lang = task.context.language.clone();
     task.context.recent_history =
         state.history.iter_newest_first().map(|h| history_line(h, &lang, playbook)).collect();
@@ -573,9 +571,9 @@ pub fn restore_context(state: &mut CustomerState, playbook: &Playbook) {
 fn history_line(h: &HistoryItem, language: &str, playbook: &Playbook) -> HistoryLine {
     let summary = phrases::history(
         h.kind,
-        h.money,
-        h.detail.as_deref(),
-        h.country.as_ref().map(|c| c.as_str()),
+        h.money(),
+        h.detail(),
+        h.country().as_ref().map(|c| c.as_str()),
         language,
         &|category| playbook.name_of(category, language),
     );

@@ -25,6 +25,7 @@ pub struct Metrics {
     pub end_to_end_seconds: Histogram,
     pub batch_seconds: HistogramVec,
     pub customers_tracked: IntGauge,
+    pub customers_expired: IntCounter,
     pub state_bytes: IntGaugeVec,
     pub rule_reloads: IntCounterVec,
     pub rules_loaded: IntGauge,
@@ -130,7 +131,10 @@ impl Metrics {
     pub fn new() -> Metrics {
         let r = Registry::new();
         let batch_seconds = HistogramVec::new(
-            HistogramOpts::new("callahead_batch_stage_seconds", "Time per batch in each pipeline stage.")
+            HistogramOpts::new(
+                "callahead_batch_stage_seconds",
+                "Time per batch in each pipeline stage: decode and engine (per worker share), store, publish (the outbox relay).",
+            )
                 .buckets(latency_buckets()),
             &["stage"],
         )
@@ -262,7 +266,7 @@ impl Metrics {
             engine_seconds: histogram(
                 &r,
                 "callahead_engine_seconds",
-                "Engine time per event (decode excluded).",
+                "Engine time per event (decode excluded): the mean over each engine worker's share of a batch.",
                 latency_buckets(),
             ),
             signals: counter_vec(
@@ -297,15 +301,20 @@ impl Metrics {
             end_to_end_seconds: histogram(
                 &r,
                 "callahead_end_to_end_seconds",
-                "From the event's broker timestamp to its task changes being durable and published.",
+                "From the event's broker timestamp to its task changes being durable (the outbox relay then publishes them).",
                 latency_buckets(),
             ),
             batch_seconds,
             customers_tracked: gauge(&r, "callahead_customers_tracked", "Customers with state in memory."),
+            customers_expired: counter(
+                &r,
+                "callahead_customers_expired_total",
+                "Customers forgotten after state.expire_after without an event (memory and checkpoints).",
+            ),
             state_bytes: gauge_vec(
                 &r,
                 "callahead_state_bytes_estimate",
-                "Estimated bytes of per-customer state: in memory (customers x the size measured by the state-size bench) and as stored (customers x the mean size of the customers last checkpointed).",
+                "Bytes of per-customer state: in memory (measured from the capacities of a sample of customers, scaled to all, with the map and the interner) and as stored (customers x the mean size of the customers last checkpointed).",
                 &["form"],
             ),
             rule_reloads: counter_vec(

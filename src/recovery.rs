@@ -9,7 +9,8 @@
 //! never restores it before this one's last checkpoint. The batch loop calls
 //! [`Recovery::start_checkpoint`] every `checkpoint_interval_ms` (the state is encoded then, and
 //! written in the background while the loop goes on) and [`Recovery::checkpoint`] at shutdown;
-//! Kafka offsets are stored only up to a durable checkpoint.
+//! Kafka offsets are stored only up to a durable checkpoint. A restore's reading, decoding and
+//! installing run on every core (`recovery/load.rs`).
 //!
 //! Why the store and not a changelog topic: one transaction holds a partition's changed
 //! customers and its offsets, so they always agree without Kafka transactions, and an upsert per
@@ -28,6 +29,9 @@ use crate::partitions::{Offsets, Partitions};
 use crate::state::{codec, CustomerState};
 use crate::store::{PartitionCheckpoint, StoreError, TaskStore};
 
+mod load;
+pub use load::{load_partition, Loaded};
+
 /// Longest time a revoke spends checkpointing (it blocks the group's rebalance): past it, the
 /// partitions are let go anyway and their next owner re-reads from the previous checkpoint
 /// (still exact, just slower).
@@ -43,6 +47,8 @@ struct Job {
     /// Copies of the changed customers' states, encoded by the writer.
     states: Vec<(Box<str>, Box<CustomerState>)>,
     dirty: Vec<Box<str>>,
+    /// Changed customers no longer in memory (expired): their rows are deleted.
+    removed: Vec<Box<str>>,
 }
 
 /// Per-partition state recovery of one instance.
@@ -63,7 +69,7 @@ pub struct Recovery {
     runtime: tokio::runtime::Handle,
     /// The running rules: what a checkpoint does not keep of a task (its complaint procedure)
     /// is derived again from their playbook when a customer is restored.
-    rules: Option<crate::serve::SharedRules>,
+    rules: Option<crate::rules::SharedRules>,
 }
 
 impl Recovery {
@@ -95,7 +101,7 @@ impl Recovery {
     /// Restores customers with the running rules' playbook (see [`incident::restore_context`]).
     ///
     /// [`incident::restore_context`]: crate::incident::restore_context
-    pub fn with_rules(mut self, rules: crate::serve::SharedRules) -> Recovery {
+    pub fn with_rules(mut self, rules: crate::rules::SharedRules) -> Recovery {
         self.rules = Some(rules);
         self
     }
@@ -224,12 +230,19 @@ impl Recovery {
             };
             let Some((dirty, offsets, epoch)) = taken else { continue };
             // A copy costs a fraction of encoding, which the writer does off the loop.
+            let mut removed = Vec::new();
             let states: Vec<(Box<str>, Box<CustomerState>)> = dirty
                 .iter()
-                .filter_map(|id| self.engine.state.customers.get(id).map(|s| (id.clone(), s.clone())))
+                .filter_map(|id| match self.engine.state.customers.get(id) {
+                    Some(state) => Some((id.clone(), state.clone())),
+                    None => {
+                        removed.push(id.clone());
+                        None
+                    }
+                })
                 .collect();
             let checkpoint = PartitionCheckpoint { offsets, newest: self.engine.newest(partition) };
-            jobs.push(Job { partition, tag, epoch, checkpoint, states, dirty });
+            jobs.push(Job { partition, tag, epoch, checkpoint, states, dirty, removed });
         }
         jobs
     }
@@ -254,15 +267,22 @@ impl Recovery {
             },
         };
         'jobs: for job in jobs {
-            let Job { partition, tag, epoch, checkpoint, states, dirty } = job;
+            let Job { partition, tag, epoch, checkpoint, states, dirty, removed } = job;
             let current = || self.partitions().tag(partition) == tag;
             let started = Instant::now();
             let rows: Vec<(Box<str>, Vec<u8>)> =
                 states.into_iter().map(|(id, state)| (id, codec::encode(&state))).collect();
             let bytes: usize = rows.iter().map(|(_, b)| b.len()).sum();
-            let mut backoff = crate::serve::Backoff::new();
+            let mut backoff = crate::backoff::Backoff::new();
             loop {
-                let save = self.store.save_checkpoint(&self.group, partition, epoch, &checkpoint, &rows);
+                let save = self.store.save_checkpoint_removing(
+                    &self.group,
+                    partition,
+                    epoch,
+                    &checkpoint,
+                    &rows,
+                    &removed,
+                );
                 match save.instrument(info_span!("checkpoint", partition, customers = rows.len())).await {
                     Ok(()) => break,
                     Err(e @ StoreError::Fenced { .. }) => {
@@ -315,7 +335,7 @@ impl Recovery {
         self.set_ready(false);
         self.metrics.partitions_restoring.inc();
         info!(partition, "restoring partition state");
-        let mut backoff = crate::serve::Backoff::new();
+        let mut backoff = crate::backoff::Backoff::new();
         let (epoch, checkpoint, customers, bytes) = loop {
             // Claim first: from now on an earlier owner cannot write this partition's state.
             let epoch = match self.store.claim_partition(&self.group, partition).await {
@@ -327,49 +347,23 @@ impl Recovery {
                     continue;
                 }
             };
-            let mut corrupt = 0u64;
-            let mut restored = 0u64;
             let playbook =
                 self.rules.as_ref().map(|r| r.read().expect("rules lock poisoned").playbook.clone());
-            let engine = &self.engine;
-            let metrics = &self.metrics;
-            let mut last = crate::store::RestoreProgress::default();
-            let result = self
-                .store
-                .load_checkpoint(
-                    &self.group,
-                    partition,
-                    |id, body| match codec::decode(&body, &engine.state.interner) {
-                        Ok(mut state) => {
-                            if let Some(playbook) = &playbook {
-                                crate::incident::restore_context(&mut state, playbook);
-                            }
-                            restored += 1;
-                            engine.restore(partition, i64::MIN, [(id.into_boxed_str(), state)]);
-                        }
-                        Err(e) => {
-                            corrupt += 1;
-                            error!(partition, error = %e, "a stored customer state cannot be decoded; that customer starts afresh");
-                        }
-                    },
-                    |progress| {
-                        metrics.restored_customers.inc_by(progress.customers - last.customers);
-                        metrics.restored_bytes.inc_by(progress.bytes - last.bytes);
-                        last = progress;
-                        // Pages are smaller than 100k rows: one page crosses each 100k mark.
-                        if progress.customers > 0 && progress.customers % 100_000 < 5_000 {
-                            info!(partition, customers = progress.customers, "restoring");
-                        }
-                    },
-                )
-                .await;
+            let metrics = self.metrics.clone();
+            let progress = move |customers, bytes| {
+                metrics.restored_customers.inc_by(customers);
+                metrics.restored_bytes.inc_by(bytes);
+            };
+            let result =
+                load_partition(&self.store, &self.group, &self.engine, partition, playbook, 0, progress)
+                    .await;
             match result {
-                Ok(checkpoint) => {
-                    if corrupt > 0 {
-                        metrics.restore_corrupt.inc_by(corrupt);
+                Ok(loaded) => {
+                    if loaded.corrupt > 0 {
+                        self.metrics.restore_corrupt.inc_by(loaded.corrupt);
                     }
-                    self.observe_stored(restored as usize, last.bytes as usize);
-                    break (epoch, checkpoint, restored, last.bytes);
+                    self.observe_stored(loaded.customers as usize, loaded.bytes as usize);
+                    break (epoch, loaded.checkpoint, loaded.customers, loaded.bytes);
                 }
                 Err(e) => {
                     self.metrics.store_errors.inc();

@@ -149,7 +149,7 @@ fn describe(id: &str, s: &CustomerState) -> CustomerView {
     CustomerView {
         customer_id: id.to_string(),
         state_source: String::new(),
-        profile: s.profile.as_ref().and_then(|p| serde_json::to_value(p).ok()),
+        profile: s.profile.as_ref().and_then(|p| serde_json::to_value(p.profile()).ok()),
         cards: s
             .cards
             .iter()
@@ -191,9 +191,9 @@ fn describe(id: &str, s: &CustomerState) -> CustomerView {
             .map(|h| {
                 serde_json::json!({
                     "at": h.at.to_string(), "type": h.kind.as_str(),
-                    "money": h.money.map(|m| m.to_string()),
-                    "country": h.country.map(|c| c.as_str().to_string()),
-                    "detail": h.detail.as_deref(),
+                    "money": h.money().map(|m| m.to_string()),
+                    "country": h.country().map(|c| c.as_str().to_string()),
+                    "detail": h.detail(),
                 })
             })
             .collect(),

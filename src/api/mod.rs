@@ -32,7 +32,7 @@ use crate::bus::CommandBus;
 use crate::command::Role;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
-use crate::serve::SharedRules;
+use crate::rules::SharedRules;
 use crate::store::TaskStore;
 
 /// What the ops endpoints read.

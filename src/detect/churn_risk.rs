@@ -166,7 +166,7 @@ pub fn detect(input: &DetectInput<'_>, p: &Params) -> Option<Signal> {
         .history
         .iter_newest_first()
         .find(|h| h.kind == EventKind::Complaint && recent(h.at))
-        .and_then(|h| h.detail.as_deref());
+        .and_then(|h| h.detail());
     if let (true, Some(category)) = (complaints > 0, category) {
         facts.push(("complaint_category", Fact::Text(category.to_string())));
     }

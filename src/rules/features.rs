@@ -196,7 +196,7 @@ impl Features for FeatureView<'_> {
         }
         let Some((feature, ..)) = FEATURES.get(id.0 as usize) else { return Missing };
         let body = self.event.map(|e| &e.body);
-        let profile = self.state.profile.as_deref();
+        let profile = self.state.profile.as_ref();
         match *feature {
             F::EventType => self.event.map_or(Missing, |e| s(e.kind().as_str())),
             F::EventAmount => match body {
@@ -291,12 +291,12 @@ impl Features for FeatureView<'_> {
                 _ => Missing,
             },
             F::CustomerHasProfile => Bool(profile.is_some()),
-            F::CustomerSegment => profile.map_or(Missing, |p| s(p.segment.as_str())),
-            F::CustomerLanguage => profile.map_or(Missing, |p| s(&p.language)),
+            F::CustomerSegment => profile.map_or(Missing, |p| s(p.segment().as_str())),
+            F::CustomerLanguage => profile.map_or(Missing, |p| s(p.language())),
             F::CustomerHomeCountry => {
-                profile.and_then(|p| p.home.as_ref()).map_or(Missing, |h| s(h.country.as_str()))
+                profile.and_then(|p| p.home_country()).map_or(Missing, |country| s(country.as_str()))
             }
-            F::CustomerEmailConsent => profile.map_or(Missing, |p| Bool(p.email_consent)),
+            F::CustomerEmailConsent => profile.map_or(Missing, |p| Bool(p.email_consent())),
             F::CustomerTrustedCountry => {
                 self.event_country().map_or(Missing, |c| Bool(self.state.trusts_country(*c, self.now)))
             }

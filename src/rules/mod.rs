@@ -204,6 +204,9 @@ impl fmt::Display for RuleErrors {
     }
 }
 
+/// The running rule set, shared by the service's stages and swapped whole on reload.
+pub type SharedRules = std::sync::Arc<std::sync::RwLock<std::sync::Arc<RuleSet>>>;
+
 /// An immutable, validated set of rules, indexed by the event types they run on.
 #[derive(Debug, Clone)]
 pub struct RuleSet {

@@ -95,6 +95,9 @@ pub fn decode(bytes: &[u8], interner: &Interner) -> Result<CustomerState, CodecE
 
 /// Replaces every interned string of a decoded state with the interner's shared copy.
 fn intern(state: &mut CustomerState, interner: &Interner) {
+    if let Some(profile) = &mut state.profile {
+        profile.share_language(interner);
+    }
     for card in &mut state.cards {
         for u in &mut card.uses {
             u.city = interner.intern(&u.city);
@@ -102,7 +105,7 @@ fn intern(state: &mut CustomerState, interner: &Interner) {
         }
     }
     for item in state.history.iter_mut() {
-        if let Some(detail) = &mut item.detail {
+        if let Some(detail) = item.detail_mut() {
             *detail = interner.intern(detail);
         }
     }
@@ -335,14 +338,13 @@ mod facts {
 #[cfg(test)]
 mod tests {
     use std::path::Path;
-    use std::sync::Arc;
 
     use super::*;
     use crate::engine::{Engine, EngineConfig, Hit};
     use crate::event::{decode as decode_event, Event};
     use crate::ingest::generator::{generate, StreamSpec};
     use crate::rules::RuleSet;
-    use crate::state::{StateStore, DEDUP_IDS};
+    use crate::state::{StateStore, Text, DEDUP_IDS};
     use crate::task::{ChangeKind, TaskChange};
 
     fn ev(json: &str) -> Event {
@@ -502,7 +504,8 @@ mod tests {
     fn every_part_of_the_state_round_trips() {
         let live = Interner::default();
         let mut original = rich_state(&live);
-        original.incidents.as_mut().unwrap().open[0].context.profile = original.profile.as_deref().cloned();
+        original.incidents.as_mut().unwrap().open[0].context.profile =
+            original.profile.as_ref().map(|p| p.profile());
         let bytes = encode(&original);
         assert_eq!(bytes[0], FORMAT_VERSION);
 
@@ -539,7 +542,7 @@ mod tests {
         assert_eq!(restored.logins.devices, original.logins.devices);
         assert!(restored.knows_device("tablet") && restored.knows_device("laptop"));
         assert_eq!(restored.failures_before(now, i64::MAX), 1);
-        let pairs = |r: &crate::state::Ring<(Timestamp, u64), 4>| r.iter().copied().collect::<Vec<_>>();
+        let pairs = |r: &crate::state::SparseRing<(Timestamp, u64), 4>| r.iter().copied().collect::<Vec<_>>();
         assert_eq!(pairs(&restored.logins.new_devices), pairs(&original.logins.new_devices));
         assert_eq!(pairs(&restored.churn.product_opens), pairs(&original.churn.product_opens));
         assert_eq!(restored.churn.own_transfer_out, original.churn.own_transfer_out);
@@ -586,13 +589,13 @@ mod tests {
         let b = decode(&bytes, &fresh).unwrap();
         let mut shared = 0;
         for (x, y) in a.cards.iter().flat_map(|c| &c.uses).zip(b.cards.iter().flat_map(|c| &c.uses)) {
-            assert!(Arc::ptr_eq(&x.city, &y.city) && Arc::ptr_eq(&x.merchant, &y.merchant));
-            assert!(Arc::ptr_eq(&x.city, &fresh.intern(&x.city)));
+            assert!(Text::ptr_eq(&x.city, &y.city) && Text::ptr_eq(&x.merchant, &y.merchant));
+            assert!(Text::ptr_eq(&x.city, &fresh.intern(&x.city)));
             shared += 2;
         }
         for (x, y) in a.history.iter().zip(b.history.iter()) {
-            if let (Some(x), Some(y)) = (&x.detail, &y.detail) {
-                assert!(Arc::ptr_eq(x, y) && Arc::ptr_eq(x, &fresh.intern(x)));
+            if let (Some(x), Some(y)) = (x.detail_text(), y.detail_text()) {
+                assert!(Text::ptr_eq(x, y) && Text::ptr_eq(x, &fresh.intern(x)));
                 shared += 1;
             }
         }
@@ -600,7 +603,7 @@ mod tests {
         assert_eq!(fresh.len(), {
             let mut all: Vec<&str> =
                 a.cards.iter().flat_map(|c| &c.uses).flat_map(|u| [&*u.city, &*u.merchant]).collect();
-            all.extend(a.history.iter().filter_map(|h| h.detail.as_deref()));
+            all.extend(a.history.iter().filter_map(|h| h.detail()));
             all.sort_unstable();
             all.dedup();
             all.len()

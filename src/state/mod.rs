@@ -14,14 +14,14 @@
 pub mod baseline;
 pub mod codec;
 pub mod ring;
-
-use std::sync::Arc;
+pub mod sparse;
 
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{
-    CardChannel, ComplaintSeverity, Event, EventBody, EventKind, ProductAction, Profile, TravelNotice,
+    CardChannel, ComplaintSeverity, Event, EventBody, EventKind, ProductAction, Profile, Segment,
+    TravelNotice,
 };
 use crate::geo::{Country, Point};
 use crate::incident::CustomerIncidents;
@@ -30,6 +30,7 @@ use crate::time::{Timestamp, HOUR};
 
 pub use baseline::{ActivityBaseline, SpendBaseline, SpendStats};
 pub use ring::Ring;
+pub use sparse::{HeapSize, Sparse, SparseList, SparsePart, SparseRing, Text};
 
 /// How many recent event ids each customer remembers for de-duplication.
 pub const DEDUP_IDS: usize = 16;
@@ -61,16 +62,22 @@ pub type FastHash = xxhash_rust::xxh3::Xxh3DefaultBuilder;
 /// Shares one copy of repeated text (city and merchant names) among all customers.
 #[derive(Debug, Default)]
 pub struct Interner {
-    strings: DashMap<Arc<str>, (), FastHash>,
+    strings: DashMap<Text, (), FastHash>,
 }
 
 impl Interner {
     /// The shared copy of `text`.
-    pub fn intern(&self, text: &str) -> Arc<str> {
+    pub fn intern(&self, text: &str) -> Text {
         if let Some(hit) = self.strings.get(text) {
             return hit.key().clone();
         }
-        self.strings.entry(Arc::from(text)).or_insert(()).key().clone()
+        self.strings.entry(Text::new(text)).or_insert(()).key().clone()
+    }
+
+    /// Bytes of memory the interner holds: its table and one copy of each string.
+    pub fn memory_bytes(&self) -> usize {
+        let table = self.strings.capacity() * (size_of::<Text>() + 1);
+        table + self.strings.iter().map(|s| s.key().copy_bytes()).sum::<usize>()
     }
 
     /// Number of distinct strings held.
@@ -84,6 +91,87 @@ impl Interner {
     }
 }
 
+/// The customer's latest profile, compact: what rules and detectors read on every event
+/// (segment, language, home country, e-mail consent) at hand, the whole profile encoded (its
+/// names and contacts are read only when a task is written). Stored as the [`Profile`] it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompactProfile {
+    /// The whole profile, in the checkpoint's encoding.
+    encoded: Box<[u8]>,
+    /// Shared among customers (two letters).
+    language: Text,
+    segment: Segment,
+    home_country: Option<Country>,
+    email_consent: bool,
+}
+
+impl CompactProfile {
+    /// The compact form of `profile`, its language shared through `interner`.
+    pub fn new(profile: &Profile, interner: &Interner) -> CompactProfile {
+        let encoded = postcard::to_allocvec(profile).expect("a profile serializes to memory");
+        CompactProfile {
+            encoded: encoded.into_boxed_slice(),
+            language: interner.intern(&profile.language),
+            segment: profile.segment,
+            home_country: profile.home.as_ref().map(|h| h.country),
+            email_consent: profile.email_consent,
+        }
+    }
+
+    /// The whole profile.
+    pub fn profile(&self) -> Profile {
+        postcard::from_bytes(&self.encoded).expect("a profile encoded by `CompactProfile::new` decodes")
+    }
+
+    /// ISO 639-1 language code (`en` when the profile did not say).
+    pub fn language(&self) -> &str {
+        &self.language
+    }
+
+    pub fn segment(&self) -> Segment {
+        self.segment
+    }
+
+    /// The home's country, if the profile has a home.
+    pub fn home_country(&self) -> Option<&Country> {
+        self.home_country.as_ref()
+    }
+
+    pub fn email_consent(&self) -> bool {
+        self.email_consent
+    }
+
+    /// The name, if the profile has one (decodes the profile).
+    pub fn name(&self) -> Option<String> {
+        self.profile().name
+    }
+
+    /// Takes the language's shared copy from `interner`.
+    pub fn share_language(&mut self, interner: &Interner) {
+        self.language = interner.intern(&self.language);
+    }
+
+    /// Heap bytes it owns (the language is the interner's).
+    pub fn heap_bytes(&self) -> usize {
+        self.encoded.len()
+    }
+}
+
+/// Stored as the whole [`Profile`] (the checkpoint layout is unchanged).
+impl Serialize for CompactProfile {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.profile().serialize(serializer)
+    }
+}
+
+/// Its language unshared until re-interned (see `codec`).
+impl<'de> Deserialize<'de> for CompactProfile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let profile = Profile::deserialize(d)?;
+        Ok(CompactProfile::new(&profile, &Interner::default()))
+    }
+}
+
 /// Where and when a card was physically used.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhysicalUse {
@@ -92,8 +180,8 @@ pub struct PhysicalUse {
     pub lon: f32,
     pub country: Country,
     pub channel: CardChannel,
-    pub city: Arc<str>,
-    pub merchant: Arc<str>,
+    pub city: Text,
+    pub merchant: Text,
     pub money: Money,
     pub event_id: u64,
 }
@@ -143,12 +231,27 @@ pub struct ComplaintMark {
 /// Logins: recent failures, known devices and the last risky success.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LoginState {
-    pub failures: Ring<Timestamp, 8>,
+    /// Failed logins (allocated on the first).
+    pub failures: SparseRing<Timestamp, 8>,
     /// Hashes of devices that logged in successfully before (or that the customer confirmed).
     pub devices: Vec<u64>,
     /// Recent successful logins from a device not seen before (when the customer already had
     /// one): the middle step of an account takeover.
-    pub new_devices: Ring<(Timestamp, u64), 4>,
+    pub new_devices: SparseRing<(Timestamp, u64), 4>,
+}
+
+impl LoginState {
+    /// Remembers a device (the oldest forgotten past [`MAX_DEVICES`]), growing one slot at a
+    /// time: most customers have one or two.
+    fn add_device(&mut self, device: u64) {
+        if self.devices.len() >= MAX_DEVICES {
+            self.devices.remove(0);
+        }
+        if self.devices.len() == self.devices.capacity() {
+            self.devices.reserve_exact(1);
+        }
+        self.devices.push(device);
+    }
 }
 
 /// Money leaving the account (outgoing transfer or card-not-present payment).
@@ -166,23 +269,153 @@ pub struct ChurnMarks {
     /// A product closed and not replaced (no open of the same product around it).
     pub product_closed: Option<(Timestamp, u64)>,
     /// Recent product opens, to tell a replacement from a loss.
-    pub product_opens: Ring<(Timestamp, u64), 4>,
+    pub product_opens: SparseRing<(Timestamp, u64), 4>,
 }
 
-/// A summary of one recent event, for the agent's view of the customer's history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What a customer without any sign of leaving reads.
+static NO_CHURN_MARKS: ChurnMarks =
+    ChurnMarks { own_transfer_out: None, product_closed: None, product_opens: SparseRing::new() };
+
+impl SparsePart for ChurnMarks {
+    fn empty() -> &'static Self {
+        &NO_CHURN_MARKS
+    }
+
+    fn is_empty(&self) -> bool {
+        self.own_transfer_out.is_none() && self.product_closed.is_none() && self.product_opens.is_empty()
+    }
+}
+
+impl HeapSize for ChurnMarks {
+    fn heap_bytes(&self) -> usize {
+        self.product_opens.heap_bytes()
+    }
+}
+
+/// A summary of one recent event, for the agent's view of the customer's history. Compact (32
+/// bytes): the money, country and detail are read through methods.
+#[derive(Debug, Clone, PartialEq)]
 pub struct HistoryItem {
     pub at: Timestamp,
-    pub kind: EventKind,
-    pub money: Option<Money>,
-    pub country: Option<Country>,
+    /// The money's amount (0 without money).
+    amount: f64,
     /// City, merchant, reason, product or category: the one word that says what it was.
-    pub detail: Option<Arc<str>>,
+    detail: Option<Text>,
+    /// The money's currency (meaningful with [`HISTORY_HAS_MONEY`]).
+    currency: Currency,
+    /// The country (meaningful with [`HISTORY_HAS_COUNTRY`]).
+    country: Country,
+    pub kind: EventKind,
+    /// Which of money and country the item has.
+    flags: u8,
+}
+
+const HISTORY_HAS_MONEY: u8 = 1;
+const HISTORY_HAS_COUNTRY: u8 = 2;
+
+impl HistoryItem {
+    /// An item of this kind at `at`, with nothing else yet.
+    pub fn new(at: Timestamp, kind: EventKind) -> HistoryItem {
+        HistoryItem {
+            at,
+            amount: 0.0,
+            detail: None,
+            currency: Currency(*b"EUR"),
+            country: Country(*b"ZZ"),
+            kind,
+            flags: 0,
+        }
+    }
+
+    /// The item with `money`, `country` and `detail` set.
+    pub fn with(mut self, money: Option<Money>, country: Option<Country>, detail: Option<Text>) -> Self {
+        self.set_money(money);
+        self.set_country(country);
+        self.detail = detail;
+        self
+    }
+
+    /// The money it moved, if any.
+    pub fn money(&self) -> Option<Money> {
+        (self.flags & HISTORY_HAS_MONEY != 0)
+            .then_some(Money { amount: self.amount, currency: self.currency })
+    }
+
+    /// The country it happened in, if known.
+    pub fn country(&self) -> Option<Country> {
+        (self.flags & HISTORY_HAS_COUNTRY != 0).then_some(self.country)
+    }
+
+    /// City, merchant, reason, product or category: the one word that says what it was.
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
+
+    /// The detail's shared copy.
+    pub fn detail_text(&self) -> Option<&Text> {
+        self.detail.as_ref()
+    }
+
+    /// The detail's shared copy, to re-intern it.
+    pub fn detail_mut(&mut self) -> Option<&mut Text> {
+        self.detail.as_mut()
+    }
+
+    fn set_money(&mut self, money: Option<Money>) {
+        match money {
+            Some(m) => {
+                (self.amount, self.currency) = (m.amount, m.currency);
+                self.flags |= HISTORY_HAS_MONEY;
+            }
+            None => self.flags &= !HISTORY_HAS_MONEY,
+        }
+    }
+
+    fn set_country(&mut self, country: Option<Country>) {
+        match country {
+            Some(c) => {
+                self.country = c;
+                self.flags |= HISTORY_HAS_COUNTRY;
+            }
+            None => self.flags &= !HISTORY_HAS_COUNTRY,
+        }
+    }
 }
 
 impl Default for HistoryItem {
     fn default() -> Self {
-        HistoryItem { at: Timestamp(0), kind: EventKind::Login, money: None, country: None, detail: None }
+        HistoryItem::new(Timestamp(0), EventKind::Login)
+    }
+}
+
+/// A history item as stored: its fields as the uncompacted item had them, in that order (the
+/// checkpoint layout is unchanged).
+#[derive(Serialize, Deserialize)]
+struct StoredHistoryItem<Detail> {
+    at: Timestamp,
+    kind: EventKind,
+    money: Option<Money>,
+    country: Option<Country>,
+    detail: Option<Detail>,
+}
+
+impl Serialize for HistoryItem {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        StoredHistoryItem {
+            at: self.at,
+            kind: self.kind,
+            money: self.money(),
+            country: self.country(),
+            detail: self.detail(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for HistoryItem {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let stored = StoredHistoryItem::<Text>::deserialize(d)?;
+        Ok(HistoryItem::new(stored.at, stored.kind).with(stored.money, stored.country, stored.detail))
     }
 }
 
@@ -258,7 +491,7 @@ pub struct PendingAbsence {
 /// Everything we remember about one customer.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CustomerState {
-    pub profile: Option<Box<Profile>>,
+    pub profile: Option<CompactProfile>,
     /// Event time of the profile held (a late, older profile does not replace it).
     pub profile_at: Timestamp,
     seen_ids: Ring<u64, DEDUP_IDS>,
@@ -267,16 +500,17 @@ pub struct CustomerState {
     pub activity: ActivityBaseline,
     pub logins: LoginState,
     pub money_out: Ring<MoneyOut, 4>,
-    pub contacts: Ring<ContactMark, 8>,
-    pub complaints: Ring<ComplaintMark, 4>,
-    pub churn: ChurnMarks,
+    /// Support contacts (allocated on the first: most customers have none).
+    pub contacts: SparseRing<ContactMark, 8>,
+    pub complaints: SparseRing<ComplaintMark, 4>,
+    pub churn: Sparse<ChurnMarks>,
     /// Travel notices: countries trusted for a period.
-    pub notices: Vec<TravelNotice>,
+    pub notices: SparseList<TravelNotice>,
     /// Countries the customer confirmed ("yes, that was me").
-    pub trusted_countries: Vec<Country>,
+    pub trusted_countries: SparseList<Country>,
     pub history: Ring<HistoryItem, 6>,
     /// Per rule (by id hash), when it last fired for this customer.
-    pub cooldowns: Vec<(u64, Timestamp)>,
+    pub cooldowns: SparseList<(u64, Timestamp)>,
     /// When this customer's pending event-time timer fires, if one is pending.
     pub timer_at: Option<Timestamp>,
     /// Open and earlier tasks; `None` for the many customers who never had one.
@@ -285,7 +519,7 @@ pub struct CustomerState {
     pub learned: Option<Box<Learned>>,
     /// Absence rules waiting for their deadline ("after X, no Y within T"): at most
     /// [`MAX_PENDING_ABSENCES`], one per rule. Last in the stored layout (see `codec`).
-    pub absences: Vec<PendingAbsence>,
+    pub absences: SparseList<PendingAbsence>,
     /// The input partition that owns this customer (0 until set). Not stored with the state:
     /// whoever restores a customer sets it.
     #[serde(skip)]
@@ -312,7 +546,7 @@ impl CustomerState {
     /// True if `country` is the home country, confirmed by the customer, or covered by a travel
     /// notice at `at`.
     pub fn trusts_country(&self, country: Country, at: Timestamp) -> bool {
-        self.profile.as_ref().and_then(|p| p.home.as_ref()).is_some_and(|h| h.country == country)
+        self.profile.as_ref().and_then(CompactProfile::home_country) == Some(&country)
             || self.trusted_countries.contains(&country)
             || self.notices.iter().any(|n| n.from <= at && at <= n.to && n.countries.contains(&country))
     }
@@ -334,19 +568,18 @@ impl CustomerState {
         if event.kind() != EventKind::CustomerProfile {
             self.activity.record(at);
         }
-        let mut item = HistoryItem { at, kind: event.kind(), ..HistoryItem::default() };
+        let mut item = HistoryItem::new(at, event.kind());
         match &event.body {
             EventBody::CustomerProfile(p) => {
                 if self.profile.is_none() || at >= self.profile_at {
-                    self.profile = Some(Box::new(p.clone()));
+                    self.profile = Some(CompactProfile::new(p, interner));
                     self.profile_at = at;
                 }
                 return; // profiles are not "history"
             }
             EventBody::CardTransaction(t) => {
-                item.money = Some(t.money);
-                item.country = Some(t.place.country);
-                item.detail = Some(interner.intern(&t.merchant_name));
+                item =
+                    item.with(Some(t.money), Some(t.place.country), Some(interner.intern(&t.merchant_name)));
                 let eur = t.money.to_eur();
                 if t.approved {
                     if let Some(eur) = eur {
@@ -382,40 +615,43 @@ impl CustomerState {
                 }
             }
             EventBody::Login(l) => {
-                item.country = l.geo.as_ref().map(|g| g.country);
-                item.detail = l.geo.as_ref().map(|g| interner.intern(&g.city));
+                item = item.with(
+                    None,
+                    l.geo.as_ref().map(|g| g.country),
+                    l.geo.as_ref().map(|g| interner.intern(&g.city)),
+                );
                 let device = hash_text(&l.device_id);
                 if l.success {
                     if !self.logins.devices.contains(&device) {
                         if !self.logins.devices.is_empty() {
                             self.logins.new_devices.push((at, device));
                         }
-                        if self.logins.devices.len() >= MAX_DEVICES {
-                            self.logins.devices.remove(0);
-                        }
-                        self.logins.devices.push(device);
+                        self.logins.add_device(device);
                     }
                 } else {
                     self.logins.failures.push(at);
                 }
             }
             EventBody::Transfer(t) => {
-                item.money = Some(t.money);
-                item.detail = t.counterparty_bank.as_deref().map(|b| interner.intern(b));
+                item = item.with(
+                    Some(t.money),
+                    None,
+                    t.counterparty_bank.as_deref().map(|b| interner.intern(b)),
+                );
                 let eur = t.money.to_eur().unwrap_or(0.0) as f32;
                 if t.outgoing {
                     self.money_out.push(MoneyOut { at, money_eur: eur });
                     if t.own_account && self.churn.own_transfer_out.is_none_or(|(prev, _)| prev <= at) {
-                        self.churn.own_transfer_out = Some((at, eur));
+                        self.churn.get_mut().own_transfer_out = Some((at, eur));
                     }
                 }
             }
             EventBody::SupportContact(c) => {
-                item.detail = Some(interner.intern(&c.reason));
+                item = item.with(None, None, Some(interner.intern(&c.reason)));
                 self.contacts.push(ContactMark { at, reason: hash_text(&c.reason), resolved: c.resolved });
             }
             EventBody::Complaint(c) => {
-                item.detail = Some(interner.intern(&c.category));
+                item = item.with(None, None, Some(interner.intern(&c.category)));
                 self.complaints.push(ComplaintMark {
                     at,
                     high: c.severity == ComplaintSeverity::High,
@@ -423,15 +659,16 @@ impl CustomerState {
                 });
             }
             EventBody::ProductChange(p) => {
-                item.detail = Some(interner.intern(&p.product));
+                item = item.with(None, None, Some(interner.intern(&p.product)));
                 let product = hash_text(&p.product);
                 match p.action {
                     ProductAction::Open => {
-                        self.churn.product_opens.push((at, product));
+                        let churn = self.churn.get_mut();
+                        churn.product_opens.push((at, product));
                         // An open soon after a close of the same product is a replacement.
-                        if let Some((closed_at, closed)) = self.churn.product_closed {
+                        if let Some((closed_at, closed)) = churn.product_closed {
                             if closed == product && (at.millis_since(closed_at)).abs() <= REPLACEMENT_WINDOW {
-                                self.churn.product_closed = None;
+                                churn.product_closed = None;
                             }
                         }
                     }
@@ -440,7 +677,7 @@ impl CustomerState {
                             opened == product && (at.millis_since(opened_at)).abs() <= REPLACEMENT_WINDOW
                         });
                         if !replaced && self.churn.product_closed.is_none_or(|(prev, _)| prev <= at) {
-                            self.churn.product_closed = Some((at, product));
+                            self.churn.get_mut().product_closed = Some((at, product));
                         }
                     }
                     ProductAction::Downgrade | ProductAction::Upgrade => {}
@@ -494,6 +731,68 @@ impl CustomerState {
         self.cooldowns.iter().any(|&(r, last)| r == rule && at.millis_since(last).abs() < cooldown)
     }
 
+    /// When the customer's latest event happened (any type, a profile too), if any did.
+    pub fn last_event_at(&self) -> Option<Timestamp> {
+        let profile_at = self.profile.as_ref().map(|_| self.profile_at);
+        self.activity.last.into_iter().chain(profile_at).max()
+    }
+
+    /// True if nothing keeps the customer worth remembering at `cutoff`: no event since before
+    /// it, no open task, and no pending timer after `now` (a wait still running).
+    pub fn is_idle_since(&self, cutoff: Timestamp, now: Timestamp) -> bool {
+        self.last_event_at().is_none_or(|last| last < cutoff)
+            && self.incidents.as_ref().is_none_or(|i| i.open.is_empty())
+            && self.timer_at.is_none_or(|at| at <= now)
+    }
+
+    /// Bytes of memory the customer's state takes: the state itself and every allocation it
+    /// owns, counted by capacity (shared text is the interner's, not counted here). Tasks are
+    /// estimated from their texts and lists (see [`task_bytes`]).
+    pub fn memory_bytes(&self) -> usize {
+        size_of::<CustomerState>() + self.heap_bytes()
+    }
+
+    /// Bytes of heap the state owns (the part of [`Self::memory_bytes`] outside the struct).
+    pub fn heap_bytes(&self) -> usize {
+        let profile = self.profile.as_ref().map_or(0, CompactProfile::heap_bytes);
+        let cards = self.cards.capacity() * size_of::<CardState>()
+            + self
+                .cards
+                .iter()
+                .map(|c| c.card_id.len() + c.uses.capacity() * size_of::<PhysicalUse>())
+                .sum::<usize>();
+        let logins = self.logins.failures.heap_bytes()
+            + self.logins.devices.capacity() * size_of::<u64>()
+            + self.logins.new_devices.heap_bytes();
+        let notices = self.notices.heap_bytes()
+            + self.notices.iter().map(|n| n.countries.capacity() * size_of::<Country>()).sum::<usize>();
+        let absences =
+            self.absences.heap_bytes() + self.absences.iter().map(|a| a.detail.len()).sum::<usize>();
+        let learned = self
+            .learned
+            .as_ref()
+            .map_or(0, |l| size_of::<Learned>() + l.places.capacity() * size_of::<TrustedPlace>());
+        let incidents = self.incidents.as_ref().map_or(0, |i| {
+            size_of::<CustomerIncidents>()
+                + (i.open.capacity() + i.resolved.capacity()) * size_of::<crate::task::Task>()
+                + i.open.iter().chain(&i.resolved).map(task_bytes).sum::<usize>()
+                + i.earlier.iter().map(summary_bytes).sum::<usize>()
+                + i.earlier.capacity() * size_of::<crate::task::TaskSummary>()
+        });
+        profile
+            + cards
+            + logins
+            + self.contacts.heap_bytes()
+            + self.complaints.heap_bytes()
+            + self.churn.heap_bytes()
+            + notices
+            + self.trusted_countries.heap_bytes()
+            + self.cooldowns.heap_bytes()
+            + absences
+            + learned
+            + incidents
+    }
+
     /// Teaches the state that the customer confirmed these countries and devices as theirs.
     pub fn trust(&mut self, countries: &[Country], devices: &[&str]) {
         for c in countries {
@@ -507,32 +806,94 @@ impl CustomerState {
         for d in devices {
             let h = hash_text(d);
             if !self.logins.devices.contains(&h) {
-                if self.logins.devices.len() >= MAX_DEVICES {
-                    self.logins.devices.remove(0);
-                }
-                self.logins.devices.push(h);
+                self.logins.add_device(h);
             }
         }
     }
 }
 
+/// Heap bytes of a task outside its struct: its texts and lists (an estimate: the facts' JSON
+/// values and the workflow's records count by their entries).
+fn task_bytes(task: &crate::task::Task) -> usize {
+    use crate::task::{HistoryLine, SignalRecord};
+    let c = &task.context;
+    let strings =
+        |v: &Vec<String>| v.capacity() * size_of::<String>() + v.iter().map(String::capacity).sum::<usize>();
+    let signals = task.signals.capacity() * size_of::<SignalRecord>()
+        + task
+            .signals
+            .iter()
+            .map(|s| s.rule.capacity() + s.explanation.capacity() + s.facts.len() * FACT_BYTES)
+            .sum::<usize>();
+    let evidence = c.events.capacity() * size_of::<crate::detect::Evidence>()
+        + c.events
+            .iter()
+            .map(|e| {
+                e.summary.capacity()
+                    + e.event_id.as_ref().map_or(0, String::capacity)
+                    + e.city.as_ref().map_or(0, String::capacity)
+                    + e.card_id.as_ref().map_or(0, String::capacity)
+            })
+            .sum::<usize>();
+    let history = c.recent_history.capacity() * size_of::<HistoryLine>()
+        + c.recent_history.iter().map(|h| h.summary.capacity()).sum::<usize>();
+    let work = &task.work;
+    let workflow = (work.contact_attempts.len() + work.notes.len() + work.outreach.len()) * WORK_RECORD_BYTES;
+    task.id.capacity()
+        + task.customer_id.capacity()
+        + strings(&task.rules)
+        + task.title.capacity()
+        + task.explanation.capacity()
+        + signals
+        + evidence
+        + history
+        + c.earlier_tasks.capacity() * size_of::<crate::task::TaskSummary>()
+        + c.earlier_tasks.iter().map(summary_bytes).sum::<usize>()
+        + strings(&c.actions)
+        + c.script.capacity()
+        + c.language.capacity()
+        + c.profile.as_ref().map_or(0, |_| size_of::<Profile>() + PROFILE_TEXT_BYTES)
+        + workflow
+}
+
+/// Heap bytes of a task summary's texts.
+fn summary_bytes(s: &crate::task::TaskSummary) -> usize {
+    s.id.capacity() + s.title.capacity()
+}
+
+/// Estimated bytes of one fact of a signal (its map entry and value).
+const FACT_BYTES: usize = 64;
+/// Estimated bytes of one contact attempt, note or outreach record of a task's workflow.
+const WORK_RECORD_BYTES: usize = 128;
+/// Estimated bytes of a profile's texts copied into a task.
+const PROFILE_TEXT_BYTES: usize = 64;
+
 /// A product opened within this long of a close of the same product replaces it (e.g. a card
 /// reissued, a deposit rolled over).
 pub const REPLACEMENT_WINDOW: i64 = 14 * crate::time::DAY;
 
-/// Inserts a physical use in time order, dropping uses too old to matter and keeping at most
-/// [`PHYSICAL_USES`].
+/// Inserts a physical use in time order, dropping uses too old to matter (more than
+/// [`PHYSICAL_HORIZON`] before the newest) and keeping at most [`PHYSICAL_USES`], the newest.
+/// The list never holds more than that, not even for a moment, so its allocation stays at most
+/// [`PHYSICAL_USES`] slots, grown one at a time (most cards keep one or two).
 fn insert_physical_use(uses: &mut Vec<PhysicalUse>, new_use: PhysicalUse) {
-    let pos = uses.partition_point(|u| u.at <= new_use.at);
+    let newest = uses.last().map_or(new_use.at, |u| u.at.max(new_use.at));
+    uses.retain(|u| newest.millis_since(u.at) <= PHYSICAL_HORIZON);
+    if newest.millis_since(new_use.at) > PHYSICAL_HORIZON {
+        return; // a late use too old to matter
+    }
+    let mut pos = uses.partition_point(|u| u.at <= new_use.at);
+    if uses.len() >= PHYSICAL_USES {
+        if pos == 0 {
+            return; // older than all of a full list: it would be the one dropped
+        }
+        uses.remove(0);
+        pos -= 1;
+    }
     if uses.len() == uses.capacity() {
-        uses.reserve_exact(1); // grow one use at a time: most cards keep one or two
+        uses.reserve_exact(1);
     }
     uses.insert(pos, new_use);
-    let newest = uses.last().map(|u| u.at).unwrap_or_default();
-    uses.retain(|u| newest.millis_since(u.at) <= PHYSICAL_HORIZON);
-    while uses.len() > PHYSICAL_USES {
-        uses.remove(0);
-    }
 }
 
 /// All customers' state, keyed by customer id.
@@ -554,6 +915,37 @@ impl StateStore {
     pub fn is_empty(&self) -> bool {
         self.customers.is_empty()
     }
+
+    /// Bytes of memory all customers' state takes, measured by walking every customer: the
+    /// map's table (its slots, used or not, and their control bytes), each customer's id and
+    /// [`CustomerState::memory_bytes`], and the interner. Slow at millions of customers (see
+    /// [`Self::memory_bytes_sampled`]).
+    pub fn memory_bytes(&self) -> usize {
+        self.memory_bytes_sampled(usize::MAX)
+    }
+
+    /// [`Self::memory_bytes`] from the first `sample` customers (a sample unbiased by what the
+    /// customers hold: entries are spread over the map by the hash of their id), scaled to all,
+    /// and the interner's from a sample of its strings likewise.
+    pub fn memory_bytes_sampled(&self, sample: usize) -> usize {
+        let customers = self.customers.len();
+        let table = self.customers.capacity() * (size_of::<(Box<str>, Box<CustomerState>)>() + 1);
+        let (mut seen, mut bytes) = (0usize, 0usize);
+        for entry in self.customers.iter().take(sample) {
+            seen += 1;
+            bytes += entry.key().len() + entry.value().memory_bytes();
+        }
+        let held = if seen == 0 { 0 } else { (bytes as f64 * customers as f64 / seen as f64) as usize };
+        let strings = self.interner.len();
+        let interner_table = self.interner.strings.capacity() * (size_of::<Text>() + 1);
+        let (mut seen, mut text) = (0usize, 0usize);
+        for s in self.interner.strings.iter().take(sample) {
+            seen += 1;
+            text += s.key().copy_bytes();
+        }
+        let interned = if seen == 0 { 0 } else { (text as f64 * strings as f64 / seen as f64) as usize };
+        table + held + interner_table + interned
+    }
 }
 
 /// Currency of euros, for amounts already converted.
@@ -563,6 +955,7 @@ pub const EUR: Currency = Currency(*b"EUR");
 mod tests {
     use super::*;
     use crate::event::decode;
+    use crate::time::DAY;
 
     fn ev(json: &str) -> Event {
         decode(json.as_bytes()).unwrap()
@@ -622,7 +1015,7 @@ mod tests {
         };
         s.apply(&p("p2", "2026-11-24T12:00:00Z", "private"), &i);
         s.apply(&p("p1", "2026-11-20T12:00:00Z", "mass"), &i);
-        assert_eq!(s.profile.as_ref().unwrap().segment, crate::event::Segment::Private);
+        assert_eq!(s.profile.as_ref().unwrap().segment(), crate::event::Segment::Private);
     }
 
     #[test]
@@ -657,7 +1050,107 @@ mod tests {
         let i = Interner::default();
         let a = i.intern("Paris");
         let b = i.intern("Paris");
-        assert!(Arc::ptr_eq(&a, &b));
+        assert!(Text::ptr_eq(&a, &b));
         assert_eq!(i.len(), 1);
+    }
+
+    #[test]
+    fn memory_grows_with_what_the_customer_holds() {
+        let mut s = CustomerState::default();
+        let i = Interner::default();
+        assert_eq!(s.memory_bytes(), size_of::<CustomerState>(), "an empty customer owns no heap");
+        s.apply(&card("1", "2026-11-24T10:00:00Z", "k1", "Paris", 48.85, 2.35, "contactless"), &i);
+        let one_card = s.memory_bytes();
+        assert!(
+            one_card
+                >= size_of::<CustomerState>()
+                    + size_of::<CardState>()
+                    + "k1".len()
+                    + size_of::<PhysicalUse>(),
+            "{one_card}"
+        );
+        s.apply(&card("2", "2026-11-24T11:00:00Z", "k2", "Paris", 48.85, 2.35, "contactless"), &i);
+        let two_cards = s.memory_bytes();
+        assert!(two_cards >= one_card + size_of::<CardState>() + size_of::<PhysicalUse>(), "{two_cards}");
+        assert_eq!(s.contacts.heap_bytes() + s.complaints.heap_bytes() + s.churn.heap_bytes(), 0);
+        s.apply(&ev(r#"{"event_id":"s1","type":"support_contact","customer_id":"c","ts":"2026-11-24T12:00:00Z","channel":"phone","reason":"card_blocked","resolved":false}"#), &i);
+        assert_eq!(
+            s.memory_bytes(),
+            two_cards + size_of::<Ring<ContactMark, 8>>(),
+            "the contacts' ring, once"
+        );
+    }
+
+    #[test]
+    fn rarely_used_parts_are_allocated_only_when_used_and_stored_alike() {
+        let mut s = CustomerState::default();
+        let i = Interner::default();
+        s.apply(&card("1", "2026-11-24T10:00:00Z", "k", "Paris", 48.85, 2.35, "ecommerce"), &i);
+        assert!(!s.churn.is_allocated() && s.contacts.is_empty() && s.notices.is_empty());
+        assert!(s.churn.product_closed.is_none(), "an absent part reads as empty");
+        let pc = |id: &str, ts: &str, action: &str| {
+            ev(&format!(
+                r#"{{"event_id":"{id}","type":"product_change","customer_id":"c","ts":"{ts}","product":"card","action":"{action}"}}"#
+            ))
+        };
+        s.apply(&pc("2", "2026-11-25T00:00:00Z", "close"), &i);
+        assert!(s.churn.is_allocated() && s.churn.product_closed.is_some());
+        let restored = codec::decode(&codec::encode(&s), &i).unwrap();
+        assert!(restored.churn.is_allocated());
+        let plain = codec::decode(&codec::encode(&CustomerState::default()), &i).unwrap();
+        assert_eq!(plain.memory_bytes(), size_of::<CustomerState>(), "nothing allocated on restore either");
+    }
+
+    /// The insertion as it was written before the list was kept within its cap: insert, drop
+    /// what is too old, trim to the cap.
+    fn insert_physical_use_reference(uses: &mut Vec<PhysicalUse>, new_use: PhysicalUse) {
+        let pos = uses.partition_point(|u| u.at <= new_use.at);
+        uses.insert(pos, new_use);
+        let newest = uses.last().map(|u| u.at).unwrap_or_default();
+        uses.retain(|u| newest.millis_since(u.at) <= PHYSICAL_HORIZON);
+        while uses.len() > PHYSICAL_USES {
+            uses.remove(0);
+        }
+    }
+
+    #[test]
+    fn physical_uses_stay_within_their_cap_and_match_the_reference() {
+        let i = Interner::default();
+        let mut rng = fastrand::Rng::with_seed(5);
+        for _ in 0..2_000 {
+            let (mut capped, mut reference) = (Vec::new(), Vec::new());
+            for n in 0..rng.usize(1..12) {
+                let at = Timestamp(rng.i64(0..4 * DAY) / HOUR * HOUR);
+                let u = PhysicalUse {
+                    at,
+                    lat: 0.0,
+                    lon: 0.0,
+                    country: Country(*b"FR"),
+                    channel: CardChannel::Atm,
+                    city: i.intern("Paris"),
+                    merchant: i.intern("M"),
+                    money: Money { amount: 1.0, currency: EUR },
+                    event_id: n as u64,
+                };
+                insert_physical_use(&mut capped, u.clone());
+                insert_physical_use_reference(&mut reference, u);
+                assert_eq!(capped, reference);
+                assert!(capped.capacity() <= PHYSICAL_USES);
+            }
+        }
+    }
+
+    #[test]
+    fn idle_means_no_event_since_the_cutoff_no_open_task_and_no_wait_running() {
+        let mut s = CustomerState::default();
+        let i = Interner::default();
+        let at = Timestamp::parse_rfc3339("2026-11-24T10:00:00Z").unwrap();
+        assert!(s.is_idle_since(at, at), "never seen");
+        s.apply(&card("1", "2026-11-24T10:00:00Z", "k", "Paris", 48.85, 2.35, "atm"), &i);
+        assert!(!s.is_idle_since(at, at.plus(DAY)));
+        assert!(s.is_idle_since(at.plus(1), at.plus(DAY)));
+        s.timer_at = Some(at.plus(2 * DAY));
+        assert!(!s.is_idle_since(at.plus(1), at.plus(DAY)), "a wait still runs");
+        assert!(s.is_idle_since(at.plus(1), at.plus(2 * DAY)));
     }
 }

@@ -10,9 +10,12 @@
 //! instance that lost the partition without noticing (it was expelled from the group while the
 //! database hung) cannot overwrite the new owner's state: its checkpoint fails with
 //! [`StoreError::Fenced`]. The epoch row is updated first in the checkpoint's transaction, so a
-//! claim waits for a checkpoint in flight and then sees it whole. Restoring a partition reads its rows page by page
-//! (keyset pagination on the primary key) and its offsets; the service then skips input below
-//! those offsets and replays the rest.
+//! claim waits for a checkpoint in flight and then sees it whole. Restoring a partition reads its
+//! offsets, then streams its rows in one query, in chunks, to decoders on other threads; the
+//! service then skips input below those offsets and replays the rest.
+//!
+//! On SQLite these tables live in a database file of their own (`state_db.rs`), so the
+//! checkpoint's write transaction and the task writer's never wait for each other.
 
 use std::collections::BTreeMap;
 
@@ -22,8 +25,9 @@ use super::{bounded, StoreError, TaskStore};
 
 /// Rows per multi-row upsert: 4 parameters each stays under SQLite's 999-parameter limit.
 const ROWS_PER_STATEMENT: usize = 200;
-/// Rows per page when restoring.
-const RESTORE_PAGE: i64 = 5_000;
+/// Rows per chunk a restore hands to its decoders: large enough that handing over costs
+/// nothing next to decoding (~1 ms of work), small enough to spread over every core.
+pub const RESTORE_CHUNK: usize = 1_024;
 
 /// What a partition's checkpoint covers.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -45,12 +49,8 @@ fn now() -> String {
     time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
-/// Progress of a restore, reported once per page.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RestoreProgress {
-    pub customers: u64,
-    pub bytes: u64,
-}
+/// Customers as stored, read in chunks by a restore: (customer id, encoded state).
+pub type StoredCustomers = Vec<(String, Vec<u8>)>;
 
 impl TaskStore {
     /// Claims `partition` for this instance: returns the new epoch under which it may write the
@@ -67,7 +67,7 @@ impl TaskStore {
             .bind(i64::from(partition))
             .bind(i64::MIN)
             .bind(now())
-            .fetch_one(&self.pool)
+            .fetch_one(&self.state)
             .await?;
             Ok(row.try_get(0)?)
         })
@@ -84,7 +84,21 @@ impl TaskStore {
         checkpoint: &PartitionCheckpoint,
         customers: &[(Box<str>, Vec<u8>)],
     ) -> Result<(), StoreError> {
-        let save = self.save_unbounded(group, partition, epoch, checkpoint, customers);
+        self.save_checkpoint_removing(group, partition, epoch, checkpoint, customers, &[]).await
+    }
+
+    /// [`TaskStore::save_checkpoint`] that also deletes the rows of `removed` customers (expired
+    /// from memory), in the same transaction: a partition's rows are the customers it holds.
+    pub async fn save_checkpoint_removing(
+        &self,
+        group: &str,
+        partition: i32,
+        epoch: i64,
+        checkpoint: &PartitionCheckpoint,
+        customers: &[(Box<str>, Vec<u8>)],
+        removed: &[Box<str>],
+    ) -> Result<(), StoreError> {
+        let save = self.save_unbounded(group, partition, epoch, checkpoint, customers, removed);
         bounded("writing a state checkpoint", save).await
     }
 
@@ -95,10 +109,11 @@ impl TaskStore {
         epoch: i64,
         checkpoint: &PartitionCheckpoint,
         customers: &[(Box<str>, Vec<u8>)],
+        removed: &[Box<str>],
     ) -> Result<(), StoreError> {
         let offsets = serde_json::to_string(&checkpoint.offsets)
             .map_err(|source| StoreError::Encode { id: format!("partition {partition}"), source })?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.state.begin().await?;
         // First, under the epoch: this locks the partition's row until commit.
         let updated = sqlx::query(
             "UPDATE state_partitions SET offsets = $1, newest = $2, updated_at = $3
@@ -136,28 +151,51 @@ impl TaskStore {
             }
             query.execute(&mut *tx).await?;
         }
+        for chunk in removed.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = String::from(
+                "DELETE FROM state_customers WHERE group_id = $1 AND partition_id = $2 AND customer_id IN (",
+            );
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("${}", i + 3));
+            }
+            sql.push(')');
+            // Only placeholders are formatted in; every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(group).bind(i64::from(partition));
+            for id in chunk {
+                query = query.bind(&**id);
+            }
+            query.execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
 
-    /// The checkpoint of `partition`, if one was written, feeding its customers to `each` page by
-    /// page (customer id, encoded state) and reporting progress after each page.
+    /// The checkpoint of `partition`, if one was written, sending its customers to `chunks` as
+    /// they are read, [`RESTORE_CHUNK`] at a time: one query streamed, not pages, so the rows are
+    /// one consistent read and decoding (by the receiver, on other threads) overlaps reading. A
+    /// full channel holds the read back (the rows in flight stay bounded); a closed one ends it
+    /// early (`Ok`, with the checkpoint). Each chunk must arrive within [`OPERATION_TIMEOUT`].
+    ///
+    /// [`OPERATION_TIMEOUT`]: super::OPERATION_TIMEOUT
     pub async fn load_checkpoint(
         &self,
         group: &str,
         partition: i32,
-        mut each: impl FnMut(String, Vec<u8>),
-        mut progress: impl FnMut(RestoreProgress),
+        chunks: tokio::sync::mpsc::Sender<StoredCustomers>,
     ) -> Result<Option<PartitionCheckpoint>, StoreError> {
-        // Read the offsets first: rows are written with their offsets in one transaction, and
-        // only this instance writes the partition while it owns it, so both agree.
+        // Read the offsets first. The caller claimed the partition before, so no other instance
+        // writes it any more, and a checkpoint in flight when it claimed had finished (see the
+        // module doc): the rows read next are the ones these offsets cover.
         let row = bounded("reading a state checkpoint", async {
             Ok(sqlx::query(
                 "SELECT offsets, newest FROM state_partitions WHERE group_id = $1 AND partition_id = $2",
             )
             .bind(group)
             .bind(i64::from(partition))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.state)
             .await?)
         })
         .await?;
@@ -166,42 +204,60 @@ impl TaskStore {
             offsets: parse_offsets(partition, row.try_get(0)?)?,
             newest: row.try_get(1)?,
         };
-        let mut done = RestoreProgress::default();
-        let mut after = String::new();
+        // No ORDER BY: the database's cheapest order (SQLite walks the primary key's index,
+        // PostgreSQL the partition's rows as they lie); the receiver does not need any.
+        let mut rows = sqlx::query(
+            "SELECT customer_id, body FROM state_customers WHERE group_id = $1 AND partition_id = $2",
+        )
+        .bind(group)
+        .bind(i64::from(partition))
+        .fetch(&self.state);
         loop {
-            let rows = bounded("reading a state checkpoint", async {
-                Ok(sqlx::query(
-                    "SELECT customer_id, body FROM state_customers
-                     WHERE group_id = $1 AND partition_id = $2 AND customer_id > $3
-                     ORDER BY customer_id LIMIT $4",
-                )
-                .bind(group)
-                .bind(i64::from(partition))
-                .bind(&after)
-                .bind(RESTORE_PAGE)
-                .fetch_all(&self.pool)
-                .await?)
+            let chunk = bounded("reading a state checkpoint", async {
+                let mut chunk = Vec::with_capacity(RESTORE_CHUNK);
+                while chunk.len() < RESTORE_CHUNK {
+                    // `fetch` gives a boxed `dyn Stream`, whose methods need no import.
+                    let Some(row) = std::future::poll_fn(|cx| rows.as_mut().poll_next(cx)).await else {
+                        break;
+                    };
+                    let row = row?;
+                    chunk.push((row.try_get(0)?, row.try_get(1)?));
+                }
+                Ok(chunk)
             })
             .await?;
-            let page = rows.len();
-            for r in rows {
-                let id: String = r.try_get(0)?;
-                let body: Vec<u8> = r.try_get(1)?;
-                done.customers += 1;
-                done.bytes += body.len() as u64;
-                after.clone_from(&id);
-                each(id, body);
+            let last = chunk.len() < RESTORE_CHUNK;
+            if !chunk.is_empty() && chunks.send(chunk).await.is_err() {
+                return Ok(Some(checkpoint)); // the receiver stopped: nothing more to read for
             }
-            progress(done);
-            if (page as i64) < RESTORE_PAGE {
+            if last {
                 return Ok(Some(checkpoint));
             }
         }
     }
 
+    /// The checkpoint of `partition` and all its customers, collected (for tests and tools; a
+    /// restore uses [`TaskStore::load_checkpoint`], which streams).
+    pub async fn read_checkpoint(
+        &self,
+        group: &str,
+        partition: i32,
+    ) -> Result<Option<(PartitionCheckpoint, StoredCustomers)>, StoreError> {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(4);
+        let collect = async {
+            let mut all = Vec::new();
+            while let Some(chunk) = receiver.recv().await {
+                all.extend(chunk);
+            }
+            all
+        };
+        let (checkpoint, customers) = tokio::join!(self.load_checkpoint(group, partition, sender), collect);
+        Ok(checkpoint?.map(|c| (c, customers)))
+    }
+
     /// Deletes every checkpoint of a consumer group (a state reset); returns the rows removed.
     pub async fn reset_state(&self, group: &str) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.state.begin().await?;
         let customers = sqlx::query("DELETE FROM state_customers WHERE group_id = $1")
             .bind(group)
             .execute(&mut *tx)
@@ -221,7 +277,7 @@ impl TaskStore {
             sqlx::query("SELECT offsets FROM state_partitions WHERE group_id = $1 AND partition_id = $2")
                 .bind(group)
                 .bind(i64::from(partition))
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.state)
                 .await?;
         let Some(row) = row else { return Ok(BTreeMap::new()) };
         parse_offsets(partition, row.try_get(0)?)
@@ -234,7 +290,7 @@ impl TaskStore {
              GROUP BY partition_id ORDER BY partition_id",
         )
         .bind(group)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.state)
         .await?;
         rows.iter()
             .map(|r| {
@@ -260,7 +316,7 @@ impl TaskStore {
                 sqlx::query("SELECT body FROM state_customers WHERE group_id = $1 AND customer_id = $2")
                     .bind(group)
                     .bind(customer_id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.state)
                     .await?;
             Ok(row.map(|r| r.try_get(0)).transpose()?)
         })

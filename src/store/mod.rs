@@ -15,18 +15,20 @@
 //!
 //! One file per table family: `tasks.rs` (tasks, versions, rule outcomes), `audit.rs`,
 //! `commands.rs` (command results), `outbox.rs`, `outreach.rs` (e-mail jobs, answer links,
-//! opt-outs), `tokens.rs` (API tokens), `checkpoint.rs` (per-partition state).
+//! opt-outs), `tokens.rs` (API tokens), `checkpoint.rs` (per-partition state), `state_db.rs`
+//! (where the checkpoint tables live: on SQLite, a database file of their own).
 
 mod audit;
 mod checkpoint;
 mod commands;
 mod outbox;
 mod outreach;
+mod state_db;
 mod tasks;
 mod tokens;
 
 pub use audit::AuditRow;
-pub use checkpoint::{PartitionCheckpoint, RestoreProgress};
+pub use checkpoint::{PartitionCheckpoint, StoredCustomers, RESTORE_CHUNK};
 pub use outbox::OutboxRow;
 pub use outreach::{LinkRow, OutreachJob};
 pub use tasks::{Cursor, Page, RuleOutcomes, TaskFilter, TaskRow};
@@ -225,70 +227,96 @@ async fn within<T>(
     tokio::time::timeout(limit, operation).await.unwrap_or(Err(StoreError::Timeout(limit, what)))
 }
 
+/// Opens a pool on `url` (creating an SQLite file if needed; write-ahead log on SQLite).
+async fn open_pool(url: &str) -> Result<AnyPool, StoreError> {
+    sqlx::any::install_default_drivers();
+    let url = if url.starts_with("sqlite:") && !url.contains('?') {
+        format!("{url}?mode=rwc")
+    } else {
+        url.to_string()
+    };
+    let sqlite = url.starts_with("sqlite:");
+    let pool = AnyPoolOptions::new()
+        // SQLite has one writer: one connection avoids "database is locked".
+        .max_connections(if sqlite { 1 } else { 4 })
+        .acquire_timeout(std::time::Duration::from_secs(10))
+        .connect(&url)
+        .await
+        .map_err(|source| StoreError::Connect { url: redact(&url), source })?;
+    if sqlite {
+        // Write-ahead log: a commit is one append and one fsync (still durable:
+        // `synchronous` stays FULL), instead of the rollback journal's copy and several
+        // fsyncs. Kept in the file, so every later connection uses it too.
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .fetch_all(&pool)
+            .await
+            .map_err(|source| StoreError::Connect { url: redact(&url), source })?;
+    }
+    Ok(pool)
+}
+
+/// Applies the `migrations` a database has not had yet, each in one transaction, recording
+/// each in its `callahead_schema` table.
+async fn migrate(pool: &AnyPool, migrations: &[(i64, &'static str)]) -> Result<(), StoreError> {
+    sqlx::query("CREATE TABLE IF NOT EXISTS callahead_schema (version BIGINT PRIMARY KEY)")
+        .execute(pool)
+        .await
+        .map_err(|source| StoreError::Migrate { version: 0, source })?;
+    for (version, sql) in migrations {
+        let done: Option<AnyRow> = sqlx::query("SELECT version FROM callahead_schema WHERE version = $1")
+            .bind(*version)
+            .fetch_optional(pool)
+            .await?;
+        if done.is_some() {
+            continue;
+        }
+        let mut tx = pool.begin().await?;
+        for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
+            sqlx::query(statement)
+                .execute(&mut *tx)
+                .await
+                .map_err(|source| StoreError::Migrate { version: *version, source })?;
+        }
+        sqlx::query("INSERT INTO callahead_schema (version) VALUES ($1)")
+            .bind(*version)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
 /// The task store.
 #[derive(Clone, Debug)]
 pub struct TaskStore {
     pool: AnyPool,
+    /// The checkpoint tables' pool (`checkpoint.rs`): `pool` itself on PostgreSQL; on SQLite a
+    /// database file of its own (`state_db.rs`), so a checkpoint never holds a task write.
+    state: AnyPool,
 }
 
 impl TaskStore {
-    /// Connects (creating an SQLite file if needed) and applies migrations.
+    /// Connects (creating an SQLite file if needed) and applies migrations. With a file-backed
+    /// SQLite database, the checkpoint tables are in a second file beside it (`state_db.rs`),
+    /// moved there from the task database on the first connect after an upgrade.
     pub async fn connect(url: &str) -> Result<TaskStore, StoreError> {
-        sqlx::any::install_default_drivers();
-        let url = if url.starts_with("sqlite:") && !url.contains('?') {
-            format!("{url}?mode=rwc")
-        } else {
-            url.to_string()
+        let pool = open_pool(url).await?;
+        migrate(&pool, MIGRATIONS).await?;
+        let Some(file) = state_db::state_file(url) else {
+            return Ok(TaskStore { state: pool.clone(), pool });
         };
-        let sqlite = url.starts_with("sqlite:");
-        let pool = AnyPoolOptions::new()
-            // SQLite has one writer: one connection avoids "database is locked".
-            .max_connections(if sqlite { 1 } else { 4 })
-            .acquire_timeout(std::time::Duration::from_secs(10))
-            .connect(&url)
-            .await
-            .map_err(|source| StoreError::Connect { url: redact(&url), source })?;
-        if sqlite {
-            // Write-ahead log: a commit is one append and one fsync (still durable:
-            // `synchronous` stays FULL), instead of the rollback journal's copy and several
-            // fsyncs. Kept in the file, so every later connection uses it too.
-            sqlx::query("PRAGMA journal_mode = WAL")
-                .fetch_all(&pool)
-                .await
-                .map_err(|source| StoreError::Connect { url: redact(&url), source })?;
-        }
-        let store = TaskStore { pool };
-        store.migrate().await?;
-        Ok(store)
+        let state = open_pool(&file.url).await?;
+        migrate(&state, state_db::MIGRATIONS).await?;
+        state_db::move_from_task_db(&pool, &state, &file).await?;
+        Ok(TaskStore { pool, state })
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::query("CREATE TABLE IF NOT EXISTS callahead_schema (version BIGINT PRIMARY KEY)")
-            .execute(&self.pool)
-            .await
-            .map_err(|source| StoreError::Migrate { version: 0, source })?;
-        for (version, sql) in MIGRATIONS {
-            let done: Option<AnyRow> = sqlx::query("SELECT version FROM callahead_schema WHERE version = $1")
-                .bind(*version)
-                .fetch_optional(&self.pool)
-                .await?;
-            if done.is_some() {
-                continue;
-            }
-            let mut tx = self.pool.begin().await?;
-            for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
-                sqlx::query(statement)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|source| StoreError::Migrate { version: *version, source })?;
-            }
-            sqlx::query("INSERT INTO callahead_schema (version) VALUES ($1)")
-                .bind(*version)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        }
-        Ok(())
+    /// The layout before the checkpoint tables had a file of their own (upgrade tests).
+    #[cfg(test)]
+    async fn connect_single_file(url: &str) -> Result<TaskStore, StoreError> {
+        let pool = open_pool(url).await?;
+        migrate(&pool, MIGRATIONS).await?;
+        Ok(TaskStore { state: pool.clone(), pool })
     }
 
     /// Checks the store answers.

@@ -347,9 +347,7 @@ async fn fencing_on(store_url: &str) {
     store.save_checkpoint(&group, 4, new_owner, &at(20), &row(b"new")).await.unwrap();
     let refused = store.save_checkpoint(&group, 4, old_owner, &at(15), &row(b"stale")).await;
     assert!(matches!(refused, Err(StoreError::Fenced { partition: 4, .. })), "{refused:?}");
-    let mut rows = Vec::new();
-    let checkpoint =
-        store.load_checkpoint(&group, 4, |id, body| rows.push((id, body)), |_| {}).await.unwrap().unwrap();
+    let (checkpoint, rows) = store.read_checkpoint(&group, 4).await.unwrap().unwrap();
     assert_eq!(checkpoint, at(20), "the new owner's offsets stand");
     assert_eq!(rows, vec![("c1".to_string(), b"new".to_vec())], "and its rows, untouched by the stale write");
 }
@@ -363,4 +361,44 @@ async fn fencing_with_sqlite() {
 async fn fencing_with_postgres() {
     let db = PostgresDb::create().await;
     fencing_on(&db.url).await;
+}
+
+/// The checkpoint after customers expired deletes their rows with the offsets, and only under
+/// the writer's epoch; the other rows stay.
+async fn expired_rows_are_deleted_on(store_url: &str) {
+    use callahead::store::{PartitionCheckpoint, StoreError};
+    let store = TaskStore::connect(store_url).await.expect("store");
+    let group = unique("expire");
+    let at = |offset: i64| PartitionCheckpoint {
+        offsets: [("events".to_string(), offset)].into(),
+        newest: offset,
+    };
+    let row = |id: &str, body: &[u8]| (Box::<str>::from(id), body.to_vec());
+    let epoch = store.claim_partition(&group, 2).await.unwrap();
+    store.save_checkpoint(&group, 2, epoch, &at(10), &[row("idle", b"a"), row("busy", b"b")]).await.unwrap();
+    store
+        .save_checkpoint_removing(&group, 2, epoch, &at(20), &[row("busy", b"b2")], &["idle".into()])
+        .await
+        .unwrap();
+    let (checkpoint, rows) = store.read_checkpoint(&group, 2).await.unwrap().unwrap();
+    assert_eq!(checkpoint, at(20));
+    assert_eq!(rows, vec![("busy".to_string(), b"b2".to_vec())], "the expired customer's row is gone");
+    assert_eq!(store.customer_state(&group, "idle").await.unwrap(), None);
+
+    let newer = store.claim_partition(&group, 2).await.unwrap();
+    assert!(newer > epoch);
+    let refused = store.save_checkpoint_removing(&group, 2, epoch, &at(30), &[], &["busy".into()]).await;
+    assert!(matches!(refused, Err(StoreError::Fenced { partition: 2, .. })), "{refused:?}");
+    assert!(store.customer_state(&group, "busy").await.unwrap().is_some(), "a fenced writer deletes nothing");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_rows_are_deleted_with_sqlite() {
+    expired_rows_are_deleted_on(&temp_sqlite("expire")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_rows_are_deleted_with_postgres() {
+    let db = PostgresDb::create().await;
+    expired_rows_are_deleted_on(&db.url).await;
 }
