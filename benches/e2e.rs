@@ -10,22 +10,26 @@
 //!      (and the same overrides) reads all of them, copying each message out as the service
 //!      does; it runs before and after the service and the faster run counts;
 //!    - the service reads them; its rate runs from its first consumed event to the last event
-//!      made durable and published (`callahead_end_to_end_seconds_count`, observed after the
-//!      store commit, the outbox publish and the offset store of each batch).
+//!      made durable (`callahead_end_to_end_seconds_count`, observed after each batch's store
+//!      commit; the outbox relay publishes beside it).
 //!
-//!    Then where the service's wall time went, from its stage histograms
-//!    (`callahead_batch_stage_seconds`, `callahead_state_checkpoint_seconds`): each stage's share,
-//!    and the rest (waiting for and assembling the next batch, storing offsets, metrics).
+//!    Then where the service's time went, from its stage histograms
+//!    (`callahead_batch_stage_seconds`, `callahead_state_checkpoint_seconds`): the stages run at
+//!    once, so each stage's busy time against the wall time (per worker, for decode and engine)
+//!    says how close it is to being the bottleneck.
 //!    `PERF=FILE` also records a CPU profile of the service over this run (`perf record -g`).
 //! 2. **Latency floor** (`floor`). At `RATE` events/s for `SECONDS` s (paced every millisecond),
 //!    a consume-only client with the service's settings: broker timestamp to receipt. What the
 //!    broker and the consumer settings cost before the service does anything.
 //! 3. **Latency** (`latency`). The same pacing into a fresh topic read by a fresh service; its
-//!    histogram of broker timestamp → task changes durable and published gives p50, p99 and the
+//!    histogram of broker timestamp → task changes durable gives p50, p99 and the
 //!    bucket that holds the maximum. The broker timestamp is the producer's create time, taken
 //!    when the bench hands the event to librdkafka, so producer linger and the broker's append
 //!    count. The producer's acknowledgement latency (1 in 50 sampled), the per-batch stage means
 //!    and the state checkpoints (written in the background) are printed alongside.
+//! 4. **Take-over** (`takeover`, not in the default phases): static members killed with SIGKILL
+//!    while events flow: restarted with the same instance id, and failed over to a second
+//!    instance (see `takeover`).
 //!
 //! Environment:
 //! - `KAFKA_TEST_BOOTSTRAP` (required), `STORE` (`sqlite` or `postgres`; default `sqlite`),
@@ -226,6 +230,12 @@ struct Service {
 
 impl Service {
     fn start(bootstrap: &str, prefix: &str, store_url: &str) -> Service {
+        Service::start_with(bootstrap, prefix, store_url, None)
+    }
+
+    /// A service of group `prefix`; with `instance`, a static member of that id
+    /// (`group.instance.id`).
+    fn start_with(bootstrap: &str, prefix: &str, store_url: &str, instance: Option<&str>) -> Service {
         let http = format!(
             "127.0.0.1:{}",
             std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -236,9 +246,12 @@ impl Service {
             let release = exe.parent().and_then(|deps| deps.parent()).expect("target/release");
             release.join("callahead").display().to_string()
         });
-        let log = std::env::temp_dir().join(format!("{prefix}.log"));
+        let log = std::env::temp_dir().join(format!("{prefix}-{}.log", instance.unwrap_or("service")));
         let mut command = Command::new(&bin);
         command.arg("serve");
+        if let Some(id) = instance {
+            command.env("CALLAHEAD_KAFKA_CLIENT_GROUP_INSTANCE_ID", format!("{prefix}-{id}"));
+        }
         // The service refuses unknown CALLAHEAD_* variables: pass on only its own.
         for (k, _) in std::env::vars() {
             if k == "CALLAHEAD_BIN" || k.starts_with("CALLAHEAD_TEST_") {
@@ -278,7 +291,7 @@ impl Service {
         Scrape(http_get(&self.http, "/metrics").unwrap_or_default())
     }
 
-    /// Events whose task changes are durable and published (observed after each batch).
+    /// Events whose task changes are durable (observed after each batch).
     fn durable(&mut self) -> f64 {
         self.scrape().sum("callahead_end_to_end_seconds_count")
     }
@@ -520,6 +533,95 @@ async fn main() {
     if phases.contains("latency") {
         latency(&bootstrap, &store_kind, &keyed, partitions, rate, seconds, linger).await;
     }
+    if phases.contains("takeover") {
+        takeover(&bootstrap, &store_kind, &keyed).await;
+    }
+}
+
+/// Waits until `done(service)` holds (polled every 20 ms); the time it took, or `None` after
+/// `patience`.
+async fn until(
+    service: &mut Service,
+    patience: Duration,
+    done: impl Fn(&Scrape) -> bool,
+) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < patience {
+        if done(&service.scrape()) {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+/// 4. Take-over (`takeover`). Two input partitions, a steady 2,000 events/s, static members
+/// (`group.instance.id`) with the session timeout the services run with
+/// (`CALLAHEAD_KAFKA_CLIENT_SESSION_TIMEOUT_MS`, 6 s here unless overridden): instance `a` is
+/// SIGKILLed and started again with the same id (how long until it processes again), then `b`
+/// joins, takes a partition, and is SIGKILLed for good (how long until `a` owns both partitions
+/// again and processes `b`'s). The times run from the kill.
+async fn takeover(bootstrap: &str, store_kind: &str, keyed: &[(String, String)]) {
+    let bootstrap = bootstrap.to_string();
+    let prefix = unique("takeover");
+    let events = format!("{prefix}-events");
+    let (tasks, dead) = (format!("{prefix}-tasks"), format!("{prefix}-dead"));
+    let commands = format!("{prefix}-commands");
+    create_topics(&bootstrap, &[(&events, 2), (&commands, 2), (&tasks, 1), (&dead, 1)]).await;
+    let store = Store::create(store_kind, &prefix);
+    let paced = producer(&bootstrap, 1);
+    let feed: Vec<(String, String)> = keyed.to_vec();
+    let topic = events.clone();
+    let producing = tokio::spawn(async move { produce_paced(&paced, &topic, &feed, 2_000, 90.0).await.sent });
+    let owns = |n: f64| move |s: &Scrape| s.sum("callahead_partitions_owned") >= n;
+    let durable_past = |n: f64| move |s: &Scrape| s.sum("callahead_end_to_end_seconds_count") > n;
+    let mut a = Service::start_with(&bootstrap, &prefix, &store.url, Some("a"));
+    let joined = until(&mut a, Duration::from_secs(120), owns(2.0)).await.expect("a joins");
+    until(&mut a, Duration::from_secs(60), durable_past(2_000.0)).await.expect("a processes");
+    println!(
+        "take-over ({store_kind}): a joined and owned both partitions after {:.1} s",
+        joined.as_secs_f64()
+    );
+    let _ = a.child.kill(); // SIGKILL: no leave, no checkpoint
+    let _ = a.child.wait();
+    let killed = Instant::now();
+    let mut a = Service::start_with(&bootstrap, &prefix, &store.url, Some("a"));
+    let resumed = until(&mut a, Duration::from_secs(120), durable_past(0.0)).await;
+    match resumed {
+        Some(_) => println!(
+            "  SIGKILL, then restarted with the same instance id: processing again {:.1} s after the kill \
+             (restore included)",
+            killed.elapsed().as_secs_f64()
+        ),
+        None => println!("  SIGKILL and restart: not processing 120 s after the kill"),
+    }
+    let mut b = Service::start_with(&bootstrap, &prefix, &store.url, Some("b"));
+    let shared = until(&mut b, Duration::from_secs(120), owns(1.0)).await;
+    if shared.is_none() {
+        println!("  b never got a partition; failover not measured");
+        return;
+    }
+    until(&mut b, Duration::from_secs(60), durable_past(500.0)).await.expect("b processes");
+    let before = a.scrape().sum("callahead_end_to_end_seconds_count");
+    let _ = b.child.kill();
+    let _ = b.child.wait();
+    let killed = Instant::now();
+    let owned = until(&mut a, Duration::from_secs(120), owns(2.0)).await;
+    let at_owned = a.scrape().sum("callahead_end_to_end_seconds_count");
+    let processing = until(&mut a, Duration::from_secs(60), durable_past(at_owned + 1_000.0)).await;
+    match (owned, processing) {
+        (Some(o), Some(_)) => println!(
+            "  SIGKILL of b (never restarted): a owned b's partition {:.1} s after the kill, and had made {:.0} \
+             more events durable {:.1} s after it",
+            o.as_secs_f64(),
+            a.scrape().sum("callahead_end_to_end_seconds_count") - before,
+            killed.elapsed().as_secs_f64()
+        ),
+        _ => println!("  SIGKILL of b: a did not take over within 120 s"),
+    }
+    producing.abort();
+    drop(a);
+    drop(store);
 }
 
 /// 1. Throughput over a backlog, the ceiling first and last on the same topic.
@@ -583,27 +685,34 @@ async fn throughput(bootstrap: &str, store_kind: &str, keyed: &[(String, String)
         text.sum("callahead_task_changes_total")
     );
 
-    // Where the time went: the stage histogram against the wall time of the run.
+    // Where the time went. The stages run at once (fetch; decode and engine on the workers; the
+    // durable stage; the relay), so each stage's busy time against the wall time says how close
+    // it is to being the bottleneck: the slowest stage sets the rate.
     let stages = text.by_label("callahead_batch_stage_seconds", "stage");
-    let batches = stages.get("engine").map(|s| s.1).unwrap_or(0.0);
+    let workers: f64 = std::env::var("CALLAHEAD_ENGINE_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .filter(|w| *w > 0.0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64));
+    let shares = stages.get("engine").map(|s| s.1).unwrap_or(0.0);
     println!(
-        "  {batches:.0} batches, {:.0} events per batch on average; wall {:.3} s",
-        n as f64 / batches.max(1.0),
-        wall
+        "  {shares:.0} worker shares of batches, {:.0} events each on average; wall {wall:.3} s; {workers} engine \
+         workers; busy time per stage (stages overlap):",
+        n as f64 / shares.max(1.0),
     );
-    let mut staged = 0.0;
     for (stage, (sum, count)) in &stages {
-        staged += sum;
+        let per_thread =
+            if stage == "decode" || stage == "engine" { workers.min(partitions as f64) } else { 1.0 };
         println!(
-            "  {stage:<28} {:>7.3} s {:>5.1}%  {:>7.2} ms/batch",
+            "  {stage:<28} {:>7.3} s {:>5.1}% of one thread{}  {:>7.2} ms per share or batch",
             sum,
-            100.0 * sum / wall,
+            100.0 * sum / wall / per_thread,
+            if per_thread > 1.0 { format!(" (each of {per_thread})") } else { String::new() },
             1e3 * sum / count.max(1.0)
         );
     }
     let checkpoints = text.sum("callahead_state_checkpoint_seconds_sum");
     if checkpoints > 0.0 {
-        // Written in the background, beside the loop: not part of its wall time.
         println!(
             "  {:<28} {:>7.3} s {:>5.1}%  (state checkpoints written in the background, {:.0} of them)",
             "checkpoint",
@@ -612,20 +721,6 @@ async fn throughput(bootstrap: &str, store_kind: &str, keyed: &[(String, String)
             text.sum("callahead_state_checkpoint_seconds_count")
         );
     }
-    let engine_only = text.sum("callahead_engine_seconds_sum");
-    if engine_only > 0.0 {
-        println!(
-            "    of which Engine::process    {:>7.3} s {:>5.1}%  (the rest of `engine`: decode, validation, metrics)",
-            engine_only,
-            100.0 * engine_only / wall
-        );
-    }
-    println!(
-        "  {:<28} {:>7.3} s {:>5.1}%  (waiting for and assembling batches, offsets, metrics)",
-        "outside the stages",
-        wall - staged,
-        100.0 * (wall - staged) / wall
-    );
     drop(store);
 }
 

@@ -148,7 +148,7 @@ fn main() {
     drop(engine);
     let in_rest = before - live();
 
-    let entry = std::mem::size_of::<(Box<str>, CustomerState)>();
+    let entry = std::mem::size_of::<(Box<str>, Box<CustomerState>)>();
     let pct = |b: usize| 100.0 * b as f64 / after as f64;
     println!(
         "state: {events} events, {:.1} events/customer, {DAYS} days each",
@@ -160,8 +160,9 @@ fn main() {
     );
     println!("state: size_of::<CustomerState>() = {} bytes", std::mem::size_of::<CustomerState>());
     println!(
-        "state:   the hash tables (slots of {entry} B = key + inline state, control bytes, empty slots; \
-         usable capacity {capacity}): {:.1}/customer",
+        "state:   the states' boxes ({} B each) and the hash tables (slots of {entry} B = key + box, control \
+         bytes, empty slots; usable capacity {capacity}): {:.1}/customer",
+        std::mem::size_of::<CustomerState>(),
         (held - parts.total()) as f64 / tracked as f64
     );
     parts.print(tracked);

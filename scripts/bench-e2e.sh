@@ -10,6 +10,8 @@
 #   PERF=/tmp/callahead.perf STORES=sqlite scripts/bench-e2e.sh   CPU profile of the throughput run
 #   CHECKPOINTS="true false" scripts/bench-e2e.sh          the cost of state checkpoints: each
 #                                                          store with them on and off, one run
+#   PARTITION_COUNTS="1 4" WORKER_COUNTS="1 2"             the throughput matrix (these defaults);
+#                                                          setting PHASES runs one configuration
 # Needs PostgreSQL at $PG_URL (default postgres://postgres@127.0.0.1:5432/test) for the
 # postgres store; a scratch database is created and dropped per run.
 set -euo pipefail
@@ -29,7 +31,21 @@ for store in ${STORES:-sqlite postgres}; do
         exit 1
     fi
     for checkpoint in ${CHECKPOINTS:-true}; do
-        echo "== store: $store, state checkpoints: $checkpoint"
-        STORE="$store" CALLAHEAD_STATE_CHECKPOINT="$checkpoint" cargo bench --locked --bench e2e
+        if [[ -n "${PHASES:-}" ]]; then
+            echo "== store: $store, state checkpoints: $checkpoint"
+            STORE="$store" CALLAHEAD_STATE_CHECKPOINT="$checkpoint" cargo bench --locked --bench e2e
+            continue
+        fi
+        # Throughput for each input partition count and engine worker count; then the latency
+        # at a steady rate with the defaults (one partition, one worker per core).
+        for partitions in ${PARTITION_COUNTS:-1 4}; do
+            for workers in ${WORKER_COUNTS:-1 2}; do
+                echo "== store: $store, state checkpoints: $checkpoint, partitions: $partitions, engine workers: $workers"
+                STORE="$store" CALLAHEAD_STATE_CHECKPOINT="$checkpoint" PHASES=throughput PARTITIONS="$partitions" \
+                    CALLAHEAD_ENGINE_WORKERS="$workers" cargo bench --locked --bench e2e
+            done
+        done
+        echo "== store: $store, state checkpoints: $checkpoint, latency at a steady rate (defaults)"
+        STORE="$store" CALLAHEAD_STATE_CHECKPOINT="$checkpoint" PHASES=floor,latency cargo bench --locked --bench e2e
     done
 done

@@ -508,6 +508,7 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], errors: &mut Vec
             || key.ends_with("_hours") && key != "quiet_hours"
             || key.starts_with("max_")
             || key.ends_with("_days")
+            || key == "workers"
         {
             match value.parse::<i64>() {
                 Ok(n) => toml::Value::Integer(n),
@@ -561,6 +562,7 @@ mod tests {
                 ("CALLAHEAD_KAFKA_CLIENT_SECURITY_PROTOCOL", "SASL_SSL"),
                 ("CALLAHEAD_STORE_URL", "postgres://root@127.0.0.1:5432/test"),
                 ("CALLAHEAD_ENGINE_ALLOWED_LATENESS", "5m"),
+                ("CALLAHEAD_ENGINE_WORKERS", "3"),
                 ("PATH", "/usr/bin"),
             ]),
         )
@@ -571,6 +573,16 @@ mod tests {
         assert_eq!(c.kafka.client["security.protocol"], "SASL_SSL");
         assert!(c.store.url.starts_with("postgres://"));
         assert_eq!(c.engine.allowed_lateness, Span(5 * MINUTE));
+        assert_eq!(c.engine.worker_count(), 3);
+    }
+
+    #[test]
+    fn state_expiry_defaults_to_400_days_and_is_at_least_a_day() {
+        assert_eq!(Config::load(None, &[]).unwrap().state.expire_after, Span(400 * crate::time::DAY));
+        let c = Config::load(None, &env(&[("CALLAHEAD_STATE_EXPIRE_AFTER", "90d")])).unwrap();
+        assert_eq!(c.state.expire_after, Span(90 * crate::time::DAY));
+        let e = Config::load(None, &env(&[("CALLAHEAD_STATE_EXPIRE_AFTER", "12h")])).unwrap_err();
+        assert!(e.to_string().contains("state.expire_after"), "{e}");
     }
 
     #[test]

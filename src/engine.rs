@@ -31,7 +31,7 @@ use crate::lifecycle;
 use crate::rules::features::FeatureView;
 use crate::rules::Queue;
 use crate::rules::{Mode, RuleSet};
-use crate::state::{CustomerState, StateStore, MAX_PENDING_ABSENCES};
+use crate::state::{CustomerState, FastHash, StateStore, MAX_PENDING_ABSENCES};
 use crate::task::{ChangeKind, Outcome, Task, TaskChange};
 use crate::time::{Timestamp, DAY, MINUTE};
 
@@ -86,7 +86,7 @@ pub struct Engine {
     config: EngineConfig,
     /// Each input partition's event time and timers, each behind its own lock. The outer lock
     /// is written only when a partition is first seen or released.
-    partitions: RwLock<HashMap<i32, Arc<Mutex<PartitionTime>>>>,
+    partitions: RwLock<HashMap<i32, Arc<Mutex<PartitionTime>>, FastHash>>,
     /// Customers expired and not yet counted by [`Engine::take_expired_count`].
     expired_uncounted: AtomicU64,
 }

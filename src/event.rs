@@ -320,8 +320,29 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         return Err(DecodeError::Oversized { size: bytes.len(), limit: MAX_EVENT_BYTES });
     }
     // RawEvent is large (every field of every type): it is validated in place, never moved.
-    let raw: RawEvent<'_> = serde_json::from_slice(bytes).map_err(|e| describe_json_error(bytes, e))?;
+    let parsed =
+        if nesting_bound(bytes) <= MAX_SONIC_NESTING { sonic_rs::from_slice(bytes).ok() } else { None };
+    let raw: RawEvent<'_> = match parsed {
+        Some(raw) => raw,
+        // serde_json is the reference for what is refused and how it is worded (the messages and
+        // their field names are part of the dead-letter contract): a message sonic-rs refuses is
+        // parsed again by serde_json, which gives the error (or, should they ever disagree, the
+        // event). Refusals are rare, so the second parse costs nothing that matters.
+        None => serde_json::from_slice(bytes).map_err(|e| describe_json_error(bytes, e))?,
+    };
     raw.validate()
+}
+
+/// Deepest nesting of objects and arrays sonic-rs is given. It recurses once per level, also
+/// to skip an unknown field's value, with large frames in debug builds (200 levels overflow a
+/// test thread's stack there); serde_json skips unknown values without recursing. Our events
+/// nest two levels deep; anything deeper is left to serde_json.
+const MAX_SONIC_NESTING: usize = 32;
+
+/// An upper bound of a message's nesting depth: its count of `{` and `[` (also those inside
+/// strings, which only makes it larger). One vectorised pass over a few hundred bytes.
+fn nesting_bound(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'{' || b == b'[').count()
 }
 
 /// serde_json's message says what was wrong and at which column, but not in which field; on this
@@ -946,6 +967,98 @@ mod tests {
             if let EventBody::SupportContact(c) = e.body {
                 assert_eq!(c.duration_s, Some(300.0));
             }
+        }
+    }
+
+    /// What serde_json alone makes of a message (the reference `decode` falls back to).
+    fn decode_with_serde_json(bytes: &[u8]) -> Result<Event, DecodeError> {
+        let raw: RawEvent<'_> = serde_json::from_slice(bytes).map_err(|e| describe_json_error(bytes, e))?;
+        raw.validate()
+    }
+
+    /// sonic-rs parses, serde_json words the refusals: for the corners of the JSON grammar,
+    /// `decode` gives exactly what serde_json alone gives (the same event, or the same error).
+    #[test]
+    fn decoding_agrees_with_serde_json_on_the_corners_of_json() {
+        let valid = card_json("").replace('\n', " ");
+        let with = |from: &str, to: &str| -> Vec<u8> {
+            assert!(valid.contains(from), "{from}");
+            valid.replacen(from, to, 1).into_bytes()
+        };
+        let deep = format!(r#","x":{}1{}"#, "[".repeat(200), "]".repeat(200));
+        let mut cases: Vec<Vec<u8>> = vec![
+            valid.clone().into_bytes(),
+            with("Phnom Penh", r#"Phnom\u0001Penh"#),
+            with("Phnom Penh", r#"Phnom\u0000Penh"#),
+            with("Phnom Penh", "Phnom\tPenh"),
+            with("Phnom Penh", r#"Phnom\tPenh"#),
+            with("Phnom Penh", r#"Phnom\\Penh"#),
+            with("Phnom Penh", "Phnom\\Penh"),
+            with("Phnom Penh", r#"Phnom\u00e9Penh"#),
+            with("Phnom Penh", r#"Phnom\/Penh"#),
+            with("Phnom Penh", r#"Phnom\ud800Penh"#),
+            with("Phnom Penh", r#"Phnom\udc00Penh"#),
+            with("Phnom Penh", r#"Phnom\ud83d\ude00Penh"#),
+            with("Phnom Penh", r#"Phnom\xPenh"#),
+            with("Phnom Penh", r#"Phnom\u12Penh"#),
+            with("Phnom Penh", r#"Phnom\u007fPenh"#),
+            with("11.55", "011.55"),
+            with("11.55", "11."),
+            with("11.55", ".5"),
+            with("11.55", "-"),
+            with("11.55", "1e"),
+            with("11.55", "+1"),
+            with("11.55", "1E1"),
+            with("11.55", "-0"),
+            with("11.55", "1e400"),
+            with("11.55", "NaN"),
+            with("11.55", "Infinity"),
+            with("11.55", "null"),
+            with("11.55", "11.550000000000000000000000001"),
+            with("11.55", "\"11.55\""),
+            with(r#""5812""#, "99999999999999999999"),
+            with(r#""5812""#, "5812.0"),
+            with(r#""5812""#, "-5812"),
+            with(r#""12.50""#, "12.5e0"),
+            with(r#""12.50""#, "-0.0"),
+            with(r#""12.50""#, "true"),
+            with(r#""approved""#, "true"),
+            with(r#""e1""#, r#""e1","event_id":"e2""#),
+            with(r#""event_id""#, r#""event_\u0069d""#),
+            with("}}", "},}"),
+            with("}}", "}}}"),
+            with("}}", "}} x"),
+            with("}}", "}}{}"),
+            with("}}", "}}  \n"),
+            with("}}", &format!("}}{deep}}}")),
+            with(r#""k1","#, "'k1',"),
+            with(r#""k1","#, r#""k1" /* c */,"#),
+            with(r#""k1","#, "\"k1\",\u{a0}"),
+            b"".to_vec(),
+            b"   ".to_vec(),
+            b"null".to_vec(),
+            b"[]".to_vec(),
+            b"{}".to_vec(),
+            b"\"text\"".to_vec(),
+            [b"\xef\xbb\xbf".as_slice(), valid.as_bytes()].concat(),
+        ];
+        // Raw bytes that no text literal above can carry.
+        let raw_byte = |byte: u8| {
+            let mut b = valid.clone().into_bytes();
+            let at = valid.find("Phnom").unwrap() + 5;
+            b[at] = byte;
+            b
+        };
+        for byte in [0x00, 0x01, 0x09, 0x0a, 0x1f, 0x7f, 0x80, 0xc0, 0xff] {
+            cases.push(raw_byte(byte));
+        }
+        let mut overlong = valid.clone().into_bytes();
+        let at = valid.find("Phnom").unwrap();
+        overlong.splice(at..at + 1, [0xc0, 0xaf]);
+        cases.push(overlong);
+        for case in &cases {
+            let shown = String::from_utf8_lossy(case);
+            assert_eq!(decode(case), decode_with_serde_json(case), "{shown}");
         }
     }
 

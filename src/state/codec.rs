@@ -7,8 +7,14 @@
 //! order and length survive), cards, history, cooldowns, the pending timer, the profile and the
 //! incidents with their open tasks. Not kept: `partition`, which whoever restores sets.
 //!
-//! Text shared through the [`Interner`] (cities, merchants, history details) is re-interned on
-//! decode, so restored customers share copies with live ones.
+//! Text shared through the [`Interner`] (cities, merchants, history details, profile languages)
+//! is re-interned on decode, so restored customers share copies with live ones.
+//!
+//! The in-memory layout is compact (the rarely used parts of `state::sparse`, the packed
+//! `HistoryItem`, the encoded `CompactProfile`), but each of those types writes exactly what the
+//! type it replaced wrote (a sparse ring as a ring, a sparse list as a `Vec`, absent parts as
+//! their empty values, the profile as a `Profile`), so the stored layout did not change with
+//! them: `tests::layout_is_pinned` holds the same bytes as before.
 //!
 //! Tasks and evidence have a JSON form that is a public contract (and leaves out empty fields,
 //! which a format without field names cannot do), so they are stored through the mirror types of
@@ -604,6 +610,7 @@ mod tests {
             let mut all: Vec<&str> =
                 a.cards.iter().flat_map(|c| &c.uses).flat_map(|u| [&*u.city, &*u.merchant]).collect();
             all.extend(a.history.iter().filter_map(|h| h.detail()));
+            all.extend(a.profile.as_ref().map(|p| p.language()));
             all.sort_unstable();
             all.dedup();
             all.len()

@@ -227,8 +227,10 @@ async fn within<T>(
     tokio::time::timeout(limit, operation).await.unwrap_or(Err(StoreError::Timeout(limit, what)))
 }
 
-/// Opens a pool on `url` (creating an SQLite file if needed; write-ahead log on SQLite).
-async fn open_pool(url: &str) -> Result<AnyPool, StoreError> {
+/// Opens a pool on `url` (creating an SQLite file if needed; write-ahead log on SQLite), running
+/// `per_connection` statements on each new connection (SQLite pragmas that are not kept in the
+/// file).
+async fn open_pool(url: &str, per_connection: &'static [&'static str]) -> Result<AnyPool, StoreError> {
     sqlx::any::install_default_drivers();
     let url = if url.starts_with("sqlite:") && !url.contains('?') {
         format!("{url}?mode=rwc")
@@ -240,6 +242,14 @@ async fn open_pool(url: &str) -> Result<AnyPool, StoreError> {
         // SQLite has one writer: one connection avoids "database is locked".
         .max_connections(if sqlite { 1 } else { 4 })
         .acquire_timeout(std::time::Duration::from_secs(10))
+        .after_connect(move |connection, _| {
+            Box::pin(async move {
+                for statement in per_connection {
+                    sqlx::query(*statement).execute(&mut *connection).await?;
+                }
+                Ok(())
+            })
+        })
         .connect(&url)
         .await
         .map_err(|source| StoreError::Connect { url: redact(&url), source })?;
@@ -300,12 +310,12 @@ impl TaskStore {
     /// SQLite database, the checkpoint tables are in a second file beside it (`state_db.rs`),
     /// moved there from the task database on the first connect after an upgrade.
     pub async fn connect(url: &str) -> Result<TaskStore, StoreError> {
-        let pool = open_pool(url).await?;
+        let pool = open_pool(url, &[]).await?;
         migrate(&pool, MIGRATIONS).await?;
         let Some(file) = state_db::state_file(url) else {
             return Ok(TaskStore { state: pool.clone(), pool });
         };
-        let state = open_pool(&file.url).await?;
+        let state = open_pool(&file.url, state_db::PER_CONNECTION).await?;
         migrate(&state, state_db::MIGRATIONS).await?;
         state_db::move_from_task_db(&pool, &state, &file).await?;
         Ok(TaskStore { pool, state })
@@ -314,7 +324,7 @@ impl TaskStore {
     /// The layout before the checkpoint tables had a file of their own (upgrade tests).
     #[cfg(test)]
     async fn connect_single_file(url: &str) -> Result<TaskStore, StoreError> {
-        let pool = open_pool(url).await?;
+        let pool = open_pool(url, &[]).await?;
         migrate(&pool, MIGRATIONS).await?;
         Ok(TaskStore { state: pool.clone(), pool })
     }

@@ -26,6 +26,13 @@ const STATE_FILE_SUFFIX: &str = "-state";
 /// moved here" (a step in code, not SQL: it needs the task database's path).
 const MOVED_FROM_TASK_DB: i64 = 2;
 
+/// Run on each connection to the state file. A restore reads a partition's rows in key order,
+/// which is not the order they were first written in (the order customers first changed), so
+/// it visits the table's pages at random: memory-mapped, such a visit is a memory read instead
+/// of a system call and a copy per page (SQLite's default cache holds 2 MB). 2 GiB is SQLite's
+/// default ceiling; a larger file is read normally past it.
+pub(super) const PER_CONNECTION: &[&str] = &["PRAGMA mmap_size = 2147418112"];
+
 /// The state file's migrations, recorded in its own `callahead_schema`. Version 1 is the
 /// layout of the task database's migrations 2 and 3 for these tables (PostgreSQL keeps them
 /// there).
