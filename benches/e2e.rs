@@ -360,7 +360,7 @@ impl Store {
                 Store {
                     url,
                     cleanup: Some(Box::new(move || {
-                        for suffix in ["", "-wal", "-shm"] {
+                        for suffix in ["", "-wal", "-shm", "-state", "-state-wal", "-state-shm"] {
                             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
                         }
                     })),
@@ -555,7 +555,7 @@ async fn until(
     None
 }
 
-/// 4. Take-over (`takeover`). Two input partitions, a steady 2,000 events/s, static members
+/// Phase 4, take-over (`takeover`). Two input partitions, a steady 2,000 events/s, static members
 /// (`group.instance.id`) with the session timeout the services run with
 /// (`CALLAHEAD_KAFKA_CLIENT_SESSION_TIMEOUT_MS`, 6 s here unless overridden): instance `a` is
 /// SIGKILLed and started again with the same id (how long until it processes again), then `b`

@@ -162,20 +162,21 @@ impl Bench<'_> {
         let started = Instant::now();
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<StoredCustomers>(4);
         let keep = async {
-            let mut rows = Vec::with_capacity(self.n);
+            let mut chunks = Vec::new();
             while let Some(chunk) = receiver.recv().await {
-                rows.extend(chunk);
+                chunks.push(chunk);
             }
-            rows
+            chunks
         };
-        let (read, rows) = tokio::join!(store.load_checkpoint(group, 0, sender), keep);
+        let (read, chunks) = tokio::join!(store.load_checkpoint(group, 0, sender), keep);
         read.expect("read");
         let read = started.elapsed().as_secs_f64();
 
         let engine = Engine::new(EngineConfig::default());
         let started = Instant::now();
-        let states: Vec<_> = rows
+        let states: Vec<_> = chunks
             .iter()
+            .flat_map(StoredCustomers::iter)
             .map(|(_, body)| codec::decode(body, &engine.state.interner).expect("decodes"))
             .collect();
         let decode = started.elapsed().as_secs_f64();
@@ -183,10 +184,10 @@ impl Bench<'_> {
 
         let engine = Engine::new(EngineConfig::default());
         let started = Instant::now();
-        for chunk in rows.chunks(callahead::store::RESTORE_CHUNK) {
+        for chunk in &chunks {
             let states = chunk.iter().map(|(id, body)| {
                 let state = codec::decode(body, &engine.state.interner).expect("decodes");
-                (Box::<str>::from(id.as_str()), state)
+                (Box::<str>::from(id), state)
             });
             engine.restore(0, i64::MIN, states);
         }

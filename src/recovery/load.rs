@@ -126,15 +126,14 @@ impl Decoder {
     /// installed and the bytes read.
     fn install(&self, chunk: StoredCustomers, done: &mut Loaded) -> (u64, u64) {
         let mut states = Vec::with_capacity(chunk.len());
-        let mut bytes = 0u64;
-        for (id, body) in chunk {
-            bytes += body.len() as u64;
-            match codec::decode(&body, &self.engine.state.interner) {
+        let bytes = chunk.bytes() as u64;
+        for (id, body) in chunk.iter() {
+            match codec::decode(body, &self.engine.state.interner) {
                 Ok(mut state) => {
                     if let Some(playbook) = &self.playbook {
                         crate::incident::restore_context(&mut state, playbook);
                     }
-                    states.push((id.into_boxed_str(), state));
+                    states.push((Box::<str>::from(id), state));
                 }
                 Err(e) => {
                     done.corrupt += 1;

@@ -50,8 +50,57 @@ fn now() -> String {
     time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
-/// Customers as stored, read in chunks by a restore: (customer id, encoded state).
-pub type StoredCustomers = Vec<(String, Vec<u8>)>;
+/// A chunk of customers as stored, read by a restore: ids and encoded states packed into two
+/// buffers, so a chunk is three allocations however many customers it holds (they are made by
+/// the reading thread and freed by a decoding one, where each allocation costs more).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredCustomers {
+    ids: String,
+    bodies: Vec<u8>,
+    /// Where each customer's id and body end in `ids` and `bodies`.
+    ends: Vec<(usize, usize)>,
+}
+
+impl StoredCustomers {
+    /// An empty chunk with room for `customers` of about 1 KB each.
+    pub fn with_capacity(customers: usize) -> StoredCustomers {
+        StoredCustomers {
+            ids: String::with_capacity(customers * 16),
+            bodies: Vec::with_capacity(customers * 1_024),
+            ends: Vec::with_capacity(customers),
+        }
+    }
+
+    /// Adds a customer: its id and encoded state.
+    pub fn push(&mut self, id: &str, body: &[u8]) {
+        self.ids.push_str(id);
+        self.bodies.extend_from_slice(body);
+        self.ends.push((self.ids.len(), self.bodies.len()));
+    }
+
+    /// Customers in the chunk.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// True when the chunk holds no customer.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Bytes of encoded state in the chunk.
+    pub fn bytes(&self) -> usize {
+        self.bodies.len()
+    }
+
+    /// The customers, in the order read: (customer id, encoded state).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+        let starts = std::iter::once((0, 0)).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|((id_start, body_start), &(id_end, body_end))| {
+            (&self.ids[id_start..id_end], &self.bodies[body_start..body_end])
+        })
+    }
+}
 
 impl TaskStore {
     /// Claims `partition` for this instance: returns the new epoch under which it may write the
@@ -216,14 +265,14 @@ impl TaskStore {
         .fetch(&self.state);
         loop {
             let chunk = bounded("reading a state checkpoint", async {
-                let mut chunk = Vec::with_capacity(RESTORE_CHUNK);
+                let mut chunk = StoredCustomers::with_capacity(RESTORE_CHUNK);
                 while chunk.len() < RESTORE_CHUNK {
                     // `fetch` gives a boxed `dyn Stream`, whose methods need no import.
                     let Some(row) = std::future::poll_fn(|cx| rows.as_mut().poll_next(cx)).await else {
                         break;
                     };
                     let row = row?;
-                    chunk.push((row.try_get(0)?, row.try_get(1)?));
+                    chunk.push(row.try_get(0)?, row.try_get(1)?);
                 }
                 Ok(chunk)
             })
@@ -244,12 +293,12 @@ impl TaskStore {
         &self,
         group: &str,
         partition: i32,
-    ) -> Result<Option<(PartitionCheckpoint, StoredCustomers)>, StoreError> {
-        let (sender, mut receiver) = tokio::sync::mpsc::channel(4);
+    ) -> Result<Option<(PartitionCheckpoint, Vec<(String, Vec<u8>)>)>, StoreError> {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<StoredCustomers>(4);
         let collect = async {
             let mut all = Vec::new();
             while let Some(chunk) = receiver.recv().await {
-                all.extend(chunk);
+                all.extend(chunk.iter().map(|(id, body)| (id.to_owned(), body.to_vec())));
             }
             all
         };
@@ -323,5 +372,23 @@ impl TaskStore {
             Ok(row.map(|r| r.try_get(0)).transpose()?)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_gives_back_each_customer_as_pushed() {
+        let mut chunk = StoredCustomers::with_capacity(2);
+        assert!(chunk.is_empty());
+        chunk.push("c1", &[1, 2, 3]);
+        chunk.push("", &[]);
+        chunk.push("ключ", &[4]);
+        assert_eq!(chunk.len(), 3);
+        assert_eq!(chunk.bytes(), 4);
+        let items: Vec<(&str, &[u8])> = chunk.iter().collect();
+        assert_eq!(items, vec![("c1", &[1u8, 2, 3][..]), ("", &[][..]), ("ключ", &[4u8][..])]);
     }
 }
