@@ -43,29 +43,37 @@ fn audit_row(r: &AnyRow) -> Result<AuditRow, sqlx::Error> {
 }
 
 impl TaskStore {
-    /// Appends one audit record (a re-processed version's record is already there: kept).
-    pub(super) async fn insert_audit(
+    /// Appends audit records, several per statement (a re-processed version's record is
+    /// already there: kept).
+    pub(super) async fn insert_audits(
         &self,
         tx: &mut Transaction<'_, Any>,
-        a: &AuditRecord,
+        records: &[&AuditRecord],
     ) -> Result<(), StoreError> {
+        const WIDTH: usize = 11;
         let json = |v: &dyn erased::Json| v.to_json();
-        sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO audit ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING"
-        )))
-        .bind(&a.task_id)
-        .bind(i64::from(a.version))
-        .bind(a.at.to_string())
-        .bind(a.at.0)
-        .bind(&a.actor)
-        .bind(&a.role)
-        .bind(&a.action)
-        .bind(a.reason.clone())
-        .bind(a.command_id.clone())
-        .bind(a.before.as_ref().map(|b| json(b)))
-        .bind(json(&a.after))
-        .execute(&mut **tx)
-        .await?;
+        for chunk in records.chunks(super::rows_per_statement(WIDTH)) {
+            let sql = format!(
+                "INSERT INTO audit ({COLUMNS}) VALUES {} ON CONFLICT DO NOTHING",
+                super::values_list(WIDTH, chunk.len())
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for a in chunk {
+                query = query
+                    .bind(&a.task_id)
+                    .bind(i64::from(a.version))
+                    .bind(a.at.to_string())
+                    .bind(a.at.0)
+                    .bind(&a.actor)
+                    .bind(&a.role)
+                    .bind(&a.action)
+                    .bind(a.reason.clone())
+                    .bind(a.command_id.clone())
+                    .bind(a.before.as_ref().map(|b| json(b)))
+                    .bind(json(&a.after));
+            }
+            query.execute(&mut **tx).await?;
+        }
         Ok(())
     }
 

@@ -210,6 +210,32 @@ const MIGRATIONS: &[(i64, &str)] = &[
 /// waiting forever on a dead connection.
 pub const OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Bind parameters one statement may carry: SQLite's historical limit (PostgreSQL allows more).
+const MAX_BINDS: usize = 999;
+
+/// Rows of `columns` values each that fit one multi-row statement under [`MAX_BINDS`].
+fn rows_per_statement(columns: usize) -> usize {
+    MAX_BINDS / columns
+}
+
+/// The `VALUES` list of a multi-row insert: `rows` groups of `columns` numbered placeholders
+/// (`($1, $2), ($3, $4)`), numbered from `$1`. Only placeholders are formatted in; every value
+/// is bound.
+fn values_list(columns: usize, rows: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 6);
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", row * columns + column + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 /// Runs a store operation with [`OPERATION_TIMEOUT`].
 async fn bounded<T>(
     what: &'static str,
@@ -352,6 +378,13 @@ pub fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_values_list_numbers_every_placeholder_once() {
+        assert_eq!(super::values_list(2, 3), "($1, $2), ($3, $4), ($5, $6)");
+        assert_eq!(super::values_list(1, 1), "($1)");
+        assert_eq!(super::rows_per_statement(14), 71);
+    }
+
     use super::*;
 
     #[test]

@@ -4,6 +4,8 @@
 //! transaction.
 
 use sqlx::any::AnyRow;
+use std::collections::{HashMap, HashSet};
+
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{bounded, StoreError, TaskStore};
@@ -104,6 +106,26 @@ fn task_row(r: &AnyRow) -> Result<TaskRow, sqlx::Error> {
     })
 }
 
+/// A task change with its JSON body and status word, encoded once for every statement.
+struct Encoded<'a> {
+    change: &'a TaskChange,
+    body: String,
+    status: String,
+}
+
+impl Encoded<'_> {
+    fn of(change: &TaskChange) -> Result<Encoded<'_>, StoreError> {
+        let t = &change.task;
+        let body =
+            serde_json::to_string(t).map_err(|source| StoreError::Encode { id: t.id.clone(), source })?;
+        let status = serde_json::to_value(t.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        Ok(Encoded { change, body, status })
+    }
+}
+
 /// A text bind or a number bind, for queries built from a filter.
 enum Bind {
     Text(String),
@@ -117,6 +139,10 @@ impl TaskStore {
         bounded("writing tasks", self.write_unbounded(changes, results)).await
     }
 
+    /// A batch in a handful of multi-row statements, whatever its size: every version
+    /// (returning those that are new), the latest version of each task, then for the new
+    /// versions only their audit records and outbox rows; the rare parts (e-mail jobs, rule
+    /// outcomes, command results) one by one, in the batch's order.
     async fn write_unbounded(
         &self,
         changes: &[TaskChange],
@@ -125,56 +151,31 @@ impl TaskStore {
         if changes.is_empty() && results.is_empty() {
             return Ok(());
         }
+        let encoded = changes.iter().map(Encoded::of).collect::<Result<Vec<_>, _>>()?;
         let mut tx = self.pool.begin().await?;
-        for change in changes {
-            let t = &change.task;
-            let body =
-                serde_json::to_string(t).map_err(|source| StoreError::Encode { id: t.id.clone(), source })?;
-            let status = serde_json::to_value(t.status)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            sqlx::query(
-                "INSERT INTO tasks (id, customer_id, queue, status, priority, version, opened_at, due_at, body,
-                   assignee, escalated, due_ms, snoozed_ms, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, priority = excluded.priority,
-                   version = excluded.version, due_at = excluded.due_at, body = excluded.body,
-                   assignee = excluded.assignee, escalated = excluded.escalated, due_ms = excluded.due_ms,
-                   snoozed_ms = excluded.snoozed_ms, updated_at = excluded.updated_at
-                 WHERE tasks.version < excluded.version",
-            )
-            .bind(&t.id)
-            .bind(&t.customer_id)
-            .bind(t.queue.as_str())
-            .bind(status)
-            .bind(i64::from(t.priority))
-            .bind(i64::from(t.version))
-            .bind(t.opened_at.to_string())
-            .bind(t.due_at.to_string())
-            .bind(&body)
-            .bind(t.work.assignee.clone())
-            .bind(i64::from(t.work.escalated))
-            .bind(t.due_at.0)
-            .bind(t.work.snoozed_until.map(|s| s.0))
-            .bind(t.updated_at.to_string())
-            .execute(&mut *tx)
-            .await?;
-            let inserted = sqlx::query(
-                "INSERT INTO task_versions (id, version, body, kind, at) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(&t.id)
-            .bind(i64::from(t.version))
-            .bind(&body)
-            .bind(change.kind.as_str())
-            .bind(t.updated_at.to_string())
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 0 {
-                continue; // re-processed after a restore: this version is stored and published
+        let mut fresh = self.insert_versions(&mut tx, &encoded).await?;
+        self.upsert_latest(&mut tx, &encoded).await?;
+        // A version already stored was published before (re-processed after a restore): only
+        // the new ones get audit records and outbox rows. Each is consumed once.
+        let new: Vec<&Encoded> = encoded
+            .iter()
+            .filter(|e| fresh.remove(&(e.change.task.id.as_str(), i64::from(e.change.task.version))))
+            .collect();
+        self.insert_audits(&mut tx, &new.iter().map(|e| &e.change.audit).collect::<Vec<_>>()).await?;
+        for chunk in new.chunks(super::rows_per_statement(4)) {
+            let sql = format!(
+                "INSERT INTO outbox (task_id, version, customer_id, payload) VALUES {} ON CONFLICT DO NOTHING",
+                super::values_list(4, chunk.len())
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for e in chunk {
+                let t = &e.change.task;
+                query = query.bind(&t.id).bind(i64::from(t.version)).bind(&t.customer_id).bind(&e.body);
             }
-            self.insert_audit(&mut tx, &change.audit).await?;
+            query.execute(&mut *tx).await?;
+        }
+        for e in &new {
+            let (t, change) = (&e.change.task, e.change);
             for o in &change.outreach {
                 self.insert_job(&mut tx, t, o).await?;
             }
@@ -201,20 +202,102 @@ impl TaskStore {
                 }
                 _ => {}
             }
-            sqlx::query(
-                "INSERT INTO outbox (task_id, version, customer_id, payload) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            )
-            .bind(&t.id)
-            .bind(i64::from(t.version))
-            .bind(&t.customer_id)
-            .bind(&body)
-            .execute(&mut *tx)
-            .await?;
         }
         for r in results {
             self.insert_result(&mut tx, r).await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Inserts every version of the batch; returns (task id, version) of those not stored
+    /// before.
+    async fn insert_versions<'a>(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        encoded: &'a [Encoded<'a>],
+    ) -> Result<HashSet<(&'a str, i64)>, StoreError> {
+        const WIDTH: usize = 5;
+        let mut fresh = HashSet::new();
+        for chunk in encoded.chunks(super::rows_per_statement(WIDTH)) {
+            let sql = format!(
+                "INSERT INTO task_versions (id, version, body, kind, at) VALUES {} ON CONFLICT DO NOTHING
+                 RETURNING id, version",
+                super::values_list(WIDTH, chunk.len())
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for e in chunk {
+                let t = &e.change.task;
+                query = query
+                    .bind(&t.id)
+                    .bind(i64::from(t.version))
+                    .bind(&e.body)
+                    .bind(e.change.kind.as_str())
+                    .bind(t.updated_at.to_string());
+            }
+            for row in query.fetch_all(&mut **tx).await? {
+                let (id, version): (String, i64) = (row.try_get(0)?, row.try_get(1)?);
+                // Borrow the id from the batch rather than keep the returned copy.
+                if let Some(e) = chunk.iter().find(|e| e.change.task.id == id) {
+                    fresh.insert((e.change.task.id.as_str(), version));
+                }
+            }
+        }
+        Ok(fresh)
+    }
+
+    /// Upserts the newest version of each task of the batch into `tasks` (an older version than
+    /// the stored one changes nothing).
+    async fn upsert_latest(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        encoded: &[Encoded<'_>],
+    ) -> Result<(), StoreError> {
+        const WIDTH: usize = 14;
+        // One row per task: a statement may not update the same row twice.
+        let mut latest: HashMap<&str, &Encoded> = HashMap::new();
+        for e in encoded {
+            let t = &e.change.task;
+            let newer = latest.get(t.id.as_str()).is_none_or(|seen| seen.change.task.version < t.version);
+            if newer {
+                latest.insert(&t.id, e);
+            }
+        }
+        let mut latest: Vec<&Encoded> = latest.into_values().collect();
+        latest.sort_by(|a, b| a.change.task.id.cmp(&b.change.task.id)); // a stable lock order
+        for chunk in latest.chunks(super::rows_per_statement(WIDTH)) {
+            let sql = format!(
+                "INSERT INTO tasks (id, customer_id, queue, status, priority, version, opened_at, due_at, body,
+                   assignee, escalated, due_ms, snoozed_ms, updated_at)
+                 VALUES {}
+                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, priority = excluded.priority,
+                   version = excluded.version, due_at = excluded.due_at, body = excluded.body,
+                   assignee = excluded.assignee, escalated = excluded.escalated, due_ms = excluded.due_ms,
+                   snoozed_ms = excluded.snoozed_ms, updated_at = excluded.updated_at
+                 WHERE tasks.version < excluded.version",
+                super::values_list(WIDTH, chunk.len())
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for e in chunk {
+                let t = &e.change.task;
+                query = query
+                    .bind(&t.id)
+                    .bind(&t.customer_id)
+                    .bind(t.queue.as_str())
+                    .bind(&e.status)
+                    .bind(i64::from(t.priority))
+                    .bind(i64::from(t.version))
+                    .bind(t.opened_at.to_string())
+                    .bind(t.due_at.to_string())
+                    .bind(&e.body)
+                    .bind(t.work.assignee.clone())
+                    .bind(i64::from(t.work.escalated))
+                    .bind(t.due_at.0)
+                    .bind(t.work.snoozed_until.map(|s| s.0))
+                    .bind(t.updated_at.to_string());
+            }
+            query.execute(&mut **tx).await?;
+        }
         Ok(())
     }
 
@@ -447,5 +530,77 @@ mod tests {
         for bad in ["", "zz", "abc", "3a3a", "313a323a", &"41".repeat(400)] {
             assert_eq!(Cursor::decode(bad), None, "{bad}");
         }
+    }
+
+    use crate::engine::{Engine, EngineConfig};
+    use crate::event::decode;
+    use crate::ingest::generator::{generate, StreamSpec};
+    use crate::rules::RuleSet;
+
+    /// The task changes the default rules make of a generated stream with its planted
+    /// incidents (several versions of some tasks), ten times under different task ids: more
+    /// changes than one statement carries.
+    fn changes() -> Vec<TaskChange> {
+        let rules = RuleSet::load_dir(std::path::Path::new("rules")).expect("default rules");
+        let engine = Engine::new(EngineConfig::default());
+        let spec = StreamSpec { customers: 500, days: 30, seed: 11, scenarios: true, noise: false };
+        let lines = generate(&spec).lines;
+        let once: Vec<TaskChange> = lines
+            .iter()
+            .flat_map(|l| engine.process(&rules, &decode(l.as_bytes()).expect("valid")).changes)
+            .collect();
+        (0..10)
+            .flat_map(|copy| {
+                once.iter().map(move |c| {
+                    let mut c = c.clone();
+                    c.task.id = format!("{}-{copy}", c.task.id);
+                    c.audit.task_id.clone_from(&c.task.id);
+                    c
+                })
+            })
+            .collect()
+    }
+
+    /// One batch in a few multi-row statements stores what one statement per row did: the latest
+    /// version of each task, every version with one audit record and one outbox row; written
+    /// again (re-processed after a restore), nothing is added or doubled.
+    #[tokio::test]
+    async fn a_batch_is_stored_whole_and_a_second_write_adds_nothing() {
+        let changes = changes();
+        let versions = changes.len() as i64;
+        let mut latest: HashMap<&str, u32> = HashMap::new();
+        for c in &changes {
+            let v = latest.entry(&c.task.id).or_default();
+            *v = (*v).max(c.task.version);
+        }
+        assert!(changes.len() > 2 * super::super::rows_per_statement(14), "{} changes", changes.len());
+        assert!(latest.len() < changes.len(), "some tasks have several versions");
+        let dir = std::env::temp_dir().join(format!("callahead-tasks-write-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let store =
+            TaskStore::connect(&format!("sqlite://{}", dir.join("t.db").display())).await.expect("store");
+        let count = |sql: &'static str| {
+            let pool = store.pool.clone();
+            async move {
+                sqlx::query(sql).fetch_one(&pool).await.expect(sql).try_get::<i64, _>(0).expect("a count")
+            }
+        };
+        for round in 0..2 {
+            store.write(&changes, &[]).await.expect("written");
+            assert_eq!(count("SELECT COUNT(*) FROM task_versions").await, versions, "round {round}");
+            assert_eq!(count("SELECT COUNT(*) FROM audit").await, versions, "round {round}");
+            assert_eq!(count("SELECT COUNT(*) FROM tasks").await, latest.len() as i64, "round {round}");
+            // The relay publishes and deletes outbox rows; a version stored before is not put
+            // back (it would be published twice).
+            let outbox = if round == 0 { versions } else { 0 };
+            assert_eq!(count("SELECT COUNT(*) FROM outbox").await, outbox, "round {round}");
+            sqlx::query("DELETE FROM outbox").execute(&store.pool).await.expect("relayed");
+        }
+        for (id, version) in &latest {
+            let (stored, _) = store.task(id).await.expect("read").expect("stored");
+            assert_eq!(stored, i64::from(*version), "{id}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
