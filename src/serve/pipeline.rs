@@ -229,31 +229,46 @@ struct Batch {
 }
 
 impl Durable {
+    /// Group commit: the batches already waiting when one arrives (at most [`DEPTH`] more)
+    /// become durable together, in one store transaction, so a store whose commit is slow
+    /// (PostgreSQL flushes its log on every commit) pays it once for all of them; they are
+    /// still counted done one by one, in order.
     async fn run(self, mut batches: mpsc::Receiver<InFlight>) {
-        while let Some(b) = batches.recv().await {
-            self.make_durable(b).await;
+        while let Some(first) = batches.recv().await {
+            let mut group = vec![first];
+            while group.len() <= DEPTH {
+                match batches.try_recv() {
+                    Ok(b) => group.push(b),
+                    Err(_) => break,
+                }
+            }
+            self.make_durable(group).await;
         }
     }
 
-    async fn make_durable(&self, b: InFlight) {
+    async fn make_durable(&self, group: Vec<InFlight>) {
         let mut batch = Batch::default();
         let mut broker_times = Vec::new();
-        for share in b.shares {
-            let Ok(out) = share.await else {
-                error!("an engine worker stopped; exiting");
-                std::process::exit(70);
-            };
-            {
-                let mut partitions = self.recovery.partitions();
-                for (p, customer) in &out.touched {
-                    partitions.touched(*p, customer);
+        let mut done = Vec::with_capacity(group.len());
+        for b in group {
+            for share in b.shares {
+                let Ok(out) = share.await else {
+                    error!("an engine worker stopped; exiting");
+                    std::process::exit(70);
+                };
+                {
+                    let mut partitions = self.recovery.partitions();
+                    for (p, customer) in &out.touched {
+                        partitions.touched(*p, customer);
+                    }
                 }
+                self.count(&b.rules, &out.stats);
+                broker_times.extend_from_slice(&out.stats.broker_times);
+                batch.changes.extend(out.changes);
+                batch.results.extend(out.results);
+                batch.dead.extend(out.dead);
             }
-            self.count(&b.rules, &out.stats);
-            broker_times.extend_from_slice(&out.stats.broker_times);
-            batch.changes.extend(out.changes);
-            batch.results.extend(out.results);
-            batch.dead.extend(out.dead);
+            done.push((b.seq, b.offsets));
         }
         self.publish_dead_letters(&batch.dead).await;
         // Most batches change no task: then there is nothing to write.
@@ -271,10 +286,12 @@ impl Durable {
             self.metrics.end_to_end_seconds.observe((now - ts).max(0) as f64 / 1000.0);
         }
         self.observe_state(&batch.changes);
-        if !b.offsets.is_empty() {
-            store_offsets(&self.consumer, b.offsets);
+        for (seq, offsets) in done {
+            if !offsets.is_empty() {
+                store_offsets(&self.consumer, offsets);
+            }
+            self.flight.done(seq);
         }
-        self.flight.done(b.seq);
     }
 
     /// Adds a share's counts to the metrics.
