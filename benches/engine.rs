@@ -45,6 +45,10 @@ use callahead::time::{Timestamp, DAY};
 use divan::counter::ItemsCount;
 use divan::{black_box, Bencher};
 
+/// The binary's allocator (see `src/main.rs`), so the figures are the service's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The realistic mix and the rules, built once.
 struct Fixture {
     rules: RuleSet,

@@ -18,6 +18,10 @@
 //! `CUSTOMERS=10000,100000,1000000 cargo bench --bench restore`.
 
 use std::sync::Arc;
+
+/// The binary's allocator (see `src/main.rs`), so the figures are the service's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::Instant;
 
 use callahead::engine::{Engine, EngineConfig};

@@ -15,6 +15,11 @@ use callahead::ingest::jsonl::for_each_line;
 use callahead::replay::Replay;
 use callahead::rules::RuleSet;
 
+/// mimalloc instead of the system allocator: the state is millions of small allocations made
+/// and freed from several threads (restore, engine workers); see Cargo.toml for the figure.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Real-time proactive alerting: reach the customer before they reach you.
 #[derive(Parser)]
 #[command(name = "callahead", version, about)]
