@@ -38,11 +38,11 @@ use crate::geo::Point;
 use crate::incident::{self, Firing};
 use crate::lifecycle;
 use crate::rules::features::FeatureView;
-use crate::rules::Queue;
 use crate::rules::{Mode, RuleSet};
 use crate::state::{CustomerState, FastHash, StateStore, MAX_PENDING_ABSENCES};
 use crate::task::{ChangeKind, Outcome, Task, TaskChange};
 use crate::time::{Timestamp, DAY, MINUTE};
+use crate::vocab::Queue;
 
 /// Engine settings.
 #[derive(Debug, Clone, Copy, PartialEq)]

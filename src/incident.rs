@@ -16,13 +16,14 @@ use crate::detect::{Evidence, Fact, Signal};
 use crate::event::Segment;
 use crate::phrases;
 use crate::rules::playbook::{Compensation, Playbook};
-use crate::rules::{Queue, Rule, Severity};
+use crate::rules::Rule;
 use crate::state::{CustomerState, HistoryItem};
 use crate::task::{
     AuditView, ChangeKind, HistoryLine, Procedure, SignalRecord, Task, TaskChange, TaskContext, TaskStatus,
     TaskSummary, Workflow,
 };
 use crate::time::{Timestamp, HOUR, MINUTE};
+use crate::vocab::{Queue, Severity};
 
 /// Money at risk from which a task is one step more urgent, in euros.
 pub const HIGH_VALUE_EUR: f64 = 1_000.0;

@@ -37,3 +37,4 @@ pub mod state;
 pub mod store;
 pub mod task;
 pub mod time;
+pub mod vocab;

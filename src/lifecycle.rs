@@ -18,11 +18,11 @@
 
 use crate::command::{Action, Command, CommandResult, Refusal, Role};
 use crate::incident::{CustomerIncidents, MAX_EARLIER};
-use crate::rules::Queue;
 use crate::task::{
     AuditRecord, AuditView, ChangeKind, ContactAttempt, ContactResult, CustomerAnswer, Note, OutreachRecord,
     Task, TaskChange, TaskStatus,
 };
+use crate::vocab::Queue;
 
 /// Notes and contact attempts kept per task (the oldest dropped first).
 pub const MAX_NOTES: usize = 20;
@@ -244,7 +244,7 @@ pub fn apply(incidents: &mut CustomerIncidents, command: &Command) -> Applied {
         incidents.open[index].clone()
     };
     let outreach = if follow_up {
-        vec![crate::rules::Outreach { template: FOLLOW_UP.to_string(), any_hour: true }]
+        vec![crate::vocab::Outreach { template: FOLLOW_UP.to_string(), any_hour: true }]
     } else {
         Vec::new()
     };

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::detect::{DetectorKind, Evidence};
 use crate::event::Profile;
-use crate::rules::{Queue, Severity};
 use crate::time::Timestamp;
+use crate::vocab::{Queue, Severity};
 
 /// Where a task is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -397,7 +397,7 @@ pub struct TaskChange {
     /// E-mails this change asks for (the rule's outreach, or a follow-up): written to the outbox
     /// with the task version.
     #[serde(skip)]
-    pub outreach: Vec<crate::rules::Outreach>,
+    pub outreach: Vec<crate::vocab::Outreach>,
     /// Complaint categories this change met that the playbook has no procedure for (the
     /// service counts them).
     #[serde(skip)]

@@ -25,7 +25,7 @@ use subtle::ConstantTimeEq;
 use super::problem::Problem;
 use super::ApiState;
 use crate::command::{Actor, Role};
-use crate::rules::Queue;
+use crate::vocab::Queue;
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]

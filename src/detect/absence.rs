@@ -7,9 +7,9 @@
 
 use super::{Evidence, Fact, Signal};
 use crate::event::{Event, EventBody, ProductAction};
-use crate::rules::expr::Type;
 use crate::state::PendingAbsence;
 use crate::time::{Timestamp, DAY, HOUR};
+use crate::vocab::Type;
 
 /// Facts of an absence signal.
 pub const FACTS: &[(&str, Type)] = &[

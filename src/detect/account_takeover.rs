@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::{DetectInput, Evidence, Fact, Signal};
 use crate::event::EventBody;
-use crate::rules::expr::Type;
 use crate::time::{Span, HOUR, MINUTE};
+use crate::vocab::Type;
 
 /// Parameters.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{DetectInput, Evidence, Fact, Signal};
 use crate::event::EventBody;
-use crate::rules::expr::Type;
+use crate::vocab::Type;
 
 /// Parameters.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -5,8 +5,8 @@ use serde::Deserialize;
 
 use super::{busiest_window_containing, masked_card, DetectInput, Evidence, Fact, Signal};
 use crate::event::EventBody;
-use crate::rules::expr::Type;
 use crate::time::{Span, Timestamp, MINUTE};
+use crate::vocab::Type;
 
 /// Parameters.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -11,9 +11,9 @@ use serde::Deserialize;
 
 use super::{DetectInput, Evidence, Fact, Signal};
 use crate::event::EventKind;
-use crate::rules::expr::Type;
 use crate::state::CustomerState;
 use crate::time::{Span, Timestamp, DAY};
+use crate::vocab::Type;
 
 /// Parameters.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -6,8 +6,8 @@ use serde::Deserialize;
 
 use super::{busiest_window_containing, DetectInput, Evidence, Fact, Signal};
 use crate::event::EventBody;
-use crate::rules::expr::Type;
 use crate::time::{Span, Timestamp, DAY};
+use crate::vocab::Type;
 
 /// Parameters.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -12,9 +12,9 @@ use serde::Deserialize;
 
 use super::{masked_card, DetectInput, Evidence, Fact, Signal};
 use crate::event::EventBody;
-use crate::rules::expr::Type;
 use crate::state::PhysicalUse;
 use crate::time::{Span, HOUR, MINUTE};
+use crate::vocab::Type;
 
 /// Parameters.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -25,9 +25,9 @@ use serde::{Deserialize, Serialize};
 use crate::event::{Event, EventBody, EventKind};
 use crate::geo::Country;
 use crate::money::Money;
-use crate::rules::expr::Type;
 use crate::state::{CustomerState, PhysicalUse};
 use crate::time::Timestamp;
+use crate::vocab::Type;
 
 /// A named fact of a signal: what templates print and conditions test.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,9 +6,9 @@ use serde::Deserialize;
 
 use super::{DetectInput, Evidence, Fact, Signal};
 use crate::event::EventBody;
-use crate::rules::expr::Type;
 use crate::state::hash_text;
 use crate::time::{Span, Timestamp, DAY};
+use crate::vocab::Type;
 
 /// Parameters.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -12,8 +12,8 @@
 
 use jiff::tz::TimeZone;
 
-use crate::rules::Queue;
 use crate::time::{Timestamp, DAY};
+use crate::vocab::Queue;
 
 /// A local time of day: (hour, minute).
 pub type TimeOfDay = (u8, u8);

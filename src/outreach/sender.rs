@@ -34,9 +34,9 @@ use crate::bus::CommandBus;
 use crate::command::{Action, Actor, Command, Role};
 use crate::config::OutreachConfig;
 use crate::metrics::Metrics;
-use crate::rules::Queue;
 use crate::store::{LinkRow, OutreachJob, TaskStore};
 use crate::time::{Timestamp, HOUR, SECOND};
+use crate::vocab::Queue;
 
 /// Where e-mails go.
 #[derive(Clone)]

@@ -88,7 +88,7 @@ pub struct Rendered {
 pub fn needed(rules: &crate::rules::RuleSet) -> Vec<String> {
     let mut out: Vec<String> =
         rules.rules.iter().filter_map(|r| r.outreach.as_ref()).map(|o| o.template.clone()).collect();
-    if rules.rules.iter().any(|r| r.outreach.is_some() && r.queue == crate::rules::Queue::Fraud) {
+    if rules.rules.iter().any(|r| r.outreach.is_some() && r.queue == crate::vocab::Queue::Fraud) {
         out.push(crate::lifecycle::FOLLOW_UP.to_string());
     }
     out.sort();

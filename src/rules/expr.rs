@@ -63,16 +63,7 @@ use winnow::stream::{Location, Stream};
 use winnow::token::{one_of, take_till, take_while};
 use winnow::{LocatingSlice, Parser};
 
-/// Static type of a feature or sub-expression.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Type {
-    /// A number (evaluated as `f64`).
-    Num,
-    /// A string, compared by exact byte equality.
-    Str,
-    /// A boolean.
-    Bool,
-}
+use crate::vocab::Type;
 
 /// Index of a feature in the caller's schema, resolved at compile time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

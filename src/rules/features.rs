@@ -6,11 +6,12 @@
 
 use std::cell::OnceCell;
 
-use super::expr::{FeatureId, Features, Schema, Type, Value};
+use super::expr::{FeatureId, Features, Schema, Value};
 use crate::detect::{DetectorKind, Signal};
 use crate::event::{Event, EventBody};
 use crate::state::{CustomerState, SpendStats};
 use crate::time::{Timestamp, DAY, HOUR};
+use crate::vocab::Type;
 
 /// Every event and customer feature (the index into [`FEATURES`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

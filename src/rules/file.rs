@@ -11,12 +11,11 @@ use super::expr::Condition;
 use super::features::RuleSchema;
 use super::template::{Template, CUSTOMER_PLACEHOLDERS};
 use super::variant::ScriptVariant;
-use super::{
-    Absence, Localized, Mode, Outreach, Queue, Rule, RuleError, Severity, ACTIONS, REQUIRED_LANGUAGES,
-};
+use super::{Absence, Localized, Mode, Rule, RuleError, ACTIONS, REQUIRED_LANGUAGES};
 use crate::detect::{DetectorKind, DetectorParams, EVENT_FACTS};
 use crate::event::EventKind;
 use crate::time::{Span, DAY};
+use crate::vocab::{Outreach, Queue, Severity};
 
 /// Keys a `[[rule]]` table may have.
 const KEYS: &[&str] = &[

@@ -20,56 +20,15 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::detect::{DetectorKind, DetectorParams};
 use crate::event::EventKind;
+use crate::vocab::{Outreach, Queue, Severity};
 use expr::Condition;
 use template::Template;
 
 pub use file::parse_rules;
-
-/// Which team's queue a task goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Queue {
-    Fraud,
-    Care,
-}
-
-impl Queue {
-    /// The queue's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Queue::Fraud => "fraud",
-            Queue::Care => "care",
-        }
-    }
-}
-
-impl fmt::Display for Queue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A rule's e-mail to the customer: which template, and whether it may go at any hour (fraud
-/// confirmations) or waits for the end of the customer's quiet hours.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Outreach {
-    pub template: String,
-    pub any_hour: bool,
-}
-
-/// How serious a rule's finding is; the base of a task's priority.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Critical,
-    High,
-    Medium,
-    Low,
-}
 
 /// Live rules open tasks; shadow rules are evaluated and counted but page nobody.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -7,9 +7,10 @@
 //! loaded, but it reads only `signal.*` facts: it is evaluated when the task is written, from the
 //! signal alone.
 
-use super::expr::{Condition, ExprError, FeatureId, Features, Schema, Type, Value};
+use super::expr::{Condition, ExprError, FeatureId, Features, Schema, Value};
 use super::{Localized, Rule};
 use crate::detect::{DetectorKind, Fact, Signal};
+use crate::vocab::Type;
 
 /// One alternative script of a rule and when it applies.
 #[derive(Debug, Clone)]

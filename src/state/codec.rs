@@ -47,9 +47,9 @@ use crate::detect::{DetectorKind, Evidence, EVENT_FACTS};
 use crate::event::{EventKind, Profile};
 use crate::geo::Country;
 use crate::money::Money;
-use crate::rules::{Queue, Severity};
 use crate::task::{HistoryLine, Outcome, SignalRecord, Task, TaskContext, TaskStatus, TaskSummary, Workflow};
 use crate::time::Timestamp;
+use crate::vocab::{Queue, Severity};
 
 /// The layout version written first; [`decode`] refuses any other.
 pub const FORMAT_VERSION: u8 = 3;

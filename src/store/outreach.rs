@@ -7,8 +7,8 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::{bounded, StoreError, TaskStore};
-use crate::rules::Outreach;
 use crate::task::Task;
+use crate::vocab::Outreach;
 
 /// An e-mail to send (or sent, deferred, suppressed, failed).
 #[derive(Debug, Clone, PartialEq)]

@@ -6,9 +6,9 @@
 
 use callahead::command::{Action, Actor, Command, Role};
 use callahead::replay::Replay;
-use callahead::rules::Queue;
 use callahead::task::{Outcome, Task};
 use callahead::time::Timestamp;
+use callahead::vocab::Queue;
 
 use crate::common::rules;
 
