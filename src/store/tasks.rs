@@ -106,11 +106,13 @@ fn task_row(r: &AnyRow) -> Result<TaskRow, sqlx::Error> {
     })
 }
 
-/// A task change with its JSON body and status word, encoded once for every statement.
+/// A task change with its JSON body, status word and change time, encoded once for every
+/// statement.
 struct Encoded<'a> {
     change: &'a TaskChange,
     body: String,
     status: String,
+    updated_at: String,
 }
 
 impl Encoded<'_> {
@@ -122,7 +124,7 @@ impl Encoded<'_> {
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
-        Ok(Encoded { change, body, status })
+        Ok(Encoded { change, body, status, updated_at: t.updated_at.to_string() })
     }
 }
 
@@ -233,13 +235,14 @@ impl TaskStore {
                     .bind(i64::from(t.version))
                     .bind(&e.body)
                     .bind(e.change.kind.as_str())
-                    .bind(t.updated_at.to_string());
+                    .bind(&e.updated_at);
             }
+            // Borrow the returned ids from the batch rather than keep the copies.
+            let ids: HashSet<&'a str> = chunk.iter().map(|e| e.change.task.id.as_str()).collect();
             for row in query.fetch_all(&mut **tx).await? {
                 let (id, version): (String, i64) = (row.try_get(0)?, row.try_get(1)?);
-                // Borrow the id from the batch rather than keep the returned copy.
-                if let Some(e) = chunk.iter().find(|e| e.change.task.id == id) {
-                    fresh.insert((e.change.task.id.as_str(), version));
+                if let Some(&id) = ids.get(id.as_str()) {
+                    fresh.insert((id, version));
                 }
             }
         }
@@ -294,7 +297,7 @@ impl TaskStore {
                     .bind(i64::from(t.work.escalated))
                     .bind(t.due_at.0)
                     .bind(t.work.snoozed_until.map(|s| s.0))
-                    .bind(t.updated_at.to_string());
+                    .bind(&e.updated_at);
             }
             query.execute(&mut **tx).await?;
         }
