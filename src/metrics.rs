@@ -84,7 +84,7 @@ pub const EMAIL_RESULTS: [&str; 5] = ["sent", "deferred", "suppressed", "retried
 /// The steps of a task measured by `callahead_task_step_seconds{step}`.
 pub const TASK_STEPS: [&str; 3] = ["claim", "first_contact", "resolve"];
 
-/// The queues (`rules::Queue`), for the per-queue series exported at zero.
+/// The queues (`vocab::Queue`), for the per-queue series exported at zero.
 const QUEUES: [&str; 2] = ["fraud", "care"];
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
