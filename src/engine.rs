@@ -38,6 +38,7 @@ use crate::geo::Point;
 use crate::incident::{self, Firing};
 use crate::lifecycle;
 use crate::rules::features::FeatureView;
+use crate::rules::codes::CodeField;
 use crate::rules::{Mode, RuleSet};
 use crate::state::{CustomerState, FastHash, StateStore, MAX_PENDING_ABSENCES};
 use crate::task::{ChangeKind, Outcome, Task, TaskChange};
@@ -86,6 +87,9 @@ pub struct Processed {
     /// Customers forgotten because they were idle (see [`Engine::expire_idle`]), with their
     /// partition. They are in `timer_touched` too, so the next checkpoint deletes their rows.
     pub expired: Vec<(i32, Box<str>)>,
+    /// The event's coded field (a contact's reason, a complaint's category) and whether the rule
+    /// pack knows its code (see `rules::codes`); `None` for other events.
+    pub code: Option<(CodeField, bool)>,
 }
 
 /// The alerting engine.
@@ -195,6 +199,10 @@ impl Engine {
                 out.duplicate = true;
                 return out;
             }
+            // A known alias becomes its code before anything counts or compares it.
+            let (resolved, code) = rules.codes.resolve(event);
+            out.code = code;
+            let event = resolved.as_ref().unwrap_or(event);
             let on = rules.for_event(event.kind());
             let mut firings = Vec::new();
             evaluate(

@@ -234,7 +234,10 @@ pub struct Transfer {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SupportContact {
     pub channel: String,
+    /// The reason's normal form ([`crate::codes::normalize`]): what is counted and compared.
     pub reason: String,
+    /// The reason as the producing system wrote it, for the agent.
+    pub reason_text: String,
     pub resolved: bool,
     pub duration_s: Option<f64>,
 }
@@ -251,7 +254,10 @@ pub enum ComplaintSeverity {
 /// `complaint`: a categorised complaint.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Complaint {
+    /// The category's normal form ([`crate::codes::normalize`]): what is counted and compared.
     pub category: String,
+    /// The category as the producing system wrote it, for the agent.
+    pub category_text: String,
     pub severity: ComplaintSeverity,
     pub text: Option<String>,
 }
@@ -796,7 +802,11 @@ impl RawEvent<'_> {
         if !["phone", "chat", "email", "branch"].contains(&channel.as_str()) {
             return Err(invalid("channel", &channel, "expected one of: phone, chat, email, branch"));
         }
-        let reason = text(self.reason.take(), "reason", K)?;
+        let reason_text = text(self.reason.take(), "reason", K)?;
+        let reason = crate::codes::normalize(&reason_text);
+        if reason.is_empty() {
+            return Err(invalid("reason", &reason_text, "has no letters or digits"));
+        }
         let resolved = required(self.resolved.take(), "resolved", K)?;
         let duration_s = self.duration_s.take();
         if let Some(d) = duration_s {
@@ -804,12 +814,16 @@ impl RawEvent<'_> {
                 return Err(invalid("duration_s", &d.to_string(), "must be zero or more seconds"));
             }
         }
-        Ok(SupportContact { channel, reason, resolved, duration_s })
+        Ok(SupportContact { channel, reason, reason_text, resolved, duration_s })
     }
 
     fn complaint(&mut self) -> Result<Complaint, DecodeError> {
         const K: EventKind = EventKind::Complaint;
-        let category = text(self.category.take(), "category", K)?;
+        let category_text = text(self.category.take(), "category", K)?;
+        let category = crate::codes::normalize(&category_text);
+        if category.is_empty() {
+            return Err(invalid("category", &category_text, "has no letters or digits"));
+        }
         let severity = one_of(
             self.severity.take(),
             "severity",
@@ -820,7 +834,7 @@ impl RawEvent<'_> {
                 ("high", ComplaintSeverity::High),
             ],
         )?;
-        Ok(Complaint { category, severity, text: optional_text(self.text.take()) })
+        Ok(Complaint { category, category_text, severity, text: optional_text(self.text.take()) })
     }
 
     fn product_change(&mut self) -> Result<ProductChange, DecodeError> {

@@ -12,6 +12,7 @@
 pub mod api;
 pub mod backoff;
 pub mod bus;
+pub mod codes;
 pub mod command;
 pub mod config;
 pub mod demo;

@@ -16,6 +16,7 @@ pub struct Metrics {
     pub events_invalid: IntCounterVec,
     pub dead_letters: IntCounter,
     pub duplicates: IntCounter,
+    pub codes_unknown: IntCounterVec,
     pub engine_seconds: Histogram,
     pub signals: IntCounterVec,
     pub task_changes: IntCounterVec,
@@ -263,6 +264,12 @@ impl Metrics {
                 "callahead_events_duplicate_total",
                 "Redelivered events ignored (event id already applied).",
             ),
+            codes_unknown: counter_vec(
+                &r,
+                "callahead_codes_unknown_total",
+                "Events whose contact reason or complaint category (in normal form, after aliases) is a code the rule pack does not know: counted as itself; add it, or an alias, to the rules' `[[code]]` table. By field (reason, category), never by value.",
+                &["field"],
+            ),
             engine_seconds: histogram(
                 &r,
                 "callahead_engine_seconds",
@@ -402,6 +409,9 @@ impl Metrics {
     fn export_known_labels(&self) {
         for reason in REFUSAL_REASONS {
             self.events_invalid.with_label_values(&[reason]);
+        }
+        for field in ["reason", "category"] {
+            self.codes_unknown.with_label_values(&[field]);
         }
         for result in ["ok", "refused"] {
             self.rule_reloads.with_label_values(&[result]);

@@ -133,10 +133,10 @@ impl Evidence {
             }
             EventBody::SupportContact(c) => {
                 let state = if c.resolved { "resolved" } else { "unresolved" };
-                e.summary = format!("{} contact about {} ({state})", c.channel, c.reason);
+                e.summary = format!("{} contact about {} ({state})", c.channel, c.reason_text);
             }
             EventBody::Complaint(c) => {
-                e.summary = format!("{:?} complaint: {}", c.severity, c.category).to_lowercase();
+                e.summary = format!("{:?} complaint: {}", c.severity, c.category_text).to_lowercase();
             }
             EventBody::ProductChange(p) => {
                 e.summary = format!("{:?} {}", p.action, p.product).to_lowercase();

@@ -50,6 +50,9 @@ struct RawFile {
     /// The complaint playbook's tables (read by `playbook`).
     #[serde(default)]
     procedure: Vec<Value>,
+    /// The synonyms table's entries (read by `codes`).
+    #[serde(default)]
+    code: Vec<Value>,
 }
 
 /// A rule with every field kept as a raw TOML value and its position, validated by hand so that
@@ -211,12 +214,12 @@ fn unknown_keys(checker: &mut Checker<'_>) {
         }
     }
     let _ = search_from;
-    for key in table.keys().filter(|k| *k != "rule" && *k != "procedure") {
+    for key in table.keys().filter(|k| !["rule", "procedure", "code"].contains(&k.as_str())) {
         let offset = checker.text.find(key.as_str()).unwrap_or(0);
         checker.error(
             offset,
             format!(
-                "unknown top-level key `{key}` (a rule file holds `[[rule]]` and `[[procedure]]` tables)"
+                "unknown top-level key `{key}` (a rule file holds `[[rule]]`, `[[procedure]]` and `[[code]]` tables)"
             ),
         );
     }
@@ -234,8 +237,8 @@ pub fn parse_rules(file: &str, text: &str) -> (Vec<Rule>, Vec<RuleError>) {
         }
     };
     unknown_keys(&mut c);
-    if raw.rule.is_empty() && raw.procedure.is_empty() {
-        c.error(0, "no `[[rule]]` (or `[[procedure]]`) tables in this file");
+    if raw.rule.is_empty() && raw.procedure.is_empty() && raw.code.is_empty() {
+        c.error(0, "no `[[rule]]` (or `[[procedure]]`, `[[code]]`) tables in this file");
     }
     let mut rules = Vec::new();
     for spanned in raw.rule {

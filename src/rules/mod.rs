@@ -9,6 +9,7 @@
 //! atomically, and a set that fails validation never replaces the running one. Rule files also
 //! hold the complaint playbook ([`playbook`]), a procedure per complaint category.
 
+pub mod codes;
 pub mod expr;
 pub mod features;
 pub mod file;
@@ -174,6 +175,8 @@ pub struct RuleSet {
     timer_rules: Vec<usize>,
     /// The complaint playbook: a procedure per complaint category, and the default.
     pub playbook: Arc<playbook::Playbook>,
+    /// The codes the pack knows and their aliases (`[[code]]` tables).
+    pub codes: Arc<codes::Codes>,
     /// Absence rules by the event types they watch (as `after` or as `absent`).
     absence_by_event: [Vec<usize>; EventKind::ALL.len()],
     /// Hash of the rule sources: tells which rule set produced a result.
@@ -224,7 +227,11 @@ impl RuleSet {
         let mut rules: Vec<Rule> = Vec::new();
         let mut errors = Vec::new();
         let mut procedures = Vec::new();
+        let mut code_entries = Vec::new();
         for (name, text) in sources {
+            let (found, errs) = codes::parse_codes(name, text);
+            code_entries.extend(found);
+            errors.extend(errs);
             let (parsed, errs) = parse_rules(name, text);
             errors.extend(errs);
             let (found, errs) = playbook::parse_procedures(name, text);
@@ -247,6 +254,9 @@ impl RuleSet {
         }
         let (playbook, errs) = playbook::Playbook::new(procedures);
         errors.extend(errs);
+        let categories: Vec<&str> = playbook.categories().collect();
+        let (codes, errs) = codes::Codes::new(code_entries, &categories);
+        errors.extend(errs);
         let mut title_languages: Vec<&str> = Vec::new();
         for rule in &rules {
             for (language, _) in &rule.title.by_language {
@@ -260,6 +270,7 @@ impl RuleSet {
             return Err(RuleErrors(errors));
         }
         let playbook = Arc::new(playbook);
+        let codes = Arc::new(codes);
         let mut by_event: [Vec<usize>; EventKind::ALL.len()] = Default::default();
         let mut timer_rules = Vec::new();
         let mut absence_by_event: [Vec<usize>; EventKind::ALL.len()] = Default::default();
@@ -283,7 +294,7 @@ impl RuleSet {
             all_text.push_str(text);
         }
         let fingerprint = xxhash_rust::xxh3::xxh3_64(all_text.as_bytes());
-        Ok(RuleSet { rules, by_event, timer_rules, playbook, absence_by_event, fingerprint })
+        Ok(RuleSet { rules, by_event, timer_rules, playbook, codes, absence_by_event, fingerprint })
     }
 
     /// Indexes of the rules evaluated on an event type.

@@ -41,6 +41,7 @@ use crate::ingest::kafka::{self as source, EventConsumer, PartitionHooks};
 use crate::metrics::Metrics;
 use crate::partitions::Admit;
 use crate::recovery::Recovery;
+use crate::rules::codes::CodeField;
 use crate::rules::{RuleSet, SharedRules};
 use crate::sink::kafka::{self as sink, DeadLetter};
 use crate::store::TaskStore;
@@ -309,6 +310,11 @@ impl Durable {
         }
         if stats.duplicates > 0 {
             m.duplicates.inc_by(stats.duplicates);
+        }
+        for (field, n) in [CodeField::Reason, CodeField::Category].into_iter().zip(stats.unknown_codes) {
+            if n > 0 {
+                m.codes_unknown.with_label_values(&[field.as_str()]).inc_by(n);
+            }
         }
         if stats.applied > 0 {
             // Per event, as the mean of the share (one clock read per share, not per event).

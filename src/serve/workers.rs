@@ -65,6 +65,8 @@ pub(super) struct Stats {
     /// Firings per rule (index in the batch's rule set).
     pub signals: Vec<u64>,
     pub duplicates: u64,
+    /// Events with a code the rule pack does not know, per field (reason, category).
+    pub unknown_codes: [u64; 2],
     /// Commands per (action, result).
     pub commands: Vec<(&'static str, &'static str, u64)>,
     /// Events and commands given to the engine.
@@ -166,6 +168,9 @@ fn process(context: &Context, rules: &RuleSet, messages: Vec<OwnedMessage>) -> O
         match d {
             Decoded::Event(event, partition) => {
                 let applied = context.engine.process_in(partition, rules, &event);
+                if let Some((field, false)) = applied.code {
+                    out.stats.unknown_codes[field as usize] += 1;
+                }
                 if applied.duplicate {
                     out.stats.duplicates += 1;
                 } else {
