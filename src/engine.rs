@@ -37,8 +37,8 @@ use crate::event::{Event, EventBody};
 use crate::geo::Point;
 use crate::incident::{self, Firing};
 use crate::lifecycle;
-use crate::rules::features::FeatureView;
 use crate::rules::codes::CodeField;
+use crate::rules::features::FeatureView;
 use crate::rules::{Mode, RuleSet};
 use crate::state::{CustomerState, FastHash, StateStore, MAX_PENDING_ABSENCES};
 use crate::task::{ChangeKind, Outcome, Task, TaskChange};
@@ -430,6 +430,12 @@ pub fn learn(state: &mut CustomerState, task: &Task, at: Timestamp) {
     let Some(outcome) = task.outcome else { return };
     if task.queue == Queue::Care {
         state.learned.get_or_insert_with(Default::default).care_outcome = Some((at, outcome));
+        // A complaint the agent solved: another in its category means the fix did not hold.
+        if matches!(outcome, Outcome::ResolvedIssue | Outcome::Retained) {
+            for category in task.signals.iter().filter_map(incident::recorded_category) {
+                state.resolve_complaint(crate::state::hash_text(category), at);
+            }
+        }
         return;
     }
     if outcome != Outcome::Legitimate {

@@ -300,7 +300,7 @@ pub fn complaint_category<'a>(facts: &'a [(&str, Fact)]) -> Option<&'a str> {
 }
 
 /// [`complaint_category`] of a signal as a task keeps it.
-fn recorded_category(record: &SignalRecord) -> Option<&str> {
+pub fn recorded_category(record: &SignalRecord) -> Option<&str> {
     let text = |name: &str| record.facts.get(name).and_then(|v| v.as_str());
     text("category")
         .or_else(|| text("complaint_category"))

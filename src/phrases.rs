@@ -283,7 +283,14 @@ pub fn evidence(body: &EventBody, language: &str, category: &dyn Fn(&str) -> Str
             &[
                 ("channel", &code("contact", &c.channel, l)),
                 // Known codes in words; others as the producing system wrote them.
-                ("reason", &if knows("reason", &c.reason) { code("reason", &c.reason, l) } else { c.reason_text.clone() }),
+                (
+                    "reason",
+                    &if knows("reason", &c.reason) {
+                        code("reason", &c.reason, l)
+                    } else {
+                        c.reason_text.clone()
+                    },
+                ),
                 ("state", &say(if c.resolved { "ev.resolved" } else { "ev.unresolved" }, l, &[])),
             ],
         ),

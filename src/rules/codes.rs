@@ -81,7 +81,10 @@ impl Codes {
                 errors.push(RuleError {
                     file: e.file.clone(),
                     line: e.line,
-                    message: format!("code `{}` is already declared at {}:{}", e.code, first.file, first.line),
+                    message: format!(
+                        "code `{}` is already declared at {}:{}",
+                        e.code, first.file, first.line
+                    ),
                 });
             } else {
                 declared.insert(&e.code, e);
@@ -190,8 +193,9 @@ pub fn parse_codes(file: &str, text: &str) -> (Vec<CodeEntry>, Vec<RuleError>) {
     let mut entries = Vec::new();
     for table in raw.code {
         let at = table.span().start;
-        let mut error =
-            |offset: usize, message: String| errors.push(RuleError { file: file.to_string(), line: line_of(text, offset), message });
+        let mut error = |offset: usize, message: String| {
+            errors.push(RuleError { file: file.to_string(), line: line_of(text, offset), message })
+        };
         let t = table.get_ref();
         let mut ok = true;
         for (key, value) in t {
@@ -332,10 +336,12 @@ code = "refund"
 
     #[test]
     fn one_alias_cannot_stand_for_two_codes() {
-        let errors = load(
-            "[[code]]\ncode = \"a\"\naliases = [\"x\"]\n[[code]]\ncode = \"b\"\naliases = [\"X\"]\n",
-        )
-        .unwrap_err();
-        assert!(errors.iter().any(|e| e.contains("alias `x` of `b` is already an alias of `a`")), "{errors:#?}");
+        let errors =
+            load("[[code]]\ncode = \"a\"\naliases = [\"x\"]\n[[code]]\ncode = \"b\"\naliases = [\"X\"]\n")
+                .unwrap_err();
+        assert!(
+            errors.iter().any(|e| e.contains("alias `x` of `b` is already an alias of `a`")),
+            "{errors:#?}"
+        );
     }
 }

@@ -281,7 +281,8 @@ fn check(t: &BTreeMap<String, Spanned<Value>>, at: usize, error: &mut Report<'_>
     };
     // Categories are compared in normal form, like the complaints' (`crate::codes`).
     let category =
-        string("category", error).map(|(c, _)| if c == DEFAULT_CATEGORY { c } else { crate::codes::normalize(&c) });
+        string("category", error)
+            .map(|(c, _)| if c == DEFAULT_CATEGORY { c } else { crate::codes::normalize(&c) });
     let team = string("team", error).and_then(|(team, offset)| {
         let valid =
             team.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');

@@ -71,6 +71,79 @@ fn quantile_sorted(sorted: &[f32], q: f64) -> f64 {
     f64::from(sorted[lo]) * (1.0 - frac) + f64::from(sorted[hi]) * frac
 }
 
+/// Periods the long spending memory keeps ([`SpendPeaks`]).
+pub const PEAK_BUCKETS: usize = 8;
+/// Days per period of the long spending memory: 8 × 14 days is about four months.
+pub const PEAK_BUCKET_DAYS: i64 = 14;
+
+/// The customer's longer normal: the largest approved card payment of each of the last
+/// [`PEAK_BUCKETS`] fortnights, in whole euros (saturating at 65,535). The recent amounts of
+/// [`SpendBaseline`] cover a week or two of a daily spender; these cover months in 20 bytes, so a
+/// large purchase the customer makes every few weeks stays part of their normal.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SpendPeaks {
+    /// Largest amount per fortnight, indexed by `fortnight % PEAK_BUCKETS`.
+    maxima: [u16; PEAK_BUCKETS],
+    /// The newest fortnight recorded (fortnights since the epoch).
+    latest: i32,
+}
+
+impl SpendPeaks {
+    /// Records an approved amount at `at`; a late one lands in its own fortnight while that is
+    /// still remembered.
+    pub fn record(&mut self, at: Timestamp, amount_eur: f64) {
+        let bucket = fortnight_of(at);
+        if self.maxima.iter().all(|&m| m == 0) {
+            self.latest = bucket;
+        }
+        if bucket > self.latest {
+            let gap = (bucket - self.latest) as usize;
+            for b in 1..=gap.min(PEAK_BUCKETS) {
+                self.maxima[peak_slot(self.latest + b as i32)] = 0;
+            }
+            self.latest = bucket;
+        }
+        if self.latest - bucket < PEAK_BUCKETS as i32 {
+            let euros = amount_eur.round().clamp(0.0, f64::from(u16::MAX)) as u16;
+            let slot = &mut self.maxima[peak_slot(bucket)];
+            *slot = (*slot).max(euros);
+        }
+    }
+
+    /// The fortnightly maxima still remembered at `now` (older than [`PEAK_BUCKETS`] fortnights
+    /// before `now` are forgotten), newest first.
+    pub fn maxima(&self, now: Timestamp) -> impl Iterator<Item = f64> + '_ {
+        let now = fortnight_of(now).max(self.latest);
+        (0..PEAK_BUCKETS as i32)
+            .map(move |back| self.latest - back)
+            .filter(move |&b| now - b < PEAK_BUCKETS as i32)
+            .map(|b| f64::from(self.maxima[peak_slot(b)]))
+            .filter(|&m| m > 0.0)
+    }
+
+    /// True if `amount_eur` is within the customer's pattern of large payments at `now`: at
+    /// least `min_periods` remembered fortnights had a payment of at least half of it, and it is
+    /// no more than `headroom` times the largest. A first-ever large payment is never usual.
+    pub fn is_usual(&self, amount_eur: f64, now: Timestamp, min_periods: usize, headroom: f64) -> bool {
+        let (mut large, mut peak) = (0usize, 0f64);
+        for m in self.maxima(now) {
+            peak = peak.max(m);
+            if m >= 0.5 * amount_eur {
+                large += 1;
+            }
+        }
+        large >= min_periods && amount_eur <= headroom * peak
+    }
+}
+
+fn fortnight_of(ts: Timestamp) -> i32 {
+    ts.0.div_euclid(PEAK_BUCKET_DAYS * DAY) as i32
+}
+
+fn peak_slot(bucket: i32) -> usize {
+    bucket.rem_euclid(PEAK_BUCKETS as i32) as usize
+}
+
 /// Weeks of activity history the activity baseline keeps.
 pub const ACTIVITY_WEEKS: usize = 12;
 const WEEK: i64 = 7 * DAY;
@@ -192,6 +265,39 @@ mod tests {
             b.record(10.0);
         }
         assert_eq!(b.stats().unwrap().median, 10.0);
+    }
+
+    #[test]
+    fn peaks_remember_months_and_tell_a_pattern_from_a_first() {
+        let start = Timestamp(1_780_000_000_000);
+        let mut p = SpendPeaks::default();
+        for i in 0..6 {
+            p.record(start.plus(i * 15 * DAY), [600.0, 900.0, 750.0][i as usize % 3]);
+            p.record(start.plus(i * 15 * DAY + DAY), 25.0);
+        }
+        let now = start.plus(90 * DAY);
+        assert!(p.is_usual(880.0, now, 2, 1.1), "no larger than the earlier large ones");
+        assert!(!p.is_usual(1500.0, now, 2, 1.1), "far above every one");
+        let mut first = SpendPeaks::default();
+        first.record(start, 30.0);
+        first.record(start.plus(20 * DAY), 900.0);
+        assert!(!first.is_usual(850.0, start.plus(40 * DAY), 2, 1.1), "one large payment is no pattern");
+        // Four months of nothing large later, the pattern is forgotten.
+        assert!(!p.is_usual(880.0, now.plus(130 * DAY), 2, 1.1));
+    }
+
+    #[test]
+    fn late_peaks_land_in_their_fortnight_and_amounts_saturate() {
+        let start = Timestamp(1_780_000_000_000);
+        let mut p = SpendPeaks::default();
+        p.record(start.plus(60 * DAY), 100.0);
+        p.record(start, 500.0); // late, still remembered
+        p.record(start.plus(200 * DAY), 1e9);
+        assert_eq!(p.maxima(start.plus(200 * DAY)).collect::<Vec<_>>(), vec![65_535.0]);
+        let mut q = SpendPeaks::default();
+        q.record(start.plus(60 * DAY), 100.0);
+        q.record(start, 500.0);
+        assert_eq!(q.maxima(start.plus(60 * DAY)).collect::<Vec<_>>(), vec![100.0, 500.0]);
     }
 
     #[test]

@@ -35,7 +35,10 @@
 //! refused on restore and those customers start afresh (counted in `restore_corrupt`): no
 //! deployment held version-1 checkpoints worth migrating. Version 3 added the pending absences
 //! (absence rules), as the last field: a version-2 row is read as version 3 with none pending
-//! (postcard writes an empty list as one zero byte, which is appended).
+//! (postcard writes an empty list as one zero byte, which is appended). Version 4 added, after
+//! them, the longer spending memory (`peaks`), the recurring flows and the resolved complaint
+//! categories: an older row is read with those appended empty (`v4_tail`), so customers keep
+//! everything else and learn their flows and peaks afresh.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -52,7 +55,7 @@ use crate::time::Timestamp;
 use crate::vocab::{Queue, Severity};
 
 /// The layout version written first; [`decode`] refuses any other.
-pub const FORMAT_VERSION: u8 = 3;
+pub const FORMAT_VERSION: u8 = 4;
 
 /// Why stored bytes could not be restored into a customer's state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,9 +84,14 @@ pub fn decode(bytes: &[u8], interner: &Interner) -> Result<CustomerState, CodecE
     let migrated;
     let body = match version {
         FORMAT_VERSION => body,
+        // Version 3 is version 4 without the trailing peaks, flows and resolved complaints.
+        3 => {
+            migrated = [body, &v4_tail()].concat();
+            &migrated[..]
+        }
         // Version 2 is version 3 without the trailing list of pending absences.
         2 => {
-            migrated = [body, &[0u8]].concat();
+            migrated = [body, &[0u8], &v4_tail()].concat();
             &migrated[..]
         }
         _ => return Err(CodecError::UnknownVersion { found: version }),
@@ -97,6 +105,13 @@ pub fn decode(bytes: &[u8], interner: &Interner) -> Result<CustomerState, CodecE
     }
     intern(&mut state, interner);
     Ok(state)
+}
+
+/// What version 4 appended, empty: the bytes a version-3 row lacks (see the module doc).
+fn v4_tail() -> Vec<u8> {
+    let empty = CustomerState::default();
+    postcard::to_allocvec(&(&empty.peaks, &empty.flows, &empty.resolved_complaints))
+        .expect("empty parts serialize")
 }
 
 /// Replaces every interned string of a decoded state with the interner's shared copy.
@@ -114,6 +129,9 @@ fn intern(state: &mut CustomerState, interner: &Interner) {
         if let Some(detail) = item.detail_mut() {
             *detail = interner.intern(detail);
         }
+    }
+    for flow in state.flows.iter_mut() {
+        flow.party = interner.intern(&flow.party);
     }
 }
 
@@ -374,6 +392,10 @@ mod tests {
             r#"{"event_id":"o1","type":"product_change","customer_id":"c","ts":"2026-11-01T00:00:00Z","product":"savings","action":"open"}"#,
             r#"{"event_id":"o2","type":"product_change","customer_id":"c","ts":"2026-11-24T17:00:00Z","product":"deposit","action":"close"}"#,
             r#"{"event_id":"n1","type":"travel_notice","customer_id":"c","ts":"2026-11-20T00:00:00Z","countries":["US","CA"],"from":"2026-11-22","to":"2026-11-30"}"#,
+            r#"{"event_id":"i1","type":"transfer","customer_id":"c","ts":"2026-09-25T08:00:00Z","direction":"in","amount":2500,"currency":"EUR","counterparty_bank":"Employer Bank"}"#,
+            r#"{"event_id":"i2","type":"transfer","customer_id":"c","ts":"2026-10-26T08:00:00Z","direction":"in","amount":2500,"currency":"EUR","counterparty_bank":"Employer Bank"}"#,
+            r#"{"event_id":"r1","type":"transfer","customer_id":"c","ts":"2026-11-01T08:00:00Z","direction":"out","amount":800,"currency":"EUR","counterparty_bank":"Landlord Bank"}"#,
+            r#"{"event_id":"s2","type":"support_contact","customer_id":"c","ts":"2026-11-24T18:00:00Z","channel":"phone","reason":"Fees","resolved":true}"#,
         ];
         for line in lines {
             s.apply(&ev(line), interner);
@@ -611,6 +633,7 @@ mod tests {
                 a.cards.iter().flat_map(|c| &c.uses).flat_map(|u| [&*u.city, &*u.merchant]).collect();
             all.extend(a.history.iter().filter_map(|h| h.detail()));
             all.extend(a.profile.as_ref().map(|p| p.language()));
+            all.extend(a.flows.iter().map(|f| &*f.party));
             all.sort_unstable();
             all.dedup();
             all.len()
@@ -637,23 +660,29 @@ mod tests {
     #[test]
     fn empty_state_is_small_and_round_trips() {
         let bytes = encode(&CustomerState::default());
-        assert!(bytes.len() < 48, "{} bytes", bytes.len());
+        // 47 bytes before version 4; the spending peaks' eight fortnights add one byte each.
+        assert!(bytes.len() < 58, "{} bytes", bytes.len());
         let restored = decode(&bytes, &Interner::default()).unwrap();
         assert_eq!(encode(&restored), bytes);
     }
 
     /// A version-2 row (before absence rules) is the version-3 layout without its last field:
-    /// it restores with no pending absence and everything else intact.
+    /// it restores with no pending absence (and none of version 4's parts), everything else
+    /// intact.
     #[test]
     fn version_2_rows_restore_with_no_pending_absence() {
         let mut state = rich_state(&Interner::default());
         state.absences.clear();
-        let v3 = encode(&state);
-        assert_eq!(v3.last(), Some(&0), "an empty list is one zero byte, last");
-        let mut v2 = v3[..v3.len() - 1].to_vec();
+        state.peaks = Default::default();
+        state.flows = Default::default();
+        state.resolved_complaints = Default::default();
+        let v4 = encode(&state);
+        let v3_len = v4.len() - v4_tail().len();
+        assert_eq!(v4[v3_len - 1], 0, "an empty list is one zero byte, last of version 3");
+        let mut v2 = v4[..v3_len - 1].to_vec();
         v2[0] = 2;
         let restored = decode(&v2, &Interner::default()).expect("a version-2 row restores");
-        assert_eq!(encode(&restored), v3);
+        assert_eq!(encode(&restored), v4);
     }
 
     #[test]
@@ -729,9 +758,27 @@ mod tests {
         let pin = (bytes.len(), xxhash_rust::xxh3::xxh3_64(&bytes));
         assert_eq!(
             pin,
-            (1946, 12275194354362419325),
+            (2069, 1441410802136941242),
             "the stored layout of CustomerState changed: bump FORMAT_VERSION, then pin the new values"
         );
+    }
+
+    /// A version-3 row (no peaks, flows or resolved complaints) is read as version 4 with those
+    /// empty, and everything else kept.
+    #[test]
+    fn version_3_rows_are_read_with_the_new_parts_empty() {
+        let mut state = rich_state(&Interner::default());
+        state.peaks = Default::default();
+        state.flows = Default::default();
+        state.resolved_complaints = Default::default();
+        let v4 = encode(&state);
+        let tail = v4_tail();
+        assert!(v4.ends_with(&tail), "the new parts are the last");
+        let mut v3 = v4[..v4.len() - tail.len()].to_vec();
+        v3[0] = 3;
+        let restored = decode(&v3, &Interner::default()).unwrap();
+        assert_eq!(encode(&restored), v4);
+        assert!(restored.flows.is_empty() && restored.history.len() == state.history.len());
     }
 
     /// What processing one event produced, in comparable form.

@@ -13,6 +13,7 @@
 
 pub mod baseline;
 pub mod codec;
+pub mod flows;
 pub mod ring;
 pub mod sparse;
 
@@ -28,7 +29,8 @@ use crate::incident::CustomerIncidents;
 use crate::money::{Currency, Money};
 use crate::time::{Timestamp, HOUR};
 
-pub use baseline::{ActivityBaseline, SpendBaseline, SpendStats};
+pub use baseline::{ActivityBaseline, SpendBaseline, SpendPeaks, SpendStats};
+pub use flows::{Flow, FlowKind, Flows};
 pub use ring::Ring;
 pub use sparse::{HeapSize, Sparse, SparseList, SparsePart, SparseRing, Text};
 
@@ -473,6 +475,9 @@ impl Learned {
     }
 }
 
+/// Resolved complaint categories remembered per customer (for a complaint's recurrence).
+pub const MAX_RESOLVED_COMPLAINTS: usize = 4;
+
 /// Pending absences one customer can hold (one per absence rule).
 pub const MAX_PENDING_ABSENCES: usize = 8;
 
@@ -520,8 +525,16 @@ pub struct CustomerState {
     /// What agents' and customers' answers taught; `None` for most customers.
     pub learned: Option<Box<Learned>>,
     /// Absence rules waiting for their deadline ("after X, no Y within T"): at most
-    /// [`MAX_PENDING_ABSENCES`], one per rule. Last in the stored layout (see `codec`).
+    /// [`MAX_PENDING_ABSENCES`], one per rule.
     pub absences: SparseList<PendingAbsence>,
+    /// The longer normal of card spending: the largest payment per fortnight for four months.
+    pub peaks: SpendPeaks,
+    /// Recurring flows (income, payments, regular card payments) and candidates (see `flows`).
+    pub flows: Flows,
+    /// Complaints resolved (their category, when): a new complaint in one of these categories
+    /// means the fix did not hold. At most [`MAX_RESOLVED_COMPLAINTS`], the newest kept. Last in
+    /// the stored layout (see `codec`).
+    pub resolved_complaints: SparseList<(Timestamp, u64)>,
     /// The input partition that owns this customer (0 until set). Not stored with the state:
     /// whoever restores a customer sets it.
     #[serde(skip)]
@@ -586,6 +599,12 @@ impl CustomerState {
                 if t.approved {
                     if let Some(eur) = eur {
                         self.spend.record(eur);
+                        self.peaks.record(at, eur);
+                        if eur >= flows::CARD_FLOW_MIN_EUR {
+                            let party =
+                                if t.channel == CardChannel::Atm { flows::ATM } else { &t.merchant_name };
+                            flows::observe(&mut self.flows, FlowKind::Card, party, eur, at, interner);
+                        }
                     }
                 }
                 let card = self.card_mut(&t.card_id, at);
@@ -641,6 +660,11 @@ impl CustomerState {
                     t.counterparty_bank.as_deref().map(|b| interner.intern(b)),
                 );
                 let eur = t.money.to_eur().unwrap_or(0.0) as f32;
+                // Money between the customer's own accounts is neither income nor a payment.
+                if let (false, Some(bank)) = (t.own_account, t.counterparty_bank.as_deref()) {
+                    let kind = if t.outgoing { FlowKind::Payment } else { FlowKind::Income };
+                    flows::observe(&mut self.flows, kind, bank, f64::from(eur), at, interner);
+                }
                 if t.outgoing {
                     self.money_out.push(MoneyOut { at, money_eur: eur });
                     if t.own_account && self.churn.own_transfer_out.is_none_or(|(prev, _)| prev <= at) {
@@ -651,6 +675,13 @@ impl CustomerState {
             EventBody::SupportContact(c) => {
                 item = item.with(None, None, Some(interner.intern(&c.reason)));
                 self.contacts.push(ContactMark { at, reason: hash_text(&c.reason), resolved: c.resolved });
+                // A contact resolved about a complaint's category resolves that complaint.
+                if c.resolved {
+                    let reason = hash_text(&c.reason);
+                    if self.complaints.iter().any(|m| m.category == reason && m.at <= at) {
+                        self.resolve_complaint(reason, at);
+                    }
+                }
             }
             EventBody::Complaint(c) => {
                 item = item.with(None, None, Some(interner.intern(&c.category)));
@@ -720,6 +751,32 @@ impl CustomerState {
         card
     }
 
+    /// Remembers that complaints of `category` (a [`hash_text`] of the code) were resolved at
+    /// `at` (the newest per category; the oldest category forgotten past the cap).
+    pub fn resolve_complaint(&mut self, category: u64, at: Timestamp) {
+        if let Some(entry) = self.resolved_complaints.iter_mut().find(|(_, c)| *c == category) {
+            entry.0 = entry.0.max(at);
+            return;
+        }
+        if self.resolved_complaints.len() >= MAX_RESOLVED_COMPLAINTS {
+            let oldest = (0..self.resolved_complaints.len())
+                .min_by_key(|&i| self.resolved_complaints[i].0)
+                .unwrap_or(0);
+            self.resolved_complaints.remove(oldest);
+        }
+        self.resolved_complaints.push((at, category));
+    }
+
+    /// When complaints of `category` were last resolved, if they were.
+    pub fn complaint_resolved_at(&self, category: u64) -> Option<Timestamp> {
+        self.resolved_complaints.iter().find(|(_, c)| *c == category).map(|(at, _)| *at)
+    }
+
+    /// When a card was last used (any card, any channel), if ever.
+    pub fn last_card_use(&self) -> Option<Timestamp> {
+        self.cards.iter().map(|c| c.last_seen).max()
+    }
+
     /// Records that a rule fired for this customer at `at`.
     pub fn mark_fired(&mut self, rule: u64, at: Timestamp) {
         match self.cooldowns.iter_mut().find(|(r, _)| *r == rule) {
@@ -770,6 +827,7 @@ impl CustomerState {
             + self.notices.iter().map(|n| n.countries.capacity() * size_of::<Country>()).sum::<usize>();
         let absences =
             self.absences.heap_bytes() + self.absences.iter().map(|a| a.detail.len()).sum::<usize>();
+        let flows = self.flows.heap_bytes() + self.resolved_complaints.heap_bytes();
         let learned = self
             .learned
             .as_ref()
@@ -791,6 +849,7 @@ impl CustomerState {
             + self.trusted_countries.heap_bytes()
             + self.cooldowns.heap_bytes()
             + absences
+            + flows
             + learned
             + incidents
     }
