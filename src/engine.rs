@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::command::{Command, CommandResult, Refusal};
 use crate::detect::{
-    absence, churn_risk, event_facts, DetectInput, DetectorKind, DetectorParams, Evidence, Phase, Signal,
+    absence, event_facts, DetectInput, DetectorKind, DetectorParams, Evidence, Phase, Signal,
 };
 use crate::event::{Event, EventBody};
 use crate::geo::Point;
@@ -300,20 +300,15 @@ impl Engine {
             out.timer_touched.push((state.partition, customer_id.clone()));
             let mut firings = Vec::new();
             fire_absences(rules, at, state, &mut firings, &mut out.hits);
-            if let Some(params) = timer_params(rules) {
-                let silent = churn_risk::silence_deadline(state, at, params).is_some_and(|d| d <= at);
-                if silent || churn_risk::has_recent_sign(state, at, params) {
-                    evaluate(
-                        rules,
-                        rules.for_timers(),
-                        Phase::AfterApply,
-                        None,
-                        at,
-                        state,
-                        &mut firings,
-                        &mut out.hits,
-                    );
-                }
+            // Only the timer rules whose detector has something to judge now.
+            let due: Vec<usize> = rules
+                .for_timers()
+                .iter()
+                .copied()
+                .filter(|&i| rules.rules[i].detector.as_ref().is_some_and(|d| d.timer_due(state, at)))
+                .collect();
+            if !due.is_empty() {
+                evaluate(rules, &due, Phase::AfterApply, None, at, state, &mut firings, &mut out.hits);
             }
             if !firings.is_empty() {
                 out.changes.extend(incident::open_or_enrich(firings, state, &customer_id, &rules.playbook));
@@ -400,16 +395,17 @@ fn lock(time: &Mutex<PartitionTime>) -> MutexGuard<'_, PartitionTime> {
     time.lock().expect("partition time lock poisoned")
 }
 
-/// The customer's timer, if one must be queued: the first of its silence deadline, its next
-/// re-evaluation while a sign of leaving is recent, and its absence deadlines, when none is
-/// pending. A pending timer re-computes all of them when it fires, so it is only ever moved
-/// earlier here: by a new absence deadline, or by a new sign of leaving (re-evaluation starts).
+/// The customer's timer, if one must be queued: the first of what its timer detectors ask for
+/// (`DetectorParams::next_timer`: churn's silence deadline and re-evaluations, an income's
+/// overdue point) and its absence deadlines, when none is pending. A pending timer re-computes
+/// all of them when it fires, so it is only ever moved earlier here: by a new absence deadline,
+/// or by what an event may bring earlier (`DetectorParams::earlier_timer`).
 /// Sets `timer_at`; the caller queues the returned time in the partition's timers.
 fn schedule(rules: &RuleSet, state: &mut CustomerState, now: Timestamp) -> Option<Timestamp> {
     let deadline = match state.timer_at {
         Some(pending) => {
-            let recheck = timer_params(rules).and_then(|p| churn_risk::next_recheck(state, now, p));
-            match state.absences.iter().map(|a| a.deadline).chain(recheck).min() {
+            let earlier = timer_detectors(rules).filter_map(|d| d.earlier_timer(state, now));
+            match state.absences.iter().map(|a| a.deadline).chain(earlier).min() {
                 Some(first) if first < pending => first,
                 _ => return None,
             }
@@ -438,6 +434,17 @@ pub fn learn(state: &mut CustomerState, task: &Task, at: Timestamp) {
         }
         return;
     }
+    if outcome == Outcome::ConfirmedFraud {
+        // Fraud is not the customer's normal: forget its amounts and any pattern it started.
+        for s in task.signals.iter().filter(|s| s.detector == Some(DetectorKind::AmountAnomaly)) {
+            if let Some(amount) = s.facts.get("amount_eur").and_then(serde_json::Value::as_f64) {
+                state.peaks.forget_at_least(amount);
+            }
+        }
+        let fraud_times: Vec<Timestamp> = task.context.events.iter().map(|e| e.at).collect();
+        state.flows.retain(|f| !(f.kind == crate::state::FlowKind::Card && fraud_times.contains(&f.last_at)));
+        return;
+    }
     if outcome != Outcome::Legitimate {
         return;
     }
@@ -460,17 +467,14 @@ pub fn learn(state: &mut CustomerState, task: &Task, at: Timestamp) {
     state.trust(&countries, &[]);
 }
 
-/// When the customer's timer is next due, as of `now`: the first of the silence deadline (once
-/// it is later than `now`: a silence already evaluated does not repeat), the next
-/// re-evaluation while a sign of leaving is recent, and the pending absence deadlines.
+/// When the customer's timer is next due, as of `now`: the first of what each timer detector
+/// asks for (a silence deadline once later than `now`, so a silence already judged does not
+/// repeat; a re-evaluation while a sign of leaving is recent; an income's overdue point, then
+/// daily while it is followed) and the pending absence deadlines.
 fn next_due(rules: &RuleSet, state: &CustomerState, now: Timestamp) -> Option<Timestamp> {
-    let churn = timer_params(rules).map(|p| {
-        let silence = churn_risk::silence_deadline(state, now, p).filter(|&d| d > now);
-        let recheck = churn_risk::next_recheck(state, now, p);
-        silence.into_iter().chain(recheck).min()
-    });
-    let absences = state.absences.iter().map(|a| a.deadline).min();
-    churn.flatten().into_iter().chain(absences).min()
+    let detectors = timer_detectors(rules).filter_map(|d| d.next_timer(state, now));
+    let absences = state.absences.iter().map(|a| a.deadline);
+    detectors.chain(absences).min()
 }
 
 /// Starts and ends the waits of absence rules that this event concerns: an event matching a
@@ -542,12 +546,9 @@ fn fire_absences<'r>(
     }
 }
 
-/// The parameters of the first rule using a timer-driven detector.
-fn timer_params(rules: &RuleSet) -> Option<&churn_risk::Params> {
-    match rules.rules[*rules.for_timers().first()?].detector.as_ref()? {
-        DetectorParams::ChurnRisk(p) => Some(p),
-        _ => None,
-    }
+/// The detectors of the rules that run on timers (each asked for its own next timer).
+fn timer_detectors(rules: &RuleSet) -> impl Iterator<Item = &DetectorParams> + '_ {
+    rules.for_timers().iter().filter_map(|&i| rules.rules[i].detector.as_ref())
 }
 
 /// Runs the rules of one phase: detector, condition, cooldown; collects live firings and hits.

@@ -333,6 +333,7 @@ fn localized_facts(
                 "channel" => phrases::code("card", value, language),
                 "event_type" | "anchor_type" => phrases::code("kind", value, language),
                 "reasons" => phrases::churn_reasons(facts, language, category.as_deref()),
+                "changes" => phrases::income_changes(facts, language),
                 "anchor_detail" => match text_of("anchor_type") {
                     Some("complaint") => playbook.name_of(value, language),
                     Some("support_contact") => phrases::code("reason", value, language),

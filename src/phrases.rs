@@ -127,6 +127,26 @@ const PHRASES: &[(&str, &str, &str)] = &[
         "travel notice: {countries} from {from} to {to}",
         "уведомление о поездке: {countries}, с {from} по {to}",
     ),
+    ("reason.password_reset", "password reset", "сброс пароля"),
+    ("reason.contact_details_change", "change of contact details", "смена контактных данных"),
+    // What else changed when an income stopped (`income_stopped`'s changes).
+    ("income.card_quiet", "the card has not been used for {days} days", "картой не пользуются {days} дн."),
+    (
+        "income.activity_drop",
+        "activity well below the customer's normal",
+        "активность намного ниже обычной для клиента",
+    ),
+    (
+        "income.moved_money",
+        "{eur} EUR moved to the customer's own account at another bank",
+        "{eur} EUR переведено на свой счёт в другом банке",
+    ),
+    (
+        "income.payments_stopped",
+        "{n} regular payment(s) stopped too",
+        "регулярных платежей тоже прекратилось: {n}",
+    ),
+    ("income.nothing_else", "nothing else has changed yet", "больше пока ничего не изменилось"),
     // The signs of churn (`churn_risk`'s reasons).
     (
         "churn.silent",
@@ -363,6 +383,41 @@ fn product_detail(detail: &str, language: &str) -> String {
             ],
         ),
         _ => code("product", detail, language),
+    }
+}
+
+/// What else changed when an income stopped, in words: what an `income_stopped` signal's
+/// `changes` codes say, with their numbers (or that nothing has, yet).
+pub fn income_changes(facts: &[(&str, Fact)], language: &str) -> String {
+    let fact = |name: &str| facts.iter().find(|(n, _)| *n == name).map(|(_, f)| f);
+    let shown = |name: &str| {
+        let mut out = String::new();
+        if let Some(f) = fact(name) {
+            f.render(&mut out);
+        }
+        out
+    };
+    let codes = match fact("changes") {
+        Some(Fact::Text(t)) => t.as_str(),
+        _ => "",
+    };
+    let lines: Vec<String> = codes
+        .split(',')
+        .filter(|c| !c.is_empty())
+        .map(|code| match code {
+            "card_quiet" => say("income.card_quiet", language, &[("days", &shown("card_quiet_days"))]),
+            "moved_money" => say("income.moved_money", language, &[("eur", &shown("moved_eur"))]),
+            "payments_stopped" => {
+                say("income.payments_stopped", language, &[("n", &shown("payments_stopped"))])
+            }
+            "activity_drop" => say("income.activity_drop", language, &[]),
+            other => other.to_string(),
+        })
+        .collect();
+    if lines.is_empty() {
+        say("income.nothing_else", language, &[])
+    } else {
+        lines.join("; ")
     }
 }
 

@@ -15,7 +15,9 @@ pub mod amount_anomaly;
 pub mod card_testing;
 pub mod churn_risk;
 pub mod complaint_escalation;
+pub mod complaint_recurrence;
 pub mod impossible_travel;
+pub mod income_stopped;
 pub mod repeat_contact;
 
 use std::fmt::Write as _;
@@ -233,6 +235,9 @@ pub enum DetectorKind {
     ChurnRisk,
     RepeatContact,
     ComplaintEscalation,
+    // New kinds go last: tasks in checkpoints name a kind by its position.
+    IncomeStopped,
+    ComplaintRecurrence,
 }
 
 /// When a detector reads the customer's state relative to applying the event.
@@ -246,7 +251,7 @@ pub enum Phase {
 
 impl DetectorKind {
     /// Every detector.
-    pub const ALL: [DetectorKind; 7] = [
+    pub const ALL: [DetectorKind; 9] = [
         DetectorKind::ImpossibleTravel,
         DetectorKind::AmountAnomaly,
         DetectorKind::CardTesting,
@@ -254,6 +259,8 @@ impl DetectorKind {
         DetectorKind::ChurnRisk,
         DetectorKind::RepeatContact,
         DetectorKind::ComplaintEscalation,
+        DetectorKind::IncomeStopped,
+        DetectorKind::ComplaintRecurrence,
     ];
 
     /// Name in rule files.
@@ -266,6 +273,8 @@ impl DetectorKind {
             DetectorKind::ChurnRisk => "churn_risk",
             DetectorKind::RepeatContact => "repeat_contact",
             DetectorKind::ComplaintEscalation => "complaint_escalation",
+            DetectorKind::IncomeStopped => "income_stopped",
+            DetectorKind::ComplaintRecurrence => "complaint_recurrence",
         }
     }
 
@@ -285,13 +294,15 @@ impl DetectorKind {
             // Activity itself is never a sign of leaving; silence is found by timers.
             DetectorKind::ChurnRisk => &[Transfer, ProductChange, Complaint],
             DetectorKind::RepeatContact => &[SupportContact],
-            DetectorKind::ComplaintEscalation => &[Complaint],
+            DetectorKind::ComplaintEscalation | DetectorKind::ComplaintRecurrence => &[Complaint],
+            // Only by timer: an income that does not come has no event.
+            DetectorKind::IncomeStopped => &[],
         }
     }
 
     /// True if the detector also runs on event-time timers (when nothing happens).
     pub fn uses_timers(self) -> bool {
-        self == DetectorKind::ChurnRisk
+        matches!(self, DetectorKind::ChurnRisk | DetectorKind::IncomeStopped)
     }
 
     /// Whether the detector reads the state before or after the event is applied.
@@ -312,6 +323,8 @@ impl DetectorKind {
             DetectorKind::ChurnRisk => churn_risk::FACTS,
             DetectorKind::RepeatContact => repeat_contact::FACTS,
             DetectorKind::ComplaintEscalation => complaint_escalation::FACTS,
+            DetectorKind::IncomeStopped => income_stopped::FACTS,
+            DetectorKind::ComplaintRecurrence => complaint_recurrence::FACTS,
         }
     }
 }
@@ -326,6 +339,8 @@ pub enum DetectorParams {
     ChurnRisk(churn_risk::Params),
     RepeatContact(repeat_contact::Params),
     ComplaintEscalation(complaint_escalation::Params),
+    IncomeStopped(income_stopped::Params),
+    ComplaintRecurrence(complaint_recurrence::Params),
 }
 
 impl DetectorParams {
@@ -342,6 +357,8 @@ impl DetectorParams {
             DetectorKind::ChurnRisk => DetectorParams::ChurnRisk(read(table)?),
             DetectorKind::RepeatContact => DetectorParams::RepeatContact(read(table)?),
             DetectorKind::ComplaintEscalation => DetectorParams::ComplaintEscalation(read(table)?),
+            DetectorKind::IncomeStopped => DetectorParams::IncomeStopped(read(table)?),
+            DetectorKind::ComplaintRecurrence => DetectorParams::ComplaintRecurrence(read(table)?),
         };
         if let DetectorParams::CardTesting(p) = &params {
             if !(1..=crate::state::CNP_ATTEMPTS).contains(&p.min_attempts) {
@@ -365,6 +382,8 @@ impl DetectorParams {
             DetectorParams::ChurnRisk(_) => DetectorKind::ChurnRisk,
             DetectorParams::RepeatContact(_) => DetectorKind::RepeatContact,
             DetectorParams::ComplaintEscalation(_) => DetectorKind::ComplaintEscalation,
+            DetectorParams::IncomeStopped(_) => DetectorKind::IncomeStopped,
+            DetectorParams::ComplaintRecurrence(_) => DetectorKind::ComplaintRecurrence,
         }
     }
 
@@ -378,6 +397,45 @@ impl DetectorParams {
             DetectorParams::ChurnRisk(p) => churn_risk::detect(input, p),
             DetectorParams::RepeatContact(p) => repeat_contact::detect(input, p),
             DetectorParams::ComplaintEscalation(p) => complaint_escalation::detect(input, p),
+            DetectorParams::IncomeStopped(p) => income_stopped::detect(input, p),
+            DetectorParams::ComplaintRecurrence(p) => complaint_recurrence::detect(input, p),
+        }
+    }
+
+    /// For a detector that runs on timers: when the customer must next be judged after `now`
+    /// (`None`: no timer needed). Other detectors: `None`.
+    pub fn next_timer(&self, state: &CustomerState, now: Timestamp) -> Option<Timestamp> {
+        match self {
+            DetectorParams::ChurnRisk(p) => {
+                let silence = churn_risk::silence_deadline(state, now, p).filter(|&d| d > now);
+                silence.into_iter().chain(churn_risk::next_recheck(state, now, p)).min()
+            }
+            DetectorParams::IncomeStopped(p) => income_stopped::next_timer(state, now, p),
+            _ => None,
+        }
+    }
+
+    /// What an event may bring *earlier* than a customer's pending timer (which re-computes
+    /// everything when it fires): churn's re-evaluation once a sign of leaving appears (its
+    /// silence deadline only moves later with activity), an income's overdue point.
+    pub fn earlier_timer(&self, state: &CustomerState, now: Timestamp) -> Option<Timestamp> {
+        match self {
+            DetectorParams::ChurnRisk(p) => churn_risk::next_recheck(state, now, p),
+            DetectorParams::IncomeStopped(p) => income_stopped::next_timer(state, now, p),
+            _ => None,
+        }
+    }
+
+    /// For a detector that runs on timers: whether a timer at `at` has anything to judge (a
+    /// shortcut: the detector would find nothing otherwise).
+    pub fn timer_due(&self, state: &CustomerState, at: Timestamp) -> bool {
+        match self {
+            DetectorParams::ChurnRisk(p) => {
+                churn_risk::silence_deadline(state, at, p).is_some_and(|d| d <= at)
+                    || churn_risk::has_recent_sign(state, at, p)
+            }
+            DetectorParams::IncomeStopped(p) => income_stopped::is_due(state, at, p),
+            _ => false,
         }
     }
 }

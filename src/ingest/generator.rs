@@ -608,6 +608,86 @@ fn plant_scenarios(
     w.profile(day(0), "Olga Ivanova", "mass", "ru", MADRID);
     history(&mut w, rng, MADRID, "nc-k1", 25.0, 1, 20);
     w.product(day(25), "card", "open");
+    // Income that stops: a fortnightly salary, then nothing, and the card goes quiet.
+    let c = scenario("salary stops, then the card goes quiet", Some("income_stopped"));
+    let mut w = Writer { customer: c, events, next_id: 0 };
+    w.profile(day(0), "Mark Evans", "mass", "en", LONDON);
+    let s0 = last.saturating_sub(50);
+    history(&mut w, rng, LONDON, "is-k1", 25.0, 0, s0 + 36);
+    for k in 0..3 {
+        w.transfer(
+            day(s0 + 14 * k).plus(7 * HOUR),
+            false,
+            1_450.0 + f64::from(k) * 10.0,
+            false,
+            "Acme Payroll",
+        );
+    }
+
+    // A new employer paying on time: the flow continues, nobody is paged.
+    let c = scenario("salary from a new employer", None);
+    let mut w = Writer { customer: c, events, next_id: 0 };
+    w.profile(day(0), "Sara Costa", "mass", "en", MADRID);
+    history(&mut w, rng, MADRID, "ne-k1", 25.0, 0, last);
+    for k in 0..(last - s0) / 14 + 1 {
+        let (payer, pay) =
+            if k < 3 { ("Old Employer Bank", 1_800.0) } else { ("New Employer Bank", 1_950.0) };
+        w.transfer(day(s0 + 14 * k).plus(7 * HOUR), false, pay, false, payer);
+    }
+
+    // A few large purchases every two weeks or so since the stream began: each is normal.
+    let c = scenario("large purchases every two weeks", None);
+    let mut w = Writer { customer: c, events, next_id: 0 };
+    w.profile(day(0), "Lena Fischer", "affluent", "en", PARIS);
+    history(&mut w, rng, PARIS, "lf-k1", 30.0, 0, last);
+    for (k, d) in (2..last).step_by(15).enumerate() {
+        let amount = [720.0, 940.0, 810.0, 880.0, 760.0][k % 5];
+        w.card(
+            day(d).plus(18 * HOUR),
+            "lf-k1",
+            "ecommerce",
+            amount,
+            PARIS,
+            ["Design Store", "Travel Agency"][k % 2],
+            true,
+        );
+    }
+
+    // A care home paid by card every month, and cash on payday: the pattern from its second time.
+    let c = scenario("care home paid by card monthly, cash on payday", None);
+    let mut w = Writer { customer: c, events, next_id: 0 };
+    w.profile(day(0), "Peter Novak", "mass", "en", LONDON);
+    history(&mut w, rng, LONDON, "ch-k9", 20.0, 0, last);
+    for d in (3..last).step_by(30) {
+        w.transfer(day(d).plus(6 * HOUR), false, 2_100.0, false, "City Pension Fund");
+        w.card(
+            day(d).plus(10 * HOUR),
+            "ch-k9",
+            "atm",
+            400.0,
+            LONDON,
+            ["High St ATM", "Station ATM"][d as usize % 2],
+            true,
+        );
+        w.card(day(d + 1).plus(9 * HOUR), "ch-k9", "ecommerce", 1_380.0, LONDON, "Oakwood Care Home", true);
+    }
+
+    // One problem, three spellings from three systems: one repeat contact.
+    let c =
+        scenario("three unresolved contacts about one problem, spelled three ways", Some("repeat_contact"));
+    let mut w = Writer { customer: c, events, next_id: 0 };
+    w.profile(day(0), "Nina Berg", "mass", "en", PARIS);
+    for (i, reason) in ["fee_dispute", "Fee dispute", " FEE-DISPUTE "].into_iter().enumerate() {
+        w.contact(day(last - 20 + 2 * i as u32).plus(10 * HOUR), reason, false);
+    }
+
+    // A complaint resolved, then the same complaint again weeks later: the fix did not hold.
+    let c = scenario("complaint again after it was resolved", Some("complaint_recurrence"));
+    let mut w = Writer { customer: c, events, next_id: 0 };
+    w.profile(day(0), "Omar Haddad", "mass", "en", LONDON);
+    w.complaint(day(last - 30).plus(9 * HOUR), "Fees", "medium");
+    w.contact(day(last - 29).plus(9 * HOUR), "fees", true);
+    w.complaint(day(last - 10).plus(9 * HOUR), "FEES", "low");
 }
 
 #[cfg(test)]

@@ -121,18 +121,22 @@ impl SpendPeaks {
             .filter(|&m| m > 0.0)
     }
 
-    /// True if `amount_eur` is within the customer's pattern of large payments at `now`: at
-    /// least `min_periods` remembered fortnights had a payment of at least half of it, and it is
-    /// no more than `headroom` times the largest. A first-ever large payment is never usual.
+    /// True if `amount_eur` is no larger than the customer's large payments of the last four
+    /// months: at least `min_periods` remembered fortnights had a payment of at least
+    /// `amount_eur / headroom`. A first-ever large payment is never usual.
     pub fn is_usual(&self, amount_eur: f64, now: Timestamp, min_periods: usize, headroom: f64) -> bool {
-        let (mut large, mut peak) = (0usize, 0f64);
-        for m in self.maxima(now) {
-            peak = peak.max(m);
-            if m >= 0.5 * amount_eur {
-                large += 1;
+        min_periods > 0 && self.maxima(now).filter(|m| m * headroom >= amount_eur).count() >= min_periods
+    }
+
+    /// Forgets every fortnight whose largest payment was at least `amount_eur` (an amount an
+    /// agent confirmed as fraud is not the customer's normal; the fortnight's smaller payments
+    /// go with it, a small loss of memory).
+    pub fn forget_at_least(&mut self, amount_eur: f64) {
+        for m in &mut self.maxima {
+            if f64::from(*m) >= amount_eur.floor() {
+                *m = 0;
             }
         }
-        large >= min_periods && amount_eur <= headroom * peak
     }
 }
 
@@ -276,14 +280,20 @@ mod tests {
             p.record(start.plus(i * 15 * DAY + DAY), 25.0);
         }
         let now = start.plus(90 * DAY);
-        assert!(p.is_usual(880.0, now, 2, 1.1), "no larger than the earlier large ones");
-        assert!(!p.is_usual(1500.0, now, 2, 1.1), "far above every one");
+        assert!(p.is_usual(880.0, now, 1, 1.1), "no larger than the earlier large ones");
+        assert!(p.is_usual(800.0, now, 2, 1.1), "twice");
+        assert!(!p.is_usual(1500.0, now, 1, 1.1), "far above every one");
         let mut first = SpendPeaks::default();
         first.record(start, 30.0);
+        assert!(!first.is_usual(850.0, start.plus(40 * DAY), 1, 1.1), "a first-ever large payment");
         first.record(start.plus(20 * DAY), 900.0);
-        assert!(!first.is_usual(850.0, start.plus(40 * DAY), 2, 1.1), "one large payment is no pattern");
+        assert!(first.is_usual(850.0, start.plus(40 * DAY), 1, 1.1));
+        assert!(!first.is_usual(850.0, start.plus(40 * DAY), 2, 1.1), "once is not twice");
         // Four months of nothing large later, the pattern is forgotten.
-        assert!(!p.is_usual(880.0, now.plus(130 * DAY), 2, 1.1));
+        assert!(!p.is_usual(880.0, now.plus(130 * DAY), 1, 1.1));
+        // An amount confirmed as fraud is forgotten with its fortnight.
+        first.forget_at_least(900.0);
+        assert!(!first.is_usual(850.0, start.plus(40 * DAY), 1, 1.1));
     }
 
     #[test]

@@ -27,8 +27,8 @@ use crate::time::{Timestamp, DAY};
 /// Flows and candidates kept per kind.
 pub const MAX_FLOWS_PER_KIND: usize = 3;
 /// Two occurrences belong to one flow if the larger is at most this much above the smaller
-/// (as a fraction: 0.25 is 25%).
-pub const AMOUNT_TOLERANCE: f64 = 0.25;
+/// (as a fraction: 0.15 is 15%).
+pub const AMOUNT_TOLERANCE: f64 = 0.15;
 /// An occurrence on time from the same counterparty continues the flow within this ratio of
 /// its amount either way (a raise, a cut, a rent review).
 pub const RAISE: f64 = 2.0;
@@ -107,9 +107,12 @@ impl Flow {
             Some(expected) => {
                 on_time(at, expected, self.period()) && within_ratio(amount_eur, self.amount_eur, RAISE)
             }
+            // A card payment's second occurrence makes a pattern only a fortnight or a month on
+            // (bills): two large payments at one shop a few days apart may be fraud repeating.
             None => {
+                let cadence = cadence_of(at.millis_since(self.last_at).abs());
                 within_ratio(amount_eur, self.amount_eur, 1.0 + AMOUNT_TOLERANCE)
-                    && cadence_of(at.millis_since(self.last_at).abs()).is_some()
+                    && cadence.is_some_and(|days| self.kind != FlowKind::Card || days >= CADENCES[1].0)
             }
         }
     }

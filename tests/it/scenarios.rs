@@ -226,7 +226,11 @@ fn a_complaint_task_carries_its_categorys_procedure() {
     };
     let task = care("high-severity complaint");
     let p = task.context.procedure.as_ref().expect("a procedure");
-    assert_eq!((p.category.as_str(), p.known, task.context.language.as_str()), ("mis-selling", true, "ru"));
+    assert_eq!(
+        (p.category.as_str(), p.known, task.context.language.as_str()),
+        ("mis_selling", true, "ru"),
+        "the category in normal form"
+    );
     assert!(p.steps.len() >= 3 && !p.team.is_empty() && p.sla_hours > 0.0, "{p:?}");
     assert_eq!(task.context.script, p.script, "the agent reads the procedure's script");
     assert!(task.title.contains(&p.name), "{}", task.title);
