@@ -10,9 +10,8 @@
 //! last four months (`state::SpendPeaks`: at least `min_peak_periods` fortnights with a payment
 //! no smaller than it divided by `peak_headroom`), or when it repeats a recurring payment
 //! (`state::flows`: the same merchant, or cash, about the same amount, a fortnight or a month on)
-//! from its second occurrence. While a large payment is being investigated (an open fraud task
-//! with an amount anomaly), the long memory is not trusted; one an agent confirmed as fraud is
-//! forgotten (`engine::learn`).
+//! from its second occurrence. A large payment an agent confirmed as fraud is forgotten by both
+//! (`engine::learn`), so it never makes the next one normal.
 
 use serde::Deserialize;
 
@@ -88,12 +87,7 @@ pub fn detect(input: &DetectInput<'_>, p: &Params) -> Option<Signal> {
     }
     // The customer's longer normal: their pattern of large payments, and recurring payments.
     let state = input.state;
-    let investigated = state.incidents.as_ref().is_some_and(|i| {
-        i.open
-            .iter()
-            .any(|t| t.signals.iter().any(|s| s.detector == Some(super::DetectorKind::AmountAnomaly)))
-    });
-    if !investigated && state.peaks.is_usual(amount, event.ts, p.min_peak_periods, p.peak_headroom) {
+    if state.peaks.is_usual(amount, event.ts, p.min_peak_periods, p.peak_headroom) {
         return None;
     }
     let party = if t.channel == crate::event::CardChannel::Atm { flows::ATM } else { &t.merchant_name };

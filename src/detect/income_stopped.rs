@@ -26,8 +26,9 @@ use crate::vocab::Type;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Params {
-    /// Incomes smaller than this many euros are not watched (interest, small refunds).
-    pub min_income_eur: f64,
+    /// Incomes worth less than this many euros a month (the amount scaled by its cadence: a
+    /// weekly 150 is 650 a month) are not watched (interest, small refunds, pocket money).
+    pub min_monthly_eur: f64,
     /// Occurrences a flow needs before its absence is noticed (2: from the second payment).
     pub min_occurrences: u16,
     /// A payment is overdue this long after its expected date, at least…
@@ -50,7 +51,7 @@ pub struct Params {
 impl Default for Params {
     fn default() -> Self {
         Params {
-            min_income_eur: 200.0,
+            min_monthly_eur: 400.0,
             min_occurrences: 2,
             grace: Span(3 * DAY),
             grace_ratio: 0.2,
@@ -91,8 +92,10 @@ pub fn overdue_at(flow: &Flow, p: &Params) -> Option<Timestamp> {
 
 /// The incomes this detector watches.
 fn watched<'a>(state: &'a CustomerState, p: &'a Params) -> impl Iterator<Item = &'a Flow> + 'a {
-    established(&state.flows, FlowKind::Income)
-        .filter(move |f| f.count >= p.min_occurrences && f64::from(f.amount_eur) >= p.min_income_eur)
+    established(&state.flows, FlowKind::Income).filter(move |f| {
+        let monthly = f64::from(f.amount_eur) * 30.44 / f64::from(f.period_days).max(1.0);
+        f.count >= p.min_occurrences && monthly >= p.min_monthly_eur
+    })
 }
 
 /// The next time the customer must be judged after `now`: the first overdue point still to

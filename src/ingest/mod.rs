@@ -3,3 +3,4 @@
 pub mod generator;
 pub mod jsonl;
 pub mod kafka;
+pub mod variations;

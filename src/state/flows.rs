@@ -8,9 +8,10 @@
 //! counterparty, within [`AMOUNT_TOLERANCE`] of its amount, after a gap that fits a cadence,
 //! makes it a flow. From then on:
 //! - an occurrence on time (within [`slack`] of the expected date) continues it, whatever its
-//!   amount within [`RAISE`] (a raise, a new rent);
-//! - an occurrence on time from *another* counterparty, about the same amount
-//!   ([`TAKEOVER_TOLERANCE`]), takes it over (a new employer, a new landlord): not a stop;
+//!   amount within [`RAISE`] (a raise, a new rent); one of about the same amount continues it
+//!   late too (up to a period after the expected date) or after missed cycles;
+//! - an occurrence from *another* counterparty when the next is due (within twice the slack), about the same amount ([`TAKEOVER_TOLERANCE`]), takes it over (a new employer, a
+//!   new landlord): not a stop;
 //! - an occurrence that never comes is what the `income_stopped` detector looks for, by timer.
 //!
 //! Bounded: at most [`MAX_FLOWS_PER_KIND`] flows and candidates per kind (a new candidate
@@ -31,13 +32,16 @@ pub const MAX_FLOWS_PER_KIND: usize = 3;
 pub const AMOUNT_TOLERANCE: f64 = 0.15;
 /// An occurrence on time from the same counterparty continues the flow within this ratio of
 /// its amount either way (a raise, a cut, a rent review).
-pub const RAISE: f64 = 2.0;
+pub const RAISE: f64 = 1.5;
 /// An occurrence on time from another counterparty takes a flow over within this fraction of
 /// its amount (a new employer paying about the same).
 pub const TAKEOVER_TOLERANCE: f64 = 0.35;
 /// Card payments below this many euros are not tracked as flows (daily spending is not a
-/// pattern worth remembering by merchant; the amount baseline covers it).
+/// pattern worth remembering by merchant; the amount baseline covers it)…
 pub const CARD_FLOW_MIN_EUR: f64 = 50.0;
+/// …nor those below this many times the customer's median payment (their everyday spending
+/// would push the bills out of the few slots).
+pub const CARD_FLOW_MEDIANS: f64 = 4.0;
 /// The counterparty of every cash withdrawal: which machine is used varies, the habit does not.
 pub const ATM: &str = "ATM";
 
@@ -53,7 +57,8 @@ pub enum FlowKind {
     Income,
     /// An outgoing transfer (rent, a loan, savings elsewhere).
     Payment,
-    /// An approved card payment or cash withdrawal of at least [`CARD_FLOW_MIN_EUR`].
+    /// An approved card payment or cash withdrawal of at least [`CARD_FLOW_MIN_EUR`] and
+    /// [`CARD_FLOW_MEDIANS`] times the customer's median payment.
     Card,
 }
 
@@ -70,7 +75,8 @@ pub struct Flow {
     pub period_days: f32,
     /// [`party_key`] of the counterparty.
     pub key: u32,
-    /// Occurrences counted (saturating).
+    /// Occurrences on the rhythm (saturating): the first two, then each on time (a late one keeps
+    /// the flow alive but is no evidence of its rhythm).
     pub count: u16,
     pub kind: FlowKind,
 }
@@ -177,12 +183,20 @@ pub fn observe(
         if at < f.last_at {
             return; // an older cycle's, arriving late: the flow is already past it
         }
-        if on_time(at, expected, period) || resumes(at, f.last_at, period) {
+        let same_amount = within_ratio(amount_eur, f.amount_eur, 1.0 + AMOUNT_TOLERANCE);
+        if on_time(at, expected, period)
+            || (same_amount && (in_next_cycle(at, expected, period) || resumes(at, f.last_at, period)))
+        {
+            // On time (a new amount too: a raise), or about the same amount late (a payday
+            // missed by days is still this flow) or after missed cycles. Only an occurrence on
+            // time is evidence of the rhythm: `count` counts those.
+            if on_time(at, expected, period) {
+                f.count = f.count.saturating_add(1);
+            }
             f.last_at = at;
             f.amount_eur = amount_eur as f32;
-            f.count = f.count.saturating_add(1);
         } else if at > expected {
-            // Neither on time nor on the rhythm: the old flow ended; this starts anew.
+            // Neither in its next cycle nor on the rhythm: the old flow ended; this starts anew.
             f.last_at = at;
             f.amount_eur = amount_eur as f32;
             f.period_days = 0.0;
@@ -225,7 +239,7 @@ pub fn observe(
     if kind != FlowKind::Card {
         let due =
             flows.iter_mut().filter(|f| f.kind == kind && f.key != key && f.is_established()).find(|f| {
-                f.expected().is_some_and(|e| on_time(at, e, f.period()))
+                f.expected().is_some_and(|e| takes_over(at, e, f.period()))
                     && within_ratio(amount_eur, f.amount_eur, 1.0 + TAKEOVER_TOLERANCE)
             });
         if let Some(f) = due {
@@ -263,6 +277,18 @@ pub fn observe(
         count: 1,
         kind,
     });
+}
+
+/// True if another counterparty's payment at `at` comes when the flow's next is due: within
+/// twice the [`slack`] of the expected date (a new employer's payday may differ by days).
+fn takes_over(at: Timestamp, expected: Timestamp, period: i64) -> bool {
+    at.millis_since(expected).abs() <= 2 * slack(period)
+}
+
+/// True if `at` is the flow's next occurrence: from [`slack`] before its expected date until
+/// one more period after it (a payday missed by days, even weeks, is late, not a new flow).
+fn in_next_cycle(at: Timestamp, expected: Timestamp, period: i64) -> bool {
+    at >= expected.plus(-slack(period)) && at < expected.plus(period)
 }
 
 /// True if `at` falls on the flow's rhythm after missed cycles (a payment resumed).

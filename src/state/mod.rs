@@ -600,7 +600,11 @@ impl CustomerState {
                     if let Some(eur) = eur {
                         self.spend.record(eur);
                         self.peaks.record(at, eur);
-                        if eur >= flows::CARD_FLOW_MIN_EUR {
+                        // Only payments well above the customer's everyday ones can be a bill
+                        // worth remembering; everyday ones would push the bills out.
+                        if eur >= flows::CARD_FLOW_MIN_EUR
+                            && self.spend.stats().is_none_or(|s| eur >= flows::CARD_FLOW_MEDIANS * s.median)
+                        {
                             let party =
                                 if t.channel == CardChannel::Atm { flows::ATM } else { &t.merchant_name };
                             flows::observe(&mut self.flows, FlowKind::Card, party, eur, at, interner);

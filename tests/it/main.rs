@@ -3,6 +3,8 @@
 //! - `scenarios`: a generated stream with planted incidents and look-alikes through the engine;
 //! - `languages`: every text of every task, and every rule and procedure rendered again, in each
 //!   supported language: no other language's words, no unfilled placeholder;
+//! - `care_principles`: income that stops, codes spelled many ways, a customer's longer normal,
+//!   on populations drawn from seeds (`ingest::variations`), as properties;
 //! - `care_timers`: conditions that become true as time passes (a drop, silence, an absence) are
 //!   found within a bounded delay of becoming true, and nobody else is;
 //! - `feedback`: outcomes teach the engine (a legitimate trip or payment does not page again);
@@ -20,6 +22,7 @@
 
 mod api;
 mod api_fuzz;
+mod care_principles;
 mod care_timers;
 mod cli;
 mod commands;
