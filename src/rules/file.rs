@@ -373,12 +373,14 @@ fn check_rule(c: &mut Checker<'_>, r: RawRule, at: usize) -> Option<Rule> {
     let condition = r.when.as_ref().and_then(|v| {
         let src = c.string(v, "when")?;
         let schema = RuleSchema { detector: detector_kind };
-        match Condition::compile(&src, &schema) {
+        match Condition::compile_all(&src, &schema) {
             Ok(cond) => Some(cond),
-            Err(e) => {
+            Err(errors) => {
                 // The span starts at the opening quote; count lines inside the string too.
                 let quote = if c.text[v.span().start..].starts_with("\"\"\"") { 3 } else { 1 };
-                c.error(v.span().start + quote + e.offset, format!("`when`: {e}"));
+                for e in errors {
+                    c.error(v.span().start + quote + e.offset, format!("`when`: {e}"));
+                }
                 None
             }
         }
@@ -535,10 +537,12 @@ fn absence(c: &mut Checker<'_>, r: &RawRule, at: usize) -> Option<Absence> {
         };
         let when = match t.get("when") {
             None => None,
-            Some(Value::String(src)) => match Condition::compile(src, &RuleSchema { detector: None }) {
+            Some(Value::String(src)) => match Condition::compile_all(src, &RuleSchema { detector: None }) {
                 Ok(cond) => Some(cond),
-                Err(e) => {
-                    c.error(v.span().start, format!("`{key}.when`: {e}"));
+                Err(errors) => {
+                    for e in errors {
+                        c.error(v.span().start, format!("`{key}.when`: {e}"));
+                    }
                     return None;
                 }
             },
@@ -600,9 +604,11 @@ fn script_variants(
             Some(v) => c.string(v, "script_variant.when").and_then(|src| {
                 match super::variant::compile_condition(&src, detector) {
                     Ok(cond) => Some(cond),
-                    Err(e) => {
+                    Err(errors) => {
                         let quote = if c.text[v.span().start..].starts_with("\"\"\"") { 3 } else { 1 };
-                        c.error(v.span().start + quote + e.offset, format!("`script_variant.when`: {e}"));
+                        for e in errors {
+                            c.error(v.span().start + quote + e.offset, format!("`script_variant.when`: {e}"));
+                        }
                         None
                     }
                 }
