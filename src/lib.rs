@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod backoff;
+pub mod backtest;
 pub mod bus;
 pub mod codes;
 pub mod command;

@@ -1,6 +1,6 @@
 //! Replay: runs a stream of JSON events through the engine, in order, and keeps every task in
 //! its final state, with a summary of what happened. `callahead replay` (backtesting rules on
-//! history) and `callahead demo` both use it.
+//! history), `callahead backtest` (two packs side by side) and `callahead demo` use it.
 //!
 //! Deterministic: the engine is pure and event-time driven, tasks are written in
 //! (opened_at, id) order, so the same input and rules give byte-identical output.

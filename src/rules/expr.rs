@@ -115,20 +115,38 @@ pub struct Condition {
 }
 
 impl Condition {
-    /// Parses and type-checks `src`, resolving feature names through `schema`.
+    /// Parses and type-checks `src`, resolving feature names through `schema`. On failure, the
+    /// first error (see [`Condition::compile_all`] for every one).
     pub fn compile(src: &str, schema: &dyn Schema) -> Result<Condition, ExprError> {
-        let ast = parse(src)?;
-        let mut compiler = Compiler { src, schema, features: Vec::new() };
-        let root = match compiler.lower(&ast)? {
-            Typed::Bool(root) => root,
-            other => {
-                return Err(error(
+        Condition::compile_all(src, schema).map_err(|mut errors| errors.swap_remove(0))
+    }
+
+    /// Like [`Condition::compile`], but reports every error of the type check (unknown
+    /// features, type mismatches), in the order of their offsets; never an empty list. A syntax
+    /// error stops at the first, as the text after it cannot be read reliably.
+    pub fn compile_all(src: &str, schema: &dyn Schema) -> Result<Condition, Vec<ExprError>> {
+        let ast = parse(src).map_err(|e| vec![e])?;
+        let mut compiler = Compiler { src, schema, features: Vec::new(), errors: Vec::new() };
+        let lowered = compiler.lower(&ast);
+        let mut errors = std::mem::take(&mut compiler.errors);
+        let root = match lowered {
+            Some(Typed::Bool(root)) if errors.is_empty() => Some(root),
+            Some(Typed::Bool(_)) | None => None,
+            Some(other) => {
+                errors.push(error(
                     ast.start,
                     format!("condition must be true/false, found {}", compiler.object(&ast, other.ty())),
-                ))
+                ));
+                None
             }
         };
-        Ok(Condition { source: src.into(), root, features: compiler.features })
+        match root {
+            Some(root) => Ok(Condition { source: src.into(), root, features: compiler.features }),
+            None => {
+                errors.sort_by_key(|e| e.offset);
+                Err(errors)
+            }
+        }
     }
 
     /// Evaluates the condition for one event. Unknown (a missing value decided the outcome)
@@ -918,11 +936,14 @@ struct Compiler<'a> {
     schema: &'a dyn Schema,
     /// Features resolved so far, deduplicated, in order of first appearance.
     features: Vec<FeatureId>,
+    /// Every error found so far. A part that failed lowers to `None`, and what contains it
+    /// reports nothing more about it, so one mistake is one error, and two are two.
+    errors: Vec<ExprError>,
 }
 
 impl Compiler<'_> {
-    fn lower(&mut self, node: &Node<'_>) -> Result<Typed, ExprError> {
-        Ok(match &node.kind {
+    fn lower(&mut self, node: &Node<'_>) -> Option<Typed> {
+        Some(match &node.kind {
             Kind::Num(x) => Typed::Num(NumExpr::Const(*x)),
             Kind::Str(s) => Typed::Str(StrExpr::Const((*s).into())),
             Kind::Bool(b) => Typed::Bool(BoolExpr::Const(*b)),
@@ -934,22 +955,28 @@ impl Compiler<'_> {
             }
             Kind::Logic { op, op_texts, operands } => {
                 let mut lowered = Vec::with_capacity(operands.len());
+                let mut failed = false;
                 for (k, operand) in operands.iter().enumerate() {
                     let op_text = op_texts[k.saturating_sub(1)];
-                    match self.boolean(operand, op_text, "true/false values")? {
+                    // Every operand is checked, even after one failed.
+                    match self.boolean(operand, op_text, "true/false values") {
+                        None => failed = true,
                         // `(a && b) && c` is the same chain as `a && b && c`.
-                        BoolExpr::Logic(inner_op, inner) if inner_op == *op => {
+                        Some(BoolExpr::Logic(inner_op, inner)) if inner_op == *op => {
                             lowered.extend(inner.into_vec());
                         }
-                        e => lowered.push(e),
+                        Some(e) => lowered.push(e),
                     }
+                }
+                if failed {
+                    return None;
                 }
                 Typed::Bool(BoolExpr::Logic(*op, lowered.into_boxed_slice()))
             }
             Kind::Arith { op, lhs, rhs } => {
-                let l = self.num(lhs, op.symbol(), "numbers")?;
-                let r = self.num(rhs, op.symbol(), "numbers")?;
-                Typed::Num(NumExpr::arith(*op, l, r))
+                let l = self.num(lhs, op.symbol(), "numbers");
+                let r = self.num(rhs, op.symbol(), "numbers");
+                Typed::Num(NumExpr::arith(*op, l?, r?))
             }
             Kind::Compare { op, lhs, rhs } => Typed::Bool(self.compare(*op, lhs, rhs)?),
             Kind::In { lhs, items, negated } => {
@@ -959,61 +986,64 @@ impl Compiler<'_> {
         })
     }
 
-    fn feature(&mut self, name: &str, offset: usize) -> Result<Typed, ExprError> {
-        let (id, ty) =
-            self.schema.resolve(name).ok_or_else(|| error(offset, format!("unknown feature `{name}`")))?;
+    fn fail<T>(&mut self, e: ExprError) -> Option<T> {
+        self.errors.push(e);
+        None
+    }
+
+    fn feature(&mut self, name: &str, offset: usize) -> Option<Typed> {
+        let Some((id, ty)) = self.schema.resolve(name) else {
+            return self.fail(error(offset, format!("unknown feature `{name}`")));
+        };
         if !self.features.contains(&id) {
             self.features.push(id);
         }
-        Ok(match ty {
+        Some(match ty {
             Type::Num => Typed::Num(NumExpr::Feature(id)),
             Type::Str => Typed::Str(StrExpr::Feature(id)),
             Type::Bool => Typed::Bool(BoolExpr::Feature(id)),
         })
     }
 
-    fn compare(&mut self, op: CmpOp, lhs: &Node<'_>, rhs: &Node<'_>) -> Result<BoolExpr, ExprError> {
+    fn compare(&mut self, op: CmpOp, lhs: &Node<'_>, rhs: &Node<'_>) -> Option<BoolExpr> {
         if !matches!(op, CmpOp::Eq | CmpOp::Ne) {
-            let l = self.num(lhs, op.symbol(), "numbers")?;
-            let r = self.num(rhs, op.symbol(), "numbers")?;
-            return Ok(num_cmp(op, l, r));
+            let l = self.num(lhs, op.symbol(), "numbers");
+            let r = self.num(rhs, op.symbol(), "numbers");
+            return Some(num_cmp(op, l?, r?));
         }
-        Ok(match (self.lower(lhs)?, self.lower(rhs)?) {
+        let (l, r) = (self.lower(lhs), self.lower(rhs));
+        Some(match (l?, r?) {
             (Typed::Num(l), Typed::Num(r)) => num_cmp(op, l, r),
             (Typed::Str(l), Typed::Str(r)) => str_cmp(op, l, r),
             (Typed::Bool(l), Typed::Bool(r)) => BoolExpr::BoolCmp(op, Box::new(l), Box::new(r)),
             (l, r) => {
-                return Err(error(
-                    lhs.start,
-                    format!(
-                        "type mismatch: {}, compared with {}",
-                        self.subject(lhs, l.ty()),
-                        self.object(rhs, r.ty())
-                    ),
-                ))
+                let message = format!(
+                    "type mismatch: {}, compared with {}",
+                    self.subject(lhs, l.ty()),
+                    self.object(rhs, r.ty())
+                );
+                return self.fail(error(lhs.start, message));
             }
         })
     }
 
-    fn membership(&mut self, lhs: &Node<'_>, items: &[Node<'_>]) -> Result<BoolExpr, ExprError> {
+    fn membership(&mut self, lhs: &Node<'_>, items: &[Node<'_>]) -> Option<BoolExpr> {
         let lowered = self.lower(lhs)?;
         let ty = lowered.ty();
         for item in items {
             let item_ty = item.literal_type().unwrap_or(ty);
             if item_ty != ty {
-                return Err(error(
-                    item.start,
-                    format!(
-                        "type mismatch: {}, but list item {} is a {}",
-                        self.subject(lhs, ty),
-                        self.text(item),
-                        type_name(item_ty)
-                    ),
-                ));
+                let message = format!(
+                    "type mismatch: {}, but list item {} is a {}",
+                    self.subject(lhs, ty),
+                    self.text(item),
+                    type_name(item_ty)
+                );
+                return self.fail(error(item.start, message));
             }
         }
         // The lists are built once here, so evaluation is a plain scan.
-        Ok(match lowered {
+        Some(match lowered {
             Typed::Num(e) => BoolExpr::NumIn(
                 Box::new(e),
                 items
@@ -1048,18 +1078,24 @@ impl Compiler<'_> {
     }
 
     /// Lowers an operand that must be a number; `op` and `needs` complete the error message.
-    fn num(&mut self, node: &Node<'_>, op: &str, needs: &str) -> Result<NumExpr, ExprError> {
+    fn num(&mut self, node: &Node<'_>, op: &str, needs: &str) -> Option<NumExpr> {
         match self.lower(node)? {
-            Typed::Num(e) => Ok(e),
-            other => Err(self.operand_error(node, other.ty(), op, needs)),
+            Typed::Num(e) => Some(e),
+            other => {
+                let e = self.operand_error(node, other.ty(), op, needs);
+                self.fail(e)
+            }
         }
     }
 
     /// Lowers an operand that must be a boolean; `op` and `needs` complete the error message.
-    fn boolean(&mut self, node: &Node<'_>, op: &str, needs: &str) -> Result<BoolExpr, ExprError> {
+    fn boolean(&mut self, node: &Node<'_>, op: &str, needs: &str) -> Option<BoolExpr> {
         match self.lower(node)? {
-            Typed::Bool(e) => Ok(e),
-            other => Err(self.operand_error(node, other.ty(), op, needs)),
+            Typed::Bool(e) => Some(e),
+            other => {
+                let e = self.operand_error(node, other.ty(), op, needs);
+                self.fail(e)
+            }
         }
     }
 
@@ -1176,6 +1212,23 @@ mod tests {
         for needle in needles {
             assert!(e.message.contains(needle), "{src:?}: {e} lacks {needle:?}");
         }
+    }
+
+    #[test]
+    fn every_type_error_is_reported_in_order() {
+        let src = "event.amout > 1 || customer.segment == 42 || -signal.night > 0";
+        let errors = Condition::compile_all(src, &TestSchema).unwrap_err();
+        let found: Vec<(usize, &str)> = errors.iter().map(|e| (e.offset, e.message.as_str())).collect();
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert_eq!(found[0], (0, "unknown feature `event.amout`"));
+        assert_eq!(found[1].0, src.find("customer.segment").unwrap());
+        assert!(found[1].1.starts_with("type mismatch: `customer.segment` is a string"), "{found:#?}");
+        assert_eq!(found[2].0, src.find("signal.night").unwrap());
+        // `compile` keeps the first, and a syntax error is still one error.
+        assert_eq!(compile_err(src).message, "unknown feature `event.amout`");
+        assert_eq!(Condition::compile_all("a.b > ", &TestSchema).unwrap_err().len(), 1);
+        // No cascade: a failed operand does not also make its parent a mismatch.
+        assert_eq!(Condition::compile_all("event.nope == 'x'", &TestSchema).unwrap_err().len(), 1);
     }
 
     #[test]

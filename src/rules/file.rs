@@ -152,7 +152,7 @@ impl Checker<'_> {
         v: Option<&Spanned<Value>>,
         key: &str,
         at: usize,
-        known: &dyn Fn(&str) -> bool,
+        known: &dyn Fn(&str) -> Result<(), String>,
     ) -> Option<Localized> {
         let Some(v) = v else {
             self.error(
@@ -176,7 +176,7 @@ impl Checker<'_> {
                 ok = false;
                 continue;
             };
-            match Template::compile(text, known) {
+            match Template::compile_checked(text, known) {
                 Ok(t) => by_language.push((language.clone(), t)),
                 Err(why) => {
                     self.error(v.span().start, format!("`{key}.{language}`: {why}"));
@@ -376,12 +376,14 @@ fn check_rule(c: &mut Checker<'_>, r: RawRule, at: usize) -> Option<Rule> {
     let condition = r.when.as_ref().and_then(|v| {
         let src = c.string(v, "when")?;
         let schema = RuleSchema { detector: detector_kind };
-        match Condition::compile(&src, &schema) {
+        match Condition::compile_all(&src, &schema) {
             Ok(cond) => Some(cond),
-            Err(e) => {
+            Err(errors) => {
                 // The span starts at the opening quote; count lines inside the string too.
                 let quote = if c.text[v.span().start..].starts_with("\"\"\"") { 3 } else { 1 };
-                c.error(v.span().start + quote + e.offset, format!("`when`: {e}"));
+                for e in errors {
+                    c.error(v.span().start + quote + e.offset, format!("`when`: {e}"));
+                }
                 None
             }
         }
@@ -403,17 +405,7 @@ fn check_rule(c: &mut Checker<'_>, r: RawRule, at: usize) -> Option<Rule> {
             }
         }),
     };
-    let facts = detector_kind.map(DetectorKind::facts).unwrap_or(&[]);
-    let known = |name: &str| {
-        if is_absence {
-            // An absence rule fires on no event: its facts are the wait's.
-            return crate::detect::absence::FACTS.iter().any(|(n, _)| *n == name)
-                || CUSTOMER_PLACEHOLDERS.contains(&name);
-        }
-        facts.iter().any(|(n, _)| *n == name)
-            || EVENT_FACTS.iter().any(|(n, _)| *n == name)
-            || CUSTOMER_PLACEHOLDERS.contains(&name)
-    };
+    let known = |name: &str| placeholder_check(name, is_absence, detector_kind);
     let title = c.localized(r.title.as_ref(), "title", at, &known);
     let explanation = c.localized(r.explanation.as_ref(), "explanation", at, &known);
     let script = c.localized(r.script.as_ref(), "script", at, &known);
@@ -538,10 +530,12 @@ fn absence(c: &mut Checker<'_>, r: &RawRule, at: usize) -> Option<Absence> {
         };
         let when = match t.get("when") {
             None => None,
-            Some(Value::String(src)) => match Condition::compile(src, &RuleSchema { detector: None }) {
+            Some(Value::String(src)) => match Condition::compile_all(src, &RuleSchema { detector: None }) {
                 Ok(cond) => Some(cond),
-                Err(e) => {
-                    c.error(v.span().start, format!("`{key}.when`: {e}"));
+                Err(errors) => {
+                    for e in errors {
+                        c.error(v.span().start, format!("`{key}.when`: {e}"));
+                    }
                     return None;
                 }
             },
@@ -575,13 +569,57 @@ fn absence(c: &mut Checker<'_>, r: &RawRule, at: usize) -> Option<Absence> {
     Some(Absence { after, after_when, absent, absent_when, within })
 }
 
+/// Detectors whose signals carry the [`EVENT_FACTS`] too (their `detect` adds
+/// `detect::event_facts`). Other detectors' signals do not: an event fact in their templates
+/// would render as `?`, so the check refuses it.
+const WITH_EVENT_FACTS: &[DetectorKind] =
+    &[DetectorKind::AmountAnomaly, DetectorKind::CardTesting, DetectorKind::AccountTakeover];
+
+/// Whether a rule's templates may use the placeholder `name`: what its signals carry (the
+/// detector's facts; the event facts for a rule without a detector or a detector in
+/// [`WITH_EVENT_FACTS`]; the wait's facts for an absence rule) and the customer placeholders.
+/// Anything else is an error saying why, so that whatever passes the check renders.
+fn placeholder_check(name: &str, is_absence: bool, detector: Option<DetectorKind>) -> Result<(), String> {
+    let has = |facts: &[(&str, crate::vocab::Type)]| facts.iter().any(|(n, _)| *n == name);
+    if CUSTOMER_PLACEHOLDERS.contains(&name) {
+        return Ok(());
+    }
+    if is_absence {
+        // An absence rule fires on no event: its facts are the wait's.
+        return if has(crate::detect::absence::FACTS) {
+            Ok(())
+        } else {
+            Err(format!("unknown placeholder `{{{name}}}`"))
+        };
+    }
+    let facts = detector.map(DetectorKind::facts).unwrap_or(&[]);
+    if has(facts) {
+        return Ok(());
+    }
+    let event_facts = detector.is_none_or(|d| WITH_EVENT_FACTS.contains(&d));
+    match detector {
+        Some(d) if has(EVENT_FACTS) && !event_facts => {
+            let detector = serde_json::to_value(d).ok().and_then(|v| v.as_str().map(str::to_string));
+            let own: Vec<&str> = facts.iter().map(|(n, _)| *n).collect();
+            Err(format!(
+                "placeholder `{{{name}}}` is an event fact, which `{}` signals do not carry (it would \
+                 render as `?`); use the detector's facts: {}",
+                detector.unwrap_or_default(),
+                own.join(", ")
+            ))
+        }
+        _ if event_facts && has(EVENT_FACTS) => Ok(()),
+        _ => Err(format!("unknown placeholder `{{{name}}}`")),
+    }
+}
+
 /// The `[[rule.script_variant]]` tables of a rule: each a `when` over the signal's facts and a
 /// `script` in every language (see `variant`).
 fn script_variants(
     c: &mut Checker<'_>,
     raw: &[RawTable],
     detector: Option<DetectorKind>,
-    known: &dyn Fn(&str) -> bool,
+    known: &dyn Fn(&str) -> Result<(), String>,
 ) -> Option<Vec<ScriptVariant>> {
     let before = c.errors.len();
     let mut variants = Vec::new();
@@ -603,9 +641,11 @@ fn script_variants(
             Some(v) => c.string(v, "script_variant.when").and_then(|src| {
                 match super::variant::compile_condition(&src, detector) {
                     Ok(cond) => Some(cond),
-                    Err(e) => {
+                    Err(errors) => {
                         let quote = if c.text[v.span().start..].starts_with("\"\"\"") { 3 } else { 1 };
-                        c.error(v.span().start + quote + e.offset, format!("`script_variant.when`: {e}"));
+                        for e in errors {
+                            c.error(v.span().start + quote + e.offset, format!("`script_variant.when`: {e}"));
+                        }
                         None
                     }
                 }
@@ -726,6 +766,52 @@ actions = ["block_card", "confirm_with_customer"]
         );
         assert!(errors.iter().any(|e| e.starts_with("f.toml:10: unknown key `colour`")), "{errors:#?}");
         assert!(errors.iter().any(|e| e.contains("unknown placeholder `{to_cty}`")), "{errors:#?}");
+    }
+
+    #[test]
+    fn a_when_with_two_errors_reports_both_with_line_and_column() {
+        let when = "signal.speed_mph > 1000 && event.country == 42";
+        let bad = GOOD.replace("signal.speed_kmh > 1000", when);
+        let errors = errors_of(&bad);
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(
+            errors[0].starts_with("f.toml:8: `when`: column 1: unknown feature `signal.speed_mph`"),
+            "{errors:#?}"
+        );
+        let column = when.find("event.country").unwrap() + 1;
+        assert!(
+            errors[1]
+                .starts_with(&format!("f.toml:8: `when`: column {column}: type mismatch: `event.country`")),
+            "{errors:#?}"
+        );
+        // An unknown name inside a comparison is one error, not also a type mismatch.
+        let errors = errors_of(&GOOD.replace("signal.speed_kmh > 1000", "signal.nope == 'x' && event.nope"));
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(errors.iter().all(|e| e.contains("unknown feature")), "{errors:#?}");
+    }
+
+    #[test]
+    fn an_event_fact_a_detector_does_not_carry_is_refused_with_its_line() {
+        // `{city}` passed the check here but rendered `?`: impossible_travel signals carry
+        // `from_city`/`to_city`, not the event facts.
+        let bad = GOOD.replace("explanation.en = \"{from_city}", "explanation.en = \"{city}, {from_city}");
+        assert_ne!(bad, GOOD);
+        let errors = errors_of(&bad);
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(
+            errors[0].starts_with("f.toml:12: `explanation.en`: placeholder `{city}` is an event fact"),
+            "{errors:#?}"
+        );
+        assert!(errors[0].contains("`impossible_travel`") && errors[0].contains("to_city"), "{errors:#?}");
+        // Detectors that do carry them, and rules without a detector, may use them.
+        let anomaly = GOOD
+            .replace("impossible_travel", "amount_anomaly")
+            .replace("params = { max_speed_kmh = 900 }\n", "")
+            .replace("signal.speed_kmh > 1000", "signal.ratio > 10")
+            .replace("{card}", "{city}")
+            .replace("{from_city} → {to_city}: {distance_km} km in {minutes} min", "{merchant} {amount}")
+            .replace("{from_city} → {to_city}: {distance_km} км за {minutes} мин", "{merchant} {amount}");
+        assert_eq!(errors_of(&anomaly), Vec::<String>::new());
     }
 
     #[test]

@@ -24,6 +24,20 @@ pub const CUSTOMER_PLACEHOLDERS: &[&str] = &["customer_name", "customer_id", "se
 impl Template {
     /// Compiles `src`, accepting the placeholder names for which `known` is true.
     pub fn compile(src: &str, known: &dyn Fn(&str) -> bool) -> Result<Template, String> {
+        Template::compile_checked(src, &|name| {
+            if known(name) {
+                Ok(())
+            } else {
+                Err(format!("unknown placeholder `{{{name}}}`"))
+            }
+        })
+    }
+
+    /// Compiles `src`; `check` accepts a placeholder name or says why not (the error).
+    pub fn compile_checked(
+        src: &str,
+        check: &dyn Fn(&str) -> Result<(), String>,
+    ) -> Result<Template, String> {
         let mut pieces = Vec::new();
         let mut text = String::new();
         let mut chars = src.char_indices().peekable();
@@ -42,9 +56,7 @@ impl Template {
                     let end =
                         rest.find('}').ok_or_else(|| format!("unclosed `{{` at character {}", i + 1))?;
                     let name = rest[..end].trim();
-                    if !known(name) {
-                        return Err(format!("unknown placeholder `{{{name}}}`"));
-                    }
+                    check(name)?;
                     if !text.is_empty() {
                         pieces.push(Piece::Text(std::mem::take(&mut text)));
                     }

@@ -56,16 +56,18 @@ impl Features for SignalFeatures<'_> {
 
 /// Compiles a variant's condition for a rule with `detector`. An `event.*` or `customer.*` name
 /// is refused with a message saying why.
-pub fn compile_condition(src: &str, detector: Option<DetectorKind>) -> Result<Condition, ExprError> {
-    Condition::compile(src, &SignalSchema { detector }).map_err(|mut e| {
-        if e.message.starts_with("unknown feature `event.")
-            || e.message.starts_with("unknown feature `customer.")
-        {
-            e.message.push_str(" (a script variant reads only the signal's facts, `signal.<fact>`)");
-        } else if e.message.starts_with("unknown feature `signal.") && detector.is_none() {
-            e.message.push_str(" (a rule without a detector has no signal facts)");
+pub fn compile_condition(src: &str, detector: Option<DetectorKind>) -> Result<Condition, Vec<ExprError>> {
+    Condition::compile_all(src, &SignalSchema { detector }).map_err(|mut errors| {
+        for e in &mut errors {
+            if e.message.starts_with("unknown feature `event.")
+                || e.message.starts_with("unknown feature `customer.")
+            {
+                e.message.push_str(" (a script variant reads only the signal's facts, `signal.<fact>`)");
+            } else if e.message.starts_with("unknown feature `signal.") && detector.is_none() {
+                e.message.push_str(" (a rule without a detector has no signal facts)");
+            }
         }
-        e
+        errors
     })
 }
 

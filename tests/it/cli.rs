@@ -1,5 +1,6 @@
 //! The `callahead` binary end to end: `rules check` on good and broken rule directories,
-//! `replay` on a file with good, duplicate and bad lines, and `demo`.
+//! `replay` on a file with good, duplicate and bad lines, `demo`, and `backtest` (a candidate pack
+//! against `rules/`, with and without past outcomes in a store).
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -193,4 +194,189 @@ fn tokens_are_printed_once_and_stored_as_hashes() {
     let revoked = tokens(&["revoke", "--name", "maria"]);
     assert!(text(&revoked.stdout).contains("revoked 1"), "{}", text(&revoked.stdout));
     assert!(runtime.block_on(store.token(&hash)).unwrap().unwrap().revoked);
+}
+
+/// A candidate pack for `backtest`: a copy of `rules/` without `card_testing`, with
+/// `amount_anomaly` raised from medium to high, and the generated input with one bad line.
+fn backtest_inputs(name: &str) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let dir = temp_dir(name);
+    let next = dir.join("next");
+    std::fs::create_dir_all(next.join("outreach")).unwrap();
+    for entry in std::fs::read_dir(root().join("rules"))
+        .unwrap()
+        .chain(std::fs::read_dir(root().join("rules/outreach")).unwrap())
+    {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let relative = path.strip_prefix(root().join("rules")).unwrap();
+            std::fs::copy(&path, next.join(relative)).unwrap();
+        }
+    }
+    let fraud = std::fs::read_to_string(next.join("fraud.toml")).unwrap();
+    let (a, b) = (
+        fraud.find("[[rule]]\nid = \"card_testing\"").expect("card_testing in rules/fraud.toml"),
+        fraud.find("[[rule]]\nid = \"account_takeover\"").expect("account_takeover after it"),
+    );
+    let anomaly = fraud.find("id = \"amount_anomaly\"").unwrap();
+    let mut changed = format!("{}{}", &fraud[..a], &fraud[b..]);
+    let severity = anomaly + changed[anomaly..].find("severity = \"medium\"").unwrap();
+    changed.replace_range(severity..severity + "severity = \"medium\"".len(), "severity = \"high\"");
+    std::fs::write(next.join("fraud.toml"), changed).unwrap();
+    let g = generate(&StreamSpec { customers: 300, days: 64, seed: 7, scenarios: true, noise: true });
+    let mut lines = g.lines.clone();
+    lines.insert(100, "{not json".to_string());
+    let input = dir.join("events.jsonl");
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    (dir, next, input)
+}
+
+fn rule_of<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    report["rules"].as_array().unwrap().iter().find(|r| r["rule"] == id).unwrap_or_else(|| panic!("no {id}"))
+}
+
+#[test]
+fn backtest_reports_gone_rules_changed_priorities_and_counts() {
+    let (dir, next, input) = backtest_inputs("backtest");
+    let out = callahead(&[
+        "backtest",
+        "--rules",
+        next.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(report["input"]["invalid"], 1);
+    assert!(
+        report["input"]["invalid_lines"][0].as_str().unwrap().starts_with("line 101: malformed JSON"),
+        "{report}"
+    );
+
+    let gone = rule_of(&report, "card_testing");
+    assert_eq!(gone["status"], "gone");
+    assert!(gone["candidate"].is_null());
+    assert!(gone["current"]["tasks_opened"].as_u64().unwrap() > 0, "{gone}");
+    assert_eq!(gone["tasks_gone"], gone["current"]["tasks_opened"]);
+
+    let anomaly = rule_of(&report, "amount_anomaly");
+    assert_eq!(
+        (anomaly["current"]["severity"].as_str(), anomaly["candidate"]["severity"].as_str()),
+        (Some("medium"), Some("high"))
+    );
+    assert!(anomaly["priority_changed"].as_u64().unwrap() > 0, "{anomaly}");
+    for e in anomaly["priority_examples"].as_array().unwrap() {
+        assert!(e["candidate"].as_u64() < e["current"].as_u64(), "more urgent now: {e}");
+    }
+    assert_eq!(report["priority_changed"], anomaly["priority_changed"]);
+
+    let travel = rule_of(&report, "impossible_travel");
+    assert_eq!(travel["status"], "kept");
+    assert!(travel["candidate"]["tasks_opened"].as_u64().unwrap() > 0);
+    assert!(travel["candidate"]["customers"].as_u64().unwrap() > 0);
+    assert_eq!(travel["current"], travel["candidate"], "an unchanged rule does the same");
+    let tasks = |pack: &str| report[pack]["tasks"].as_u64().unwrap();
+    assert!(tasks("candidate") < tasks("current"), "{report}");
+    assert!(report["rules"].as_array().unwrap().iter().all(|r| r["precision"].is_null()), "no --store");
+
+    // The table for people says the same.
+    let out = callahead(&["backtest", "--rules", next.to_str().unwrap(), "--input", input.to_str().unwrap()]);
+    let table = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(table.lines().any(|l| l.starts_with("card_testing ") && l.contains(" gone ")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("amount_anomaly ") && l.contains("medium→high")), "{table}");
+
+    // A broken candidate is refused with file:line, and nothing is replayed.
+    let fraud = std::fs::read_to_string(next.join("fraud.toml")).unwrap();
+    std::fs::write(
+        dir.join("next/fraud.toml"),
+        fraud.replacen("severity = \"high\"", "severity = \"urgent\"", 1),
+    )
+    .unwrap();
+    let out = callahead(&["backtest", "--rules", next.to_str().unwrap(), "--input", input.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("fraud.toml:"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("`severity` is `urgent`"), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn backtest_reads_precision_from_past_outcomes_in_the_store() {
+    use callahead::task::{ChangeKind, Outcome, TaskChange, TaskStatus};
+    let (dir, next, input) = backtest_inputs("backtest-store");
+    // Past resolved tasks: impossible_travel 2 confirmed, 1 legitimate (and 1 unreachable,
+    // left out); amount_anomaly 1 legitimate; nothing for card_testing.
+    let rules = callahead::rules::RuleSet::load_dir(&root().join("rules")).unwrap();
+    let mut replay = callahead::replay::Replay::new(&rules);
+    let g = generate(&StreamSpec { customers: 30, days: 64, seed: 3, scenarios: true, noise: false });
+    for (k, line) in g.lines.iter().enumerate() {
+        replay.feed(k as u64 + 1, line.as_bytes());
+    }
+    let (tasks, _) = replay.into_tasks();
+    let past = [
+        ("impossible_travel", Outcome::ConfirmedFraud),
+        ("impossible_travel", Outcome::ConfirmedFraud),
+        ("impossible_travel", Outcome::Legitimate),
+        ("impossible_travel", Outcome::Unreachable),
+        ("amount_anomaly", Outcome::Legitimate),
+    ];
+    assert!(tasks.len() >= past.len());
+    let changes: Vec<TaskChange> = tasks
+        .iter()
+        .zip(past)
+        .map(|(t, (rule, outcome))| {
+            let mut t = t.clone();
+            t.rules = vec![rule.to_string()];
+            t.status = TaskStatus::Resolved;
+            t.outcome = Some(outcome);
+            t.version += 1;
+            TaskChange::by_engine(ChangeKind::Resolved, t, None)
+        })
+        .collect();
+    let url = format!("sqlite://{}", dir.join("tasks.db").display());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let store = runtime.block_on(callahead::store::TaskStore::connect(&url)).unwrap();
+    runtime.block_on(store.write(&changes, &[])).unwrap();
+    drop(store);
+
+    let out = callahead(&[
+        "backtest",
+        "--rules",
+        next.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--store",
+        &url,
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcomes_read"], true);
+    let travel = &rule_of(&report, "impossible_travel")["precision"];
+    assert_eq!(
+        (travel["confirmed"].as_i64(), travel["legitimate"].as_i64(), travel["other"].as_i64()),
+        (Some(2), Some(1), Some(1)),
+        "{travel}"
+    );
+    assert!((travel["precision"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9, "{travel}");
+    let anomaly = &rule_of(&report, "amount_anomaly")["precision"];
+    assert_eq!(anomaly["precision"].as_f64(), Some(0.0), "{anomaly}");
+    let testing = &rule_of(&report, "card_testing")["precision"];
+    assert!(testing["precision"].is_null() && testing["confirmed"] == 0, "{testing}");
+
+    let out = callahead(&[
+        "backtest",
+        "--rules",
+        next.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--store",
+        &url,
+    ]);
+    let table = text(&out.stdout);
+    assert!(
+        table.lines().any(|l| l.starts_with("impossible_travel ") && l.ends_with("0.67 (2/3)")),
+        "{table}"
+    );
+    assert!(table.lines().any(|l| l.starts_with("card_testing ") && l.ends_with("no outcomes")), "{table}");
 }

@@ -13,7 +13,7 @@
 //! - `api`: the agents' API on the embedded mode, every endpoint and role, both stores;
 //! - `console`: the agents' console in a real headless Chromium;
 //! - `commands`: agents' actions through the commands topic, two instances, a SIGKILLed owner;
-//! - `cli`: the `callahead` binary end to end (`replay`, `rules check`, `demo`);
+//! - `cli`: the `callahead` binary end to end (`replay`, `rules check`, `demo`, `backtest`);
 //! - `serve`: the service against a real broker and both task stores;
 //! - `recovery`: SIGKILL, instances joining and leaving, a database outage: state and tasks survive;
 //! - `api_fuzz`: the agents' API fuzzed from its OpenAPI document (Schemathesis), on both stores;
