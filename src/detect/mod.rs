@@ -300,6 +300,13 @@ impl DetectorKind {
         }
     }
 
+    /// True if its signals carry the [`EVENT_FACTS`] of the event that made it fire (so a
+    /// rule's templates may use `{city}`, `{merchant}`, …): the rule checker refuses them for
+    /// the others, whose signals are not about one event.
+    pub fn carries_event_facts(self) -> bool {
+        matches!(self, DetectorKind::AmountAnomaly | DetectorKind::CardTesting | DetectorKind::AccountTakeover)
+    }
+
     /// True if the detector also runs on event-time timers (when nothing happens).
     pub fn uses_timers(self) -> bool {
         matches!(self, DetectorKind::ChurnRisk | DetectorKind::IncomeStopped)

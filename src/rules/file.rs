@@ -569,15 +569,9 @@ fn absence(c: &mut Checker<'_>, r: &RawRule, at: usize) -> Option<Absence> {
     Some(Absence { after, after_when, absent, absent_when, within })
 }
 
-/// Detectors whose signals carry the [`EVENT_FACTS`] too (their `detect` adds
-/// `detect::event_facts`). Other detectors' signals do not: an event fact in their templates
-/// would render as `?`, so the check refuses it.
-const WITH_EVENT_FACTS: &[DetectorKind] =
-    &[DetectorKind::AmountAnomaly, DetectorKind::CardTesting, DetectorKind::AccountTakeover];
-
 /// Whether a rule's templates may use the placeholder `name`: what its signals carry (the
 /// detector's facts; the event facts for a rule without a detector or a detector in
-/// [`WITH_EVENT_FACTS`]; the wait's facts for an absence rule) and the customer placeholders.
+/// `DetectorKind::carries_event_facts`; the wait's facts for an absence rule) and the customer placeholders.
 /// Anything else is an error saying why, so that whatever passes the check renders.
 fn placeholder_check(name: &str, is_absence: bool, detector: Option<DetectorKind>) -> Result<(), String> {
     let has = |facts: &[(&str, crate::vocab::Type)]| facts.iter().any(|(n, _)| *n == name);
@@ -596,7 +590,7 @@ fn placeholder_check(name: &str, is_absence: bool, detector: Option<DetectorKind
     if has(facts) {
         return Ok(());
     }
-    let event_facts = detector.is_none_or(|d| WITH_EVENT_FACTS.contains(&d));
+    let event_facts = detector.is_none_or(DetectorKind::carries_event_facts);
     match detector {
         Some(d) if has(EVENT_FACTS) && !event_facts => {
             let detector = serde_json::to_value(d).ok().and_then(|v| v.as_str().map(str::to_string));
