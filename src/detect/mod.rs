@@ -304,7 +304,10 @@ impl DetectorKind {
     /// rule's templates may use `{city}`, `{merchant}`, …): the rule checker refuses them for
     /// the others, whose signals are not about one event.
     pub fn carries_event_facts(self) -> bool {
-        matches!(self, DetectorKind::AmountAnomaly | DetectorKind::CardTesting | DetectorKind::AccountTakeover)
+        matches!(
+            self,
+            DetectorKind::AmountAnomaly | DetectorKind::CardTesting | DetectorKind::AccountTakeover
+        )
     }
 
     /// True if the detector also runs on event-time timers (when nothing happens).

@@ -326,6 +326,11 @@ mod tests {
     }
 
     #[test]
+    fn a_flow_takes_32_bytes() {
+        assert_eq!(size_of::<Flow>(), 32, "docs/detectors.md states it");
+    }
+
+    #[test]
     fn two_occurrences_a_month_apart_make_a_monthly_flow() {
         let f = run(&[
             (FlowKind::Income, "ACME Payroll", 2500.0, 0),
