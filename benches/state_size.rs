@@ -25,7 +25,7 @@ use callahead::event::{decode, Event, Profile};
 use callahead::ingest::generator::{generate, StreamSpec};
 use callahead::rules::RuleSet;
 use callahead::state::codec::encode;
-use callahead::state::{CardState, CustomerState, HeapSize, HistoryItem, PhysicalUse, Ring, DEDUP_IDS};
+use callahead::state::{CardState, CustomerState, HeapSize, HistoryItem, PhysicalUse, DEDUP_IDS};
 use callahead::time::{Timestamp, DAY};
 
 /// The system allocator, counting the bytes currently allocated.
@@ -457,7 +457,16 @@ fn print_layout() {
         size_of::<Profile>()
     );
     let fields = [
-        ("seen_ids (Ring<u64, 16>)", size_of::<Ring<u64, DEDUP_IDS>>()),
+        (
+            "seen_ids (SparseRing<u64, 16>: commands)",
+            size_of::<callahead::state::SparseRing<u64, DEDUP_IDS>>(),
+        ),
+        ("seen (SeenEvents: events in the horizon)", size_of_val(&c.seen)),
+        ("peaks (SpendPeaks)", size_of_val(&c.peaks)),
+        (
+            "flows, resolved_complaints (SparseList)",
+            size_of_val(&c.flows) + size_of_val(&c.resolved_complaints),
+        ),
         ("history (Ring<HistoryItem, 6>)", size_of_val(&c.history)),
         ("spend (SpendBaseline)", size_of_val(&c.spend)),
         ("money_out (Ring<MoneyOut, 4>)", size_of_val(&c.money_out)),

@@ -40,6 +40,7 @@ use crate::lifecycle;
 use crate::rules::codes::CodeField;
 use crate::rules::features::FeatureView;
 use crate::rules::{Mode, RuleSet};
+use crate::state::dedup::Seen;
 use crate::state::{CustomerState, FastHash, StateStore, MAX_PENDING_ABSENCES};
 use crate::task::{ChangeKind, Outcome, Task, TaskChange};
 use crate::time::{Timestamp, DAY, MINUTE};
@@ -87,6 +88,9 @@ pub struct Processed {
     /// Customers forgotten because they were idle (see [`Engine::expire_idle`]), with their
     /// partition. They are in `timer_touched` too, so the next checkpoint deletes their rows.
     pub expired: Vec<(i32, Box<str>)>,
+    /// The event is older than the customer's de-duplication horizon (`state::dedup`): not
+    /// applied, since a resend could not be told from a first delivery.
+    pub stale: bool,
     /// The event's coded field (a contact's reason, a complaint's category) and whether the rule
     /// pack knows its code (see `rules::codes`); `None` for other events.
     pub code: Option<(CodeField, bool)>,
@@ -195,9 +199,17 @@ impl Engine {
             };
             let state: &mut CustomerState = &mut entry;
             state.partition = partition;
-            if state.has_seen(&event.event_id) {
-                out.duplicate = true;
-                return out;
+            match state.seen_event(&event.event_id, event.ts) {
+                Seen::New => {}
+                Seen::Duplicate => {
+                    out.duplicate = true;
+                    return out;
+                }
+                // Older than the horizon: whether it was applied cannot be told; not applied.
+                Seen::BeyondHorizon => {
+                    out.stale = true;
+                    return out;
+                }
             }
             // A known alias becomes its code before anything counts or compares it.
             let (resolved, code) = rules.codes.resolve(event);

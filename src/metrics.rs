@@ -16,6 +16,7 @@ pub struct Metrics {
     pub events_invalid: IntCounterVec,
     pub dead_letters: IntCounter,
     pub duplicates: IntCounter,
+    pub stale: IntCounter,
     pub codes_unknown: IntCounterVec,
     pub engine_seconds: Histogram,
     pub signals: IntCounterVec,
@@ -263,6 +264,11 @@ impl Metrics {
                 &r,
                 "callahead_events_duplicate_total",
                 "Redelivered events ignored (event id already applied).",
+            ),
+            stale: counter(
+                &r,
+                "callahead_events_stale_total",
+                "Events older than their customer's de-duplication horizon (62 days before the customer's newest event): not applied, since a resend could not be told from a first delivery.",
             ),
             codes_unknown: counter_vec(
                 &r,

@@ -23,6 +23,8 @@ pub struct Summary {
     pub lines: u64,
     pub events: u64,
     pub duplicates: u64,
+    /// Events older than the customer's de-duplication horizon (not applied).
+    pub stale: u64,
     pub invalid: BTreeMap<&'static str, u64>,
     /// `line N: reason` for the first invalid lines.
     pub invalid_lines: Vec<String>,
@@ -74,6 +76,9 @@ impl<'r> Replay<'r> {
         if out.duplicate {
             self.summary.duplicates += 1;
         }
+        if out.stale {
+            self.summary.stale += 1;
+        }
         for hit in out.hits {
             let id = &self.rules.rules[hit.rule].id;
             let map = if hit.shadow { &mut self.summary.shadow_hits } else { &mut self.summary.live_hits };
@@ -121,6 +126,14 @@ impl Summary {
         );
         for (reason, n) in &self.invalid {
             let _ = writeln!(out, "  invalid {reason}: {n}");
+        }
+        if self.stale > 0 {
+            let _ = writeln!(
+                out,
+                "  {} events more than {} days older than their customer's newest: not applied (a resend cannot be told from a first delivery)",
+                self.stale,
+                crate::state::dedup::HORIZON_DAYS
+            );
         }
         for line in &self.invalid_lines {
             let _ = writeln!(out, "  {line}");

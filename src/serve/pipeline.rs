@@ -311,6 +311,9 @@ impl Durable {
         if stats.duplicates > 0 {
             m.duplicates.inc_by(stats.duplicates);
         }
+        if stats.stale > 0 {
+            m.stale.inc_by(stats.stale);
+        }
         for (field, n) in [CodeField::Reason, CodeField::Category].into_iter().zip(stats.unknown_codes) {
             if n > 0 {
                 m.codes_unknown.with_label_values(&[field.as_str()]).inc_by(n);

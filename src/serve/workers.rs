@@ -65,6 +65,8 @@ pub(super) struct Stats {
     /// Firings per rule (index in the batch's rule set).
     pub signals: Vec<u64>,
     pub duplicates: u64,
+    /// Events beyond their customer's de-duplication horizon (not applied).
+    pub stale: u64,
     /// Events with a code the rule pack does not know, per field (reason, category).
     pub unknown_codes: [u64; 2],
     /// Commands per (action, result).
@@ -170,6 +172,9 @@ fn process(context: &Context, rules: &RuleSet, messages: Vec<OwnedMessage>) -> O
                 let applied = context.engine.process_in(partition, rules, &event);
                 if let Some((field, false)) = applied.code {
                     out.stats.unknown_codes[field as usize] += 1;
+                }
+                if applied.stale {
+                    out.stats.stale += 1;
                 }
                 if applied.duplicate {
                     out.stats.duplicates += 1;

@@ -38,7 +38,10 @@
 //! (postcard writes an empty list as one zero byte, which is appended). Version 4 added, after
 //! them, the longer spending memory (`peaks`), the recurring flows and the resolved complaint
 //! categories: an older row is read with those appended empty (`v4_tail`), so customers keep
-//! everything else and learn their flows and peaks afresh.
+//! everything else and learn their flows and peaks afresh. Version 5 appended the events seen
+//! within the de-duplication horizon (`dedup::SeenEvents`) and keeps only command ids in the
+//! ring that held event ids too (stored alike): an older row is read with no events seen in the
+//! index, its ring's event ids still honoured (`CustomerState::seen_event`).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -55,7 +58,7 @@ use crate::time::Timestamp;
 use crate::vocab::{Queue, Severity};
 
 /// The layout version written first; [`decode`] refuses any other.
-pub const FORMAT_VERSION: u8 = 4;
+pub const FORMAT_VERSION: u8 = 5;
 
 /// Why stored bytes could not be restored into a customer's state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,14 +87,19 @@ pub fn decode(bytes: &[u8], interner: &Interner) -> Result<CustomerState, CodecE
     let migrated;
     let body = match version {
         FORMAT_VERSION => body,
+        // Version 4 is version 5 without the trailing events seen.
+        4 => {
+            migrated = [body, &v5_tail()].concat();
+            &migrated[..]
+        }
         // Version 3 is version 4 without the trailing peaks, flows and resolved complaints.
         3 => {
-            migrated = [body, &v4_tail()].concat();
+            migrated = [body, &v4_tail(), &v5_tail()].concat();
             &migrated[..]
         }
         // Version 2 is version 3 without the trailing list of pending absences.
         2 => {
-            migrated = [body, &[0u8], &v4_tail()].concat();
+            migrated = [body, &[0u8], &v4_tail(), &v5_tail()].concat();
             &migrated[..]
         }
         _ => return Err(CodecError::UnknownVersion { found: version }),
@@ -112,6 +120,11 @@ fn v4_tail() -> Vec<u8> {
     let empty = CustomerState::default();
     postcard::to_allocvec(&(&empty.peaks, &empty.flows, &empty.resolved_complaints))
         .expect("empty parts serialize")
+}
+
+/// What version 5 appended, empty: the bytes a version-4 row lacks.
+fn v5_tail() -> Vec<u8> {
+    postcard::to_allocvec(&CustomerState::default().seen).expect("an empty index serializes")
 }
 
 /// Replaces every interned string of a decoded state with the interner's shared copy.
@@ -408,6 +421,7 @@ mod tests {
             );
             s.apply(&ev(&line), interner);
         }
+        s.remember_id("cmd-1");
         s.mark_fired(42, Timestamp(1_000));
         s.mark_fired(7, Timestamp(2_000));
         s.trust(&[Country::parse("KH").unwrap()], &["tablet"]);
@@ -545,8 +559,17 @@ mod tests {
         assert_eq!(restored.partition, 0, "the partition is not stored");
         assert_eq!(restored.profile, original.profile);
         assert_eq!(restored.profile_at, original.profile_at);
-        assert!(restored.has_seen("w0") && restored.has_seen(&format!("w{}", DEDUP_IDS - 1)));
-        assert!(!restored.has_seen("k1"), "forgotten when the ring wrapped, as in the original");
+        let at = |t: &str| Timestamp::parse_rfc3339(t).unwrap();
+        use crate::state::dedup::Seen;
+        assert_eq!(restored.seen_event("w0", at("2026-11-25T00:00:00Z")), Seen::Duplicate);
+        assert_eq!(
+            restored.seen_event("k1", at("2026-11-24T10:00:00Z")),
+            Seen::Duplicate,
+            "every event within the horizon, not only the last {DEDUP_IDS}"
+        );
+        assert_eq!(restored.seen_event("k1", at("2026-11-23T10:00:00Z")), Seen::New, "another day");
+        assert!(restored.has_seen("cmd-1"), "a command id");
+        assert_eq!(original.seen, restored.seen);
         assert_eq!(
             original.seen_ids.iter().collect::<Vec<_>>(),
             restored.seen_ids.iter().collect::<Vec<_>>()
@@ -667,8 +690,8 @@ mod tests {
     }
 
     /// A version-2 row (before absence rules) is the version-3 layout without its last field:
-    /// it restores with no pending absence (and none of version 4's parts), everything else
-    /// intact.
+    /// it restores with no pending absence (and none of version 4's and 5's parts), everything
+    /// else intact.
     #[test]
     fn version_2_rows_restore_with_no_pending_absence() {
         let mut state = rich_state(&Interner::default());
@@ -676,13 +699,14 @@ mod tests {
         state.peaks = Default::default();
         state.flows = Default::default();
         state.resolved_complaints = Default::default();
-        let v4 = encode(&state);
-        let v3_len = v4.len() - v4_tail().len();
-        assert_eq!(v4[v3_len - 1], 0, "an empty list is one zero byte, last of version 3");
-        let mut v2 = v4[..v3_len - 1].to_vec();
+        state.seen = Default::default();
+        let v5 = encode(&state);
+        let v3_len = v5.len() - v4_tail().len() - v5_tail().len();
+        assert_eq!(v5[v3_len - 1], 0, "an empty list is one zero byte, last of version 3");
+        let mut v2 = v5[..v3_len - 1].to_vec();
         v2[0] = 2;
         let restored = decode(&v2, &Interner::default()).expect("a version-2 row restores");
-        assert_eq!(encode(&restored), v4);
+        assert_eq!(encode(&restored), v5);
     }
 
     #[test]
@@ -758,27 +782,48 @@ mod tests {
         let pin = (bytes.len(), xxhash_rust::xxh3::xxh3_64(&bytes));
         assert_eq!(
             pin,
-            (2069, 1441410802136941242),
+            (2096, 3621677766911806577),
             "the stored layout of CustomerState changed: bump FORMAT_VERSION, then pin the new values"
         );
     }
 
-    /// A version-3 row (no peaks, flows or resolved complaints) is read as version 4 with those
-    /// empty, and everything else kept.
+    /// Version-3 and version-4 rows are read as version 5 with the parts added since empty,
+    /// and everything else kept.
     #[test]
-    fn version_3_rows_are_read_with_the_new_parts_empty() {
+    fn version_3_and_4_rows_are_read_with_the_new_parts_empty() {
         let mut state = rich_state(&Interner::default());
+        state.seen = Default::default();
+        let v5 = encode(&state);
+        assert!(v5.ends_with(&v5_tail()), "the events seen are last");
+        let mut v4 = v5[..v5.len() - v5_tail().len()].to_vec();
+        v4[0] = 4;
+        assert_eq!(encode(&decode(&v4, &Interner::default()).unwrap()), v5);
         state.peaks = Default::default();
         state.flows = Default::default();
         state.resolved_complaints = Default::default();
-        let v4 = encode(&state);
-        let tail = v4_tail();
-        assert!(v4.ends_with(&tail), "the new parts are the last");
-        let mut v3 = v4[..v4.len() - tail.len()].to_vec();
+        let v5 = encode(&state);
+        let mut v3 = v5[..v5.len() - v5_tail().len() - v4_tail().len()].to_vec();
         v3[0] = 3;
         let restored = decode(&v3, &Interner::default()).unwrap();
-        assert_eq!(encode(&restored), v4);
+        assert_eq!(encode(&restored), v5);
         assert!(restored.flows.is_empty() && restored.history.len() == state.history.len());
+    }
+
+    /// A version-4 row's ring holds event ids: they still count as seen after the upgrade.
+    #[test]
+    fn event_ids_in_a_version_4_ring_are_still_duplicates() {
+        let interner = Interner::default();
+        let mut state = CustomerState::default();
+        let e = crate::event::decode(
+            br#"{"event_id":"old-1","type":"login","customer_id":"c","ts":"2026-11-25T10:00:00Z","channel":"mobile","success":true,"device_id":"p"}"#,
+        )
+        .unwrap();
+        state.remember_id("old-1"); // what version 4 did with an applied event's id
+        let v5 = encode(&state);
+        let mut v4 = v5[..v5.len() - v5_tail().len()].to_vec();
+        v4[0] = 4;
+        let restored = decode(&v4, &interner).unwrap();
+        assert_eq!(restored.seen_event("old-1", e.ts), crate::state::dedup::Seen::Duplicate);
     }
 
     /// What processing one event produced, in comparable form.

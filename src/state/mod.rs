@@ -13,6 +13,7 @@
 
 pub mod baseline;
 pub mod codec;
+pub mod dedup;
 pub mod flows;
 pub mod ring;
 pub mod sparse;
@@ -34,7 +35,8 @@ pub use flows::{Flow, FlowKind, Flows};
 pub use ring::Ring;
 pub use sparse::{HeapSize, Sparse, SparseList, SparsePart, SparseRing, Text};
 
-/// How many recent event ids each customer remembers for de-duplication.
+/// How many recent command ids each customer remembers for de-duplication (events are
+/// remembered over the whole horizon by [`dedup::SeenEvents`]).
 pub const DEDUP_IDS: usize = 16;
 /// Physical card uses kept per card; older than [`PHYSICAL_HORIZON`] before the newest are dropped.
 pub const PHYSICAL_USES: usize = 3;
@@ -501,7 +503,9 @@ pub struct CustomerState {
     pub profile: Option<CompactProfile>,
     /// Event time of the profile held (a late, older profile does not replace it).
     pub profile_at: Timestamp,
-    seen_ids: Ring<u64, DEDUP_IDS>,
+    /// Hashes of the last command ids applied (allocated on the first command: most customers
+    /// get none). Checkpoints written before format 5 hold event ids here too, still honoured.
+    seen_ids: SparseRing<u64, DEDUP_IDS>,
     pub cards: Vec<CardState>,
     pub spend: SpendBaseline,
     pub activity: ActivityBaseline,
@@ -535,6 +539,9 @@ pub struct CustomerState {
     /// means the fix did not hold. At most [`MAX_RESOLVED_COMPLAINTS`], the newest kept. Last in
     /// the stored layout (see `codec`).
     pub resolved_complaints: SparseList<(Timestamp, u64)>,
+    /// The events applied within [`dedup::HORIZON_DAYS`] of the newest (a redelivery days later
+    /// never counts twice). Last in the stored layout (see `codec`).
+    pub seen: dedup::SeenEvents,
     /// The input partition that owns this customer (0 until set). Not stored with the state:
     /// whoever restores a customer sets it.
     #[serde(skip)]
@@ -542,10 +549,19 @@ pub struct CustomerState {
 }
 
 impl CustomerState {
-    /// True if an event with this id was already applied (a redelivery).
-    pub fn has_seen(&self, event_id: &str) -> bool {
-        let h = hash_text(event_id);
+    /// True if a command with this id was already applied (a redelivery), or an event with this
+    /// id by a checkpoint written before format 5.
+    pub fn has_seen(&self, id: &str) -> bool {
+        let h = hash_text(id);
         self.seen_ids.iter().any(|&s| s == h)
+    }
+
+    /// Whether an event with this id and time was already applied (see [`dedup::Seen`]).
+    pub fn seen_event(&self, event_id: &str, at: Timestamp) -> dedup::Seen {
+        if self.has_seen(event_id) {
+            return dedup::Seen::Duplicate;
+        }
+        self.seen.check(event_id, at)
     }
 
     /// Remembers an id (of a command) so that its redelivery is recognised by [`Self::has_seen`].
@@ -578,7 +594,7 @@ impl CustomerState {
 
     /// Applies an event to the state. Call after detectors have read the state.
     pub fn apply(&mut self, event: &Event, interner: &Interner) {
-        self.seen_ids.push(hash_text(&event.event_id));
+        self.seen.record(&event.event_id, event.ts);
         let at = event.ts;
         if event.kind() != EventKind::CustomerProfile {
             self.activity.record(at);
@@ -832,6 +848,7 @@ impl CustomerState {
         let absences =
             self.absences.heap_bytes() + self.absences.iter().map(|a| a.detail.len()).sum::<usize>();
         let flows = self.flows.heap_bytes() + self.resolved_complaints.heap_bytes();
+        let seen = self.seen.heap_bytes() + self.seen_ids.heap_bytes();
         let learned = self
             .learned
             .as_ref()
@@ -854,6 +871,7 @@ impl CustomerState {
             + self.cooldowns.heap_bytes()
             + absences
             + flows
+            + seen
             + learned
             + incidents
     }
@@ -1039,9 +1057,10 @@ mod tests {
         let mut s = CustomerState::default();
         let i = Interner::default();
         let e = card("e1", "2026-11-24T10:00:00Z", "k", "Paris", 48.85, 2.35, "contactless");
-        assert!(!s.has_seen("e1"));
+        assert_eq!(s.seen_event("e1", e.ts), dedup::Seen::New);
         s.apply(&e, &i);
-        assert!(s.has_seen("e1"));
+        assert_eq!(s.seen_event("e1", e.ts), dedup::Seen::Duplicate);
+        assert!(!s.has_seen("e1"), "events are not in the commands' ring");
         assert_eq!(s.spend.count, 1);
     }
 

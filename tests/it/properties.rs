@@ -1,5 +1,6 @@
-//! Properties: redelivering events, and letting events arrive late within the allowed lateness,
-//! do not change the set of tasks (ids, customers, queues, rules).
+//! Properties: redelivering events (soon after, or a producer resending days of one customer's
+//! events days later), and letting events arrive late within the allowed lateness, do not change
+//! the set of tasks (ids, customers, queues, rules).
 
 use std::sync::OnceLock;
 
@@ -21,6 +22,28 @@ fn base() -> &'static (Vec<String>, Identity) {
         assert!(id.len() >= 10, "the base stream must have incidents to lose: {id:?}");
         (g.lines, id)
     })
+}
+
+/// Stricter than [`identity`]: also how many versions, signals and evidence events each task
+/// has, so that an event counted twice (a signal more, a task enriched again) shows.
+type Strict = Vec<(String, u32, usize, usize, Vec<String>)>;
+
+fn strict(tasks: &[callahead::task::Task]) -> Strict {
+    let mut out: Strict = tasks
+        .iter()
+        .map(|t| {
+            let mut rules = t.rules.clone();
+            rules.sort();
+            (t.id.clone(), t.version, t.signals.len(), t.context.events.len(), rules)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn base_strict() -> &'static Strict {
+    static BASE: OnceLock<Strict> = OnceLock::new();
+    BASE.get_or_init(|| strict(&replay(&base().0)))
 }
 
 proptest! {
@@ -65,5 +88,37 @@ proptest! {
         arrivals.sort();
         let shuffled: Vec<&str> = arrivals.iter().map(|&(_, i)| lines[i].as_str()).collect();
         prop_assert_eq!(&identity(&replay(&shuffled)), expected);
+    }
+
+    /// A producer resends a few days of some customers' events (same event ids), days after the
+    /// originals: within the de-duplication horizon nothing counts twice.
+    #[test]
+    fn resending_days_of_events_days_later_does_not_change_tasks(
+        picks in prop::collection::vec((0usize..1_000_000, 1i64..4, 1i64..40), 1..6)
+    ) {
+        const DAY_MS: i64 = 86_400_000;
+        let (lines, _) = base();
+        let events: Vec<(i64, String)> = lines
+            .iter()
+            .map(|l| {
+                let e = decode(l.as_bytes()).expect("valid");
+                (e.ts.0, e.customer_id)
+            })
+            .collect();
+        // (arrival time, line): the originals at their own time, the resent ones later.
+        let mut arrivals: Vec<(i64, usize, usize)> = events.iter().enumerate().map(|(i, (ts, _))| (*ts, 0, i)).collect();
+        for &(pick, days, delay_days) in &picks {
+            let (start, customer) = &events[pick % events.len()];
+            let end = start + days * DAY_MS;
+            for (i, (ts, c)) in events.iter().enumerate() {
+                if c == customer && *ts >= *start && *ts < end {
+                    arrivals.push((end + delay_days * DAY_MS, 1, i));
+                }
+            }
+        }
+        arrivals.sort();
+        let resent = arrivals.len() - lines.len();
+        let stream: Vec<&str> = arrivals.iter().map(|&(_, _, i)| lines[i].as_str()).collect();
+        prop_assert_eq!(&strict(&replay(&stream)), base_strict(), "{} events resent", resent);
     }
 }
