@@ -227,7 +227,7 @@ impl Engine {
                 &mut firings,
                 &mut out.hits,
             );
-            state.apply(event, &self.state.interner);
+            state.apply_late(event, &self.state.interner, self.config.allowed_lateness);
             evaluate(rules, on, Phase::AfterApply, Some(event), event.ts, state, &mut firings, &mut out.hits);
             track_absences(rules, event, state);
             if !firings.is_empty() {

@@ -50,12 +50,12 @@ pub struct Replay<'r> {
 impl<'r> Replay<'r> {
     /// A replay with a fresh engine.
     pub fn new(rules: &'r RuleSet) -> Self {
-        Replay {
-            rules,
-            engine: Engine::new(EngineConfig::default()),
-            tasks: HashMap::new(),
-            summary: Summary::default(),
-        }
+        Replay::with_config(rules, EngineConfig::default())
+    }
+
+    /// A replay with a fresh engine configured with `config` (e.g. a longer allowed lateness).
+    pub fn with_config(rules: &'r RuleSet, config: EngineConfig) -> Self {
+        Replay { rules, engine: Engine::new(config), tasks: HashMap::new(), summary: Summary::default() }
     }
 
     /// Feeds one line (its 1-based number is for error messages).

@@ -38,8 +38,11 @@ pub use sparse::{HeapSize, Sparse, SparseList, SparsePart, SparseRing, Text};
 /// How many recent command ids each customer remembers for de-duplication (events are
 /// remembered over the whole horizon by [`dedup::SeenEvents`]).
 pub const DEDUP_IDS: usize = 16;
-/// Physical card uses kept per card; older than [`PHYSICAL_HORIZON`] before the newest are dropped.
+/// Physical card uses kept per card beyond the allowed lateness (every use within it is kept,
+/// up to [`MAX_PHYSICAL_USES`]); older than [`PHYSICAL_HORIZON`] before the newest are dropped.
 pub const PHYSICAL_USES: usize = 3;
+/// The most physical uses a card keeps, however many fall within the allowed lateness.
+pub const MAX_PHYSICAL_USES: usize = 16;
 /// No flight takes longer than this, so older physical uses cannot make an impossible pair.
 pub const PHYSICAL_HORIZON: i64 = 26 * HOUR;
 /// Cards tracked per customer (the most recently used are kept).
@@ -592,8 +595,17 @@ impl CustomerState {
         self.logins.failures.iter().filter(|&&f| f <= at && at.millis_since(f) <= window).count() as u32
     }
 
-    /// Applies an event to the state. Call after detectors have read the state.
+    /// Applies an event to the state. Call after detectors have read the state. Cards keep
+    /// their last [`PHYSICAL_USES`] physical uses (see [`Self::apply_late`]).
     pub fn apply(&mut self, event: &Event, interner: &Interner) {
+        self.apply_late(event, interner, 0);
+    }
+
+    /// [`Self::apply`] for an engine that accepts events up to `allowed_lateness` late
+    /// (milliseconds): a card keeps every physical use within that of its newest, and the one
+    /// before them, so a late use is compared with the uses around it in event time, whatever
+    /// arrived in between (at most [`MAX_PHYSICAL_USES`]).
+    pub fn apply_late(&mut self, event: &Event, interner: &Interner, allowed_lateness: i64) {
         self.seen.record(&event.event_id, event.ts);
         let at = event.ts;
         if event.kind() != EventKind::CustomerProfile {
@@ -642,7 +654,7 @@ impl CustomerState {
                             money: t.money,
                             event_id: hash_text(&event.event_id),
                         };
-                        insert_physical_use(&mut card.uses, new_use);
+                        insert_physical_use(&mut card.uses, new_use, allowed_lateness);
                     }
                 }
                 if !t.channel.is_physical() {
@@ -956,19 +968,33 @@ const PROFILE_TEXT_BYTES: usize = 64;
 pub const REPLACEMENT_WINDOW: i64 = 14 * crate::time::DAY;
 
 /// Inserts a physical use in time order, dropping uses too old to matter (more than
-/// [`PHYSICAL_HORIZON`] before the newest) and keeping at most [`PHYSICAL_USES`], the newest.
-/// The list never holds more than that, not even for a moment, so its allocation stays at most
-/// [`PHYSICAL_USES`] slots, grown one at a time (most cards keep one or two).
-fn insert_physical_use(uses: &mut Vec<PhysicalUse>, new_use: PhysicalUse) {
+/// [`PHYSICAL_HORIZON`] before the newest) and keeping the [`PHYSICAL_USES`] newest, plus every
+/// use within `allowed_lateness` of the newest and the one just before those (the neighbours a
+/// late use is compared with), at most [`MAX_PHYSICAL_USES`]. The allocation grows one slot at a
+/// time (most cards keep one or two).
+fn insert_physical_use(uses: &mut Vec<PhysicalUse>, new_use: PhysicalUse, allowed_lateness: i64) {
     let newest = uses.last().map_or(new_use.at, |u| u.at.max(new_use.at));
     uses.retain(|u| newest.millis_since(u.at) <= PHYSICAL_HORIZON);
     if newest.millis_since(new_use.at) > PHYSICAL_HORIZON {
         return; // a late use too old to matter
     }
+    let window_start = newest.plus(-allowed_lateness);
     let mut pos = uses.partition_point(|u| u.at <= new_use.at);
-    if uses.len() >= PHYSICAL_USES {
+    // Trim before inserting, so the list never holds more than it keeps, not even for a moment:
+    // the oldest goes while the next one is outside the window too (then the oldest is not the
+    // window's earlier neighbour), or while there are too many.
+    while uses.len() + 1 > PHYSICAL_USES {
+        let second = match pos {
+            0 => uses[0].at,
+            1 => new_use.at,
+            _ => uses[1].at,
+        };
+        let drop = allowed_lateness == 0 || second < window_start || uses.len() + 1 > MAX_PHYSICAL_USES;
+        if !drop {
+            break;
+        }
         if pos == 0 {
-            return; // older than all of a full list: it would be the one dropped
+            return; // the new use is the one that would go
         }
         uses.remove(0);
         pos -= 1;
@@ -1216,12 +1242,51 @@ mod tests {
                     money: Money { amount: 1.0, currency: EUR },
                     event_id: n as u64,
                 };
-                insert_physical_use(&mut capped, u.clone());
+                insert_physical_use(&mut capped, u.clone(), 0);
                 insert_physical_use_reference(&mut reference, u);
                 assert_eq!(capped, reference);
                 assert!(capped.capacity() <= PHYSICAL_USES);
             }
         }
+    }
+
+    /// With an allowed lateness, a card keeps every use within it of its newest and the one
+    /// before: a use arriving late is compared with its real neighbours in event time.
+    #[test]
+    fn uses_within_the_allowed_lateness_are_kept_for_late_comparisons() {
+        let i = Interner::default();
+        let mut s = CustomerState::default();
+        for (n, hour) in [0, 1, 2, 3, 4, 5].into_iter().enumerate() {
+            let ts = format!("2026-11-24T{:02}:00:00Z", 8 + hour);
+            s.apply_late(
+                &card(&format!("h{n}"), &ts, "k", "Paris", 48.85, 2.35, "contactless"),
+                &i,
+                6 * HOUR,
+            );
+        }
+        let times: Vec<String> = s.card("k").unwrap().uses.iter().map(|u| u.at.to_string()).collect();
+        assert_eq!(times.len(), 6, "all within six hours: {times:?}");
+        s.apply_late(
+            &card("h6", "2026-11-24T20:00:00Z", "k", "Paris", 48.85, 2.35, "contactless"),
+            &i,
+            6 * HOUR,
+        );
+        let uses = &s.card("k").unwrap().uses;
+        // The window is 14:00-20:00: only 20:00 is in it; its earlier neighbour 13:00 and the
+        // three newest are kept, as without lateness.
+        assert_eq!(uses.len(), 3);
+        assert_eq!(uses[0].at.to_string(), "2026-11-24T12:00:00.000Z");
+        let mut busy = CustomerState::default();
+        for n in 0..40 {
+            let ts = format!("2026-11-24T10:{n:02}:00Z");
+            busy.apply_late(
+                &card(&format!("b{n}"), &ts, "k", "Paris", 48.85, 2.35, "contactless"),
+                &i,
+                6 * HOUR,
+            );
+        }
+        assert_eq!(busy.card("k").unwrap().uses.len(), MAX_PHYSICAL_USES);
+        assert!(busy.card("k").unwrap().uses.capacity() <= MAX_PHYSICAL_USES);
     }
 
     #[test]

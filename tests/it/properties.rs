@@ -122,3 +122,72 @@ proptest! {
         prop_assert_eq!(&strict(&replay(&stream)), base_strict(), "{} events resent", resent);
     }
 }
+
+/// Late events beyond a card's usual memory: a customer pays at home every half hour or so; an
+/// ATM withdrawal abroad comes 15 to 50 minutes after one of those payments, but is delivered
+/// hours late, after the customer's later payments at home. With an allowed lateness covering
+/// the delay, the withdrawal is compared with the uses around it in event time and found.
+fn late_atm_stream(
+    rng: &mut fastrand::Rng,
+    customers: usize,
+    delay_hours: i64,
+) -> (Vec<String>, Vec<String>) {
+    let start = callahead::time::Timestamp::parse_rfc3339("2026-05-04T07:00:00Z").unwrap();
+    let mut timed: Vec<(i64, String)> = Vec::new();
+    let mut expected = Vec::new();
+    let line = |id: String,
+                c: &str,
+                at: callahead::time::Timestamp,
+                city: &str,
+                country: &str,
+                lat: f64,
+                lon: f64,
+                channel: &str| {
+        format!(
+            r#"{{"event_id":"{id}","type":"card_transaction","customer_id":"{c}","ts":"{at}","card_id":"{c}-k","amount":"24.00","currency":"EUR","channel":"{channel}","status":"approved","merchant":{{"name":"Shop","country":"{country}","city":"{city}","lat":{lat},"lon":{lon}}}}}"#
+        )
+    };
+    for n in 0..customers {
+        let c = format!("late-{n}");
+        let mut at = start.plus(rng.i64(0..3_600_000));
+        let count = 8 + rng.usize(..8);
+        let atm_after = rng.usize(..3);
+        for k in 0..count {
+            timed.push((at.0, line(format!("{c}-h{k}"), &c, at, "Lyon", "FR", 45.76, 4.84, "contactless")));
+            if k == atm_after {
+                let atm = at.plus(rng.i64(15..=50) * 60_000);
+                let arrives = atm.plus(delay_hours * 3_600_000 - rng.i64(0..1_800_000));
+                timed.push((
+                    arrives.0,
+                    line(format!("{c}-atm"), &c, atm, "Lisbon", "PT", 38.72, -9.14, "atm"),
+                ));
+                expected.push(c.clone());
+            }
+            at = at.plus(rng.i64(20..=45) * 60_000);
+        }
+    }
+    timed.sort();
+    (timed.into_iter().map(|(_, l)| l).collect(), expected)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_late_use_is_compared_with_its_neighbours_in_event_time(seed in any::<u64>(), delay_hours in 2i64..6) {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let (lines, expected) = late_atm_stream(&mut rng, 20, delay_hours);
+        let config = callahead::engine::EngineConfig { allowed_lateness: 6 * 3_600_000, ..Default::default() };
+        let mut r = callahead::replay::Replay::with_config(crate::common::rules(), config);
+        for (i, l) in lines.iter().enumerate() {
+            r.feed(i as u64 + 1, l.as_bytes());
+        }
+        let tasks = r.into_tasks().0;
+        for c in &expected {
+            prop_assert!(
+                tasks.iter().any(|t| &t.customer_id == c && t.rules.iter().any(|r| r == "impossible_travel")),
+                "{c}: the late ATM withdrawal abroad was not found"
+            );
+        }
+    }
+}
