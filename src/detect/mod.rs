@@ -16,6 +16,7 @@ pub mod card_testing;
 pub mod churn_risk;
 pub mod complaint_escalation;
 pub mod complaint_recurrence;
+pub mod dormant_drain;
 pub mod impossible_travel;
 pub mod income_stopped;
 pub mod repeat_contact;
@@ -238,6 +239,7 @@ pub enum DetectorKind {
     // New kinds go last: tasks in checkpoints name a kind by its position.
     IncomeStopped,
     ComplaintRecurrence,
+    DormantDrain,
 }
 
 /// When a detector reads the customer's state relative to applying the event.
@@ -251,7 +253,7 @@ pub enum Phase {
 
 impl DetectorKind {
     /// Every detector.
-    pub const ALL: [DetectorKind; 9] = [
+    pub const ALL: [DetectorKind; 10] = [
         DetectorKind::ImpossibleTravel,
         DetectorKind::AmountAnomaly,
         DetectorKind::CardTesting,
@@ -261,6 +263,7 @@ impl DetectorKind {
         DetectorKind::ComplaintEscalation,
         DetectorKind::IncomeStopped,
         DetectorKind::ComplaintRecurrence,
+        DetectorKind::DormantDrain,
     ];
 
     /// Name in rule files.
@@ -275,6 +278,7 @@ impl DetectorKind {
             DetectorKind::ComplaintEscalation => "complaint_escalation",
             DetectorKind::IncomeStopped => "income_stopped",
             DetectorKind::ComplaintRecurrence => "complaint_recurrence",
+            DetectorKind::DormantDrain => "dormant_drain",
         }
     }
 
@@ -297,6 +301,7 @@ impl DetectorKind {
             DetectorKind::ComplaintEscalation | DetectorKind::ComplaintRecurrence => &[Complaint],
             // Only by timer: an income that does not come has no event.
             DetectorKind::IncomeStopped => &[],
+            DetectorKind::DormantDrain => &[Transfer],
         }
     }
 
@@ -318,7 +323,9 @@ impl DetectorKind {
     /// Whether the detector reads the state before or after the event is applied.
     pub fn phase(self) -> Phase {
         match self {
-            DetectorKind::ImpossibleTravel | DetectorKind::AmountAnomaly => Phase::BeforeApply,
+            DetectorKind::ImpossibleTravel | DetectorKind::AmountAnomaly | DetectorKind::DormantDrain => {
+                Phase::BeforeApply
+            }
             _ => Phase::AfterApply,
         }
     }
@@ -335,6 +342,7 @@ impl DetectorKind {
             DetectorKind::ComplaintEscalation => complaint_escalation::FACTS,
             DetectorKind::IncomeStopped => income_stopped::FACTS,
             DetectorKind::ComplaintRecurrence => complaint_recurrence::FACTS,
+            DetectorKind::DormantDrain => dormant_drain::FACTS,
         }
     }
 }
@@ -351,6 +359,7 @@ pub enum DetectorParams {
     ComplaintEscalation(complaint_escalation::Params),
     IncomeStopped(income_stopped::Params),
     ComplaintRecurrence(complaint_recurrence::Params),
+    DormantDrain(dormant_drain::Params),
 }
 
 impl DetectorParams {
@@ -369,6 +378,7 @@ impl DetectorParams {
             DetectorKind::ComplaintEscalation => DetectorParams::ComplaintEscalation(read(table)?),
             DetectorKind::IncomeStopped => DetectorParams::IncomeStopped(read(table)?),
             DetectorKind::ComplaintRecurrence => DetectorParams::ComplaintRecurrence(read(table)?),
+            DetectorKind::DormantDrain => DetectorParams::DormantDrain(read(table)?),
         };
         if let DetectorParams::CardTesting(p) = &params {
             if !(1..=crate::state::CNP_ATTEMPTS).contains(&p.min_attempts) {
@@ -394,6 +404,7 @@ impl DetectorParams {
             DetectorParams::ComplaintEscalation(_) => DetectorKind::ComplaintEscalation,
             DetectorParams::IncomeStopped(_) => DetectorKind::IncomeStopped,
             DetectorParams::ComplaintRecurrence(_) => DetectorKind::ComplaintRecurrence,
+            DetectorParams::DormantDrain(_) => DetectorKind::DormantDrain,
         }
     }
 
@@ -409,6 +420,7 @@ impl DetectorParams {
             DetectorParams::ComplaintEscalation(p) => complaint_escalation::detect(input, p),
             DetectorParams::IncomeStopped(p) => income_stopped::detect(input, p),
             DetectorParams::ComplaintRecurrence(p) => complaint_recurrence::detect(input, p),
+            DetectorParams::DormantDrain(p) => dormant_drain::detect(input, p),
         }
     }
 

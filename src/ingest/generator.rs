@@ -681,6 +681,27 @@ fn plant_scenarios(
         w.contact(day(last - 20 + 2 * i as u32).plus(10 * HOUR), reason, false);
     }
 
+    // A dormant account: paid in, quiet for weeks, then a new device sends most of it away.
+    let c = scenario("dormant account drained by a new device", Some("dormant_drain"));
+    let mut w = Writer { customer: c.clone(), events, next_id: 0 };
+    w.profile(day(0), "Leo Martin", "mass", "en", PARIS);
+    w.login(day(1).plus(9 * HOUR), PARIS, true, &format!("{c}-phone"));
+    w.transfer(day(2).plus(9 * HOUR), false, 2_400.0, false, "Employer Bank");
+    w.transfer(day(5).plus(9 * HOUR), true, 300.0, false, "Landlord Bank");
+    w.login(day(last - 2).plus(3 * HOUR), MADRID, true, "unknown-laptop");
+    w.transfer(day(last - 2).plus(3 * HOUR + 25 * MINUTE), true, 1_900.0, false, "Offshore Bank");
+
+    // A quiet customer comes back with ordinary spending and pays the usual landlord: no page.
+    let c = scenario("quiet customer comes back with ordinary spending", None);
+    let mut w = Writer { customer: c.clone(), events, next_id: 0 };
+    w.profile(day(0), "Ines Garcia", "mass", "en", MADRID);
+    w.login(day(1).plus(9 * HOUR), MADRID, true, &format!("{c}-phone"));
+    w.transfer(day(2).plus(9 * HOUR), false, 1_800.0, false, "Employer Bank");
+    w.transfer(day(5).plus(9 * HOUR), true, 700.0, false, "Landlord Bank");
+    w.login(day(last - 3).plus(10 * HOUR), MADRID, true, "new-tablet");
+    w.card(day(last - 3).plus(11 * HOUR), "qb-k1", "contactless", 35.0, MADRID, "Local Store", true);
+    w.transfer(day(last - 3).plus(12 * HOUR), true, 1_000.0, false, "Landlord Bank");
+
     // A complaint resolved, then the same complaint again weeks later: the fix did not hold.
     let c = scenario("complaint again after it was resolved", Some("complaint_recurrence"));
     let mut w = Writer { customer: c, events, next_id: 0 };

@@ -483,6 +483,38 @@ impl Learned {
 /// Resolved complaint categories remembered per customer (for a complaint's recurrence).
 pub const MAX_RESOLVED_COMPLAINTS: usize = 4;
 
+/// A silence at least this long, then activity, is a return from dormancy (see [`Dormancy`]).
+pub const DORMANT_AFTER: i64 = 28 * crate::time::DAY;
+
+/// What a dormant-account drain is judged by: the money the customer ever received, and the
+/// last return from a silence of at least [`DORMANT_AFTER`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Dormancy {
+    /// Euros received by incoming transfers (not from the customer's own accounts), ever.
+    pub received_eur: f32,
+    /// When the customer last came back after a long silence, and how many days it lasted.
+    pub woke: Option<(Timestamp, u32)>,
+}
+
+/// What a customer who never received money nor slept reads.
+static NO_DORMANCY: Dormancy = Dormancy { received_eur: 0.0, woke: None };
+
+impl SparsePart for Dormancy {
+    fn empty() -> &'static Self {
+        &NO_DORMANCY
+    }
+
+    fn is_empty(&self) -> bool {
+        *self == NO_DORMANCY
+    }
+}
+
+impl HeapSize for Dormancy {
+    fn heap_bytes(&self) -> usize {
+        0
+    }
+}
+
 /// Pending absences one customer can hold (one per absence rule).
 pub const MAX_PENDING_ABSENCES: usize = 8;
 
@@ -545,6 +577,8 @@ pub struct CustomerState {
     /// The events applied within [`dedup::HORIZON_DAYS`] of the newest (a redelivery days later
     /// never counts twice). Last in the stored layout (see `codec`).
     pub seen: dedup::SeenEvents,
+    /// Money received and the last return from a long silence (allocated on the first).
+    pub dormancy: Sparse<Dormancy>,
     /// The input partition that owns this customer (0 until set). Not stored with the state:
     /// whoever restores a customer sets it.
     #[serde(skip)]
@@ -609,6 +643,10 @@ impl CustomerState {
         self.seen.record(&event.event_id, event.ts);
         let at = event.ts;
         if event.kind() != EventKind::CustomerProfile {
+            if let Some(last) = self.activity.last.filter(|&last| at.millis_since(last) >= DORMANT_AFTER) {
+                let days = (at.millis_since(last) / crate::time::DAY) as u32;
+                self.dormancy.get_mut().woke = Some((at, days));
+            }
             self.activity.record(at);
         }
         let mut item = HistoryItem::new(at, event.kind());
@@ -692,6 +730,10 @@ impl CustomerState {
                     t.counterparty_bank.as_deref().map(|b| interner.intern(b)),
                 );
                 let eur = t.money.to_eur().unwrap_or(0.0) as f32;
+                if !t.outgoing && !t.own_account && eur > 0.0 {
+                    let d = self.dormancy.get_mut();
+                    d.received_eur = (d.received_eur + eur).min(f32::MAX);
+                }
                 // Money between the customer's own accounts is neither income nor a payment.
                 if let (false, Some(bank)) = (t.own_account, t.counterparty_bank.as_deref()) {
                     let kind = if t.outgoing { FlowKind::Payment } else { FlowKind::Income };
@@ -860,7 +902,7 @@ impl CustomerState {
         let absences =
             self.absences.heap_bytes() + self.absences.iter().map(|a| a.detail.len()).sum::<usize>();
         let flows = self.flows.heap_bytes() + self.resolved_complaints.heap_bytes();
-        let seen = self.seen.heap_bytes() + self.seen_ids.heap_bytes();
+        let seen = self.seen.heap_bytes() + self.seen_ids.heap_bytes() + self.dormancy.heap_bytes();
         let learned = self
             .learned
             .as_ref()
