@@ -39,6 +39,15 @@ impl SpendBaseline {
         self.count = self.count.saturating_add(1);
     }
 
+    /// True if `amount_eur` is at least `factor` times the median of the recent amounts (or
+    /// there are none): half or more of them are below `amount_eur / factor`. One pass, no sort
+    /// (it runs on every large payment).
+    pub fn is_above_median(&self, amount_eur: f64, factor: f64) -> bool {
+        let threshold = (amount_eur / factor) as f32;
+        let below = self.amounts.iter().filter(|&&a| a < threshold).count();
+        2 * below >= self.amounts.len()
+    }
+
     /// Median, scaled MAD and p90 of the recent amounts; `None` without samples.
     pub fn stats(&self) -> Option<SpendStats> {
         let n = self.amounts.len();
@@ -252,6 +261,26 @@ mod tests {
         assert!((s.median - 10.5).abs() < 1e-6, "{s:?}");
         assert!(s.mad < 3.0, "{s:?}");
         assert_eq!(b.count, 7);
+    }
+
+    #[test]
+    fn above_median_agrees_with_the_median() {
+        let mut rng = fastrand::Rng::with_seed(9);
+        for _ in 0..500 {
+            let mut b = SpendBaseline::default();
+            for _ in 0..rng.usize(1..40) {
+                b.record(f64::from(rng.u32(1..200)));
+            }
+            let median = b.stats().unwrap().median;
+            let amount = f64::from(rng.u32(1..1000));
+            if amount > 4.0 * median * 1.01 {
+                assert!(b.is_above_median(amount, 4.0), "{amount} vs median {median}");
+            }
+            if amount < 4.0 * median * 0.99 && b.amounts.len() % 2 == 1 {
+                assert!(!b.is_above_median(amount, 4.0), "{amount} vs median {median}");
+            }
+        }
+        assert!(SpendBaseline::default().is_above_median(60.0, 4.0), "no history: large");
     }
 
     #[test]

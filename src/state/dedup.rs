@@ -36,7 +36,8 @@ pub struct SeenEvents {
     /// The customer's newest event day (days since the epoch); entries older than
     /// `newest_day - HORIZON_DAYS` are dropped.
     newest_day: i32,
-    /// `(day - base_day) << 24 | fingerprint`, in no particular order.
+    /// `(day - base_day) << 24 | fingerprint`, sorted (so by day): a lookup is a binary search,
+    /// forgetting old days cuts a prefix, and events in time order append at the end.
     entries: Vec<u32>,
 }
 
@@ -66,7 +67,7 @@ impl SeenEvents {
             return Seen::BeyondHorizon;
         }
         let Some(entry) = self.entry(day, event_id) else { return Seen::New };
-        if self.entries.contains(&entry) {
+        if self.entries.binary_search(&entry).is_ok() {
             Seen::Duplicate
         } else {
             Seen::New
@@ -88,10 +89,22 @@ impl SeenEvents {
             self.rebase(day);
         }
         let entry = self.entry(day, event_id).expect("within the base's range after rebasing");
+        // Events mostly come in time order: their entry goes at the end.
+        if self.entries.last().is_none_or(|&last| last < entry) {
+            if self.entries.len() == self.entries.capacity() {
+                self.entries.reserve_exact(STEP);
+            }
+            self.entries.push(entry);
+            return;
+        }
+        let at = match self.entries.binary_search(&entry) {
+            Ok(_) => return, // already there (a fingerprint shared on one day: one entry is enough)
+            Err(at) => at,
+        };
         if self.entries.len() == self.entries.capacity() {
             self.entries.reserve_exact(STEP);
         }
-        self.entries.push(entry);
+        self.entries.insert(at, entry);
     }
 
     /// The entry for `event_id` on `day`, if `day` is within the base's 256 days.
@@ -105,7 +118,8 @@ impl SeenEvents {
     fn forget_old(&mut self) {
         let oldest = self.newest_day - HORIZON_DAYS as i32;
         let base = self.base_day;
-        self.entries.retain(|e| base + (e >> 24) as i32 >= oldest);
+        let keep_from = self.entries.partition_point(|e| base + ((e >> 24) as i32) < oldest);
+        self.entries.drain(..keep_from);
         if self.newest_day - self.base_day > 255 {
             self.rebase(oldest);
         }
@@ -114,7 +128,8 @@ impl SeenEvents {
         }
     }
 
-    /// Re-expresses every entry relative to `new_base` (entries outside its range are dropped).
+    /// Re-expresses every entry relative to `new_base` (entries outside its range are dropped;
+    /// the same shift for all keeps them sorted).
     fn rebase(&mut self, new_base: i32) {
         let old = self.base_day;
         self.entries = self

@@ -595,7 +595,8 @@ impl CustomerState {
 
     /// Whether an event with this id and time was already applied (see [`dedup::Seen`]).
     pub fn seen_event(&self, event_id: &str, at: Timestamp) -> dedup::Seen {
-        if self.has_seen(event_id) {
+        // Most customers never had a command nor a checkpoint from before format 5: no hash.
+        if !self.seen_ids.is_empty() && self.has_seen(event_id) {
             return dedup::Seen::Duplicate;
         }
         self.seen.check(event_id, at)
@@ -669,7 +670,7 @@ impl CustomerState {
                         // Only payments well above the customer's everyday ones can be a bill
                         // worth remembering; everyday ones would push the bills out.
                         if eur >= flows::CARD_FLOW_MIN_EUR
-                            && self.spend.stats().is_none_or(|s| eur >= flows::CARD_FLOW_MEDIANS * s.median)
+                            && self.spend.is_above_median(eur, flows::CARD_FLOW_MEDIANS)
                         {
                             let party =
                                 if t.channel == CardChannel::Atm { flows::ATM } else { &t.merchant_name };
