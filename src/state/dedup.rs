@@ -143,6 +143,13 @@ impl SeenEvents {
         self.base_day = new_base;
     }
 
+    /// Puts the entries in order (what lookups rely on), e.g. after reading stored ones.
+    pub fn sort(&mut self) {
+        if !self.entries.is_sorted() {
+            self.entries.sort_unstable();
+        }
+    }
+
     /// Entries held (events applied within the horizon).
     pub fn len(&self) -> usize {
         self.entries.len()
