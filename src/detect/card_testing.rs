@@ -1,36 +1,83 @@
-//! Card testing (velocity): many small or declined card-not-present attempts on one card in a
-//! short window, the way fraudsters check stolen card numbers before a big purchase.
+//! Card testing, as fraud analysts define it: many small attempts on one card without the card
+//! present, mostly declined or tiny, over minutes to hours: a burst, or low and slow (a few an
+//! hour, never many in ten minutes), the way stolen card numbers are checked before a large
+//! purchase. Scored over a sliding window of the card's last attempts (`window`, hours by
+//! default) rather than a count in a fixed few minutes.
+//!
+//! Testing declines: approved small payments alone (five app subscriptions billed the same
+//! morning, a customer's known subscriptions) are not testing; at least `min_declined` attempts
+//! must be declined, and declined or tiny ones at least half. When the large approved
+//! purchase that testing prepares follows within the window, the signal says so
+//! (`purchase_eur`), so a rule can raise it to priority 1.
 
 use serde::Deserialize;
 
 use super::{busiest_window_containing, masked_card, DetectInput, Evidence, Fact, Signal};
 use crate::event::EventBody;
-use crate::time::{Span, Timestamp, MINUTE};
+use crate::state::CnpAttempt;
+use crate::time::{Span, Timestamp, HOUR, MINUTE};
 use crate::vocab::Type;
 
 /// Parameters.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Params {
-    /// Window the attempts fall in.
+    /// Sliding window the attempts fall in.
     pub window: Span,
-    /// Attempts (small or declined) in the window that fire the detector.
+    /// Attempts (small or declined) in the window that make testing.
     pub min_attempts: usize,
+    /// Of which at least this many declined.
+    pub min_declined: usize,
     /// An approved attempt at most this many euros counts as "small".
     pub small_amount_eur: f64,
+    /// An approved attempt at most this many euros is "tiny" (a card tester's amount).
+    pub tiny_amount_eur: f64,
 }
 
 impl Default for Params {
     fn default() -> Self {
-        Params { window: Span(10 * MINUTE), min_attempts: 5, small_amount_eur: 5.0 }
+        Params {
+            window: Span(6 * HOUR),
+            min_attempts: 4,
+            min_declined: 1,
+            small_amount_eur: 5.0,
+            tiny_amount_eur: 2.0,
+        }
     }
 }
 
-/// Facts of a card-testing signal.
-pub const FACTS: &[(&str, Type)] =
-    &[("card", Type::Str), ("attempts", Type::Num), ("declined", Type::Num), ("window_minutes", Type::Num)];
+/// Facts of a card-testing signal (`purchase_eur` is 0 unless a large approved purchase
+/// followed the attempts).
+pub const FACTS: &[(&str, Type)] = &[
+    ("card", Type::Str),
+    ("attempts", Type::Num),
+    ("declined", Type::Num),
+    ("window_minutes", Type::Num),
+    ("span_minutes", Type::Num),
+    ("purchase_eur", Type::Num),
+];
 
-/// Counts suspicious card-not-present attempts on the event's card (state includes the event).
+/// The suspicious attempts of the window around `at`: (count, declined, declined or tiny, first,
+/// last). `times` holds the attempts' times.
+fn window_of(
+    attempts: &[CnpAttempt],
+    at: Timestamp,
+    p: &Params,
+) -> Option<(usize, usize, usize, Timestamp, Timestamp)> {
+    let suspicious: Vec<&CnpAttempt> =
+        attempts.iter().filter(|a| a.declined || f64::from(a.amount_eur) <= p.small_amount_eur).collect();
+    let times: Vec<Timestamp> = suspicious.iter().map(|a| a.at).chain(std::iter::once(at)).collect();
+    let (_, end) = busiest_window_containing(&times, at, p.window.0);
+    let inside: Vec<&&CnpAttempt> =
+        suspicious.iter().filter(|a| a.at <= end && end.millis_since(a.at) <= p.window.0).collect();
+    let declined = inside.iter().filter(|a| a.declined).count();
+    let tiny = inside.iter().filter(|a| a.declined || f64::from(a.amount_eur) <= p.tiny_amount_eur).count();
+    let first = inside.iter().map(|a| a.at).min()?;
+    let last = inside.iter().map(|a| a.at).max()?;
+    Some((inside.len(), declined, tiny, first, last))
+}
+
+/// Scores the card's card-not-present attempts around the event (state includes the event).
 pub fn detect(input: &DetectInput<'_>, p: &Params) -> Option<Signal> {
     let event = input.event?;
     let EventBody::CardTransaction(t) = &event.body else { return None };
@@ -38,34 +85,37 @@ pub fn detect(input: &DetectInput<'_>, p: &Params) -> Option<Signal> {
         return None;
     }
     let card = input.state.card(&t.card_id)?;
-    let suspicious = |declined: bool, eur: f64| declined || eur <= p.small_amount_eur;
-    if !suspicious(!t.approved, t.money.to_eur().unwrap_or(f64::MAX)) {
+    let amount = t.money.to_eur().unwrap_or(f64::MAX);
+    let attempts: Vec<CnpAttempt> = card.cnp.iter().copied().collect();
+    // A large approved purchase: was the card tested in the window before it?
+    let purchase = t.approved && amount > p.small_amount_eur;
+    let (count, declined, tiny, first, last) = if purchase {
+        let before: Vec<CnpAttempt> = attempts
+            .iter()
+            .copied()
+            .filter(|a| a.at < event.ts && event.ts.millis_since(a.at) <= p.window.0)
+            .collect();
+        window_of(&before, before.iter().map(|a| a.at).max()?, p)?
+    } else {
+        window_of(&attempts, event.ts, p)?
+    };
+    if count < p.min_attempts || declined < p.min_declined || 2 * tiny < count {
         return None;
     }
-    let mut times = [Timestamp::default(); crate::state::CNP_ATTEMPTS];
-    let mut n = 0;
-    for a in card.cnp.iter().filter(|a| suspicious(a.declined, f64::from(a.amount_eur))) {
-        times[n] = a.at;
-        n += 1;
-    }
-    let (attempts, end) = busiest_window_containing(&times[..n], event.ts, p.window.0);
-    if attempts < p.min_attempts {
-        return None;
-    }
-    let declined =
-        card.cnp.iter().filter(|a| a.declined && a.at <= end && end.millis_since(a.at) <= p.window.0).count();
     let mut facts = vec![
         ("card", Fact::Text(masked_card(&t.card_id))),
-        ("attempts", Fact::Num(attempts as f64)),
+        ("attempts", Fact::Num(count as f64)),
         ("declined", Fact::Num(declined as f64)),
         ("window_minutes", Fact::Num((p.window.0 / MINUTE) as f64)),
+        ("span_minutes", Fact::Num((last.millis_since(first) / MINUTE) as f64)),
+        ("purchase_eur", Fact::Num(if purchase { amount.round() } else { 0.0 })),
     ];
     super::event_facts(event, &mut facts);
     Some(Signal {
         at: event.ts,
         facts,
         evidence: vec![Evidence::from_event(event)],
-        money_at_risk_eur: t.money.to_eur().unwrap_or(0.0),
+        money_at_risk_eur: if amount.is_finite() && amount < f64::MAX { amount } else { 0.0 },
     })
 }
 
@@ -106,9 +156,33 @@ mod tests {
     }
 
     #[test]
-    fn spread_out_attempts_are_fine() {
+    fn low_and_slow_attempts_are_testing_too() {
+        // Five declined, twelve minutes apart: never more than one in ten minutes.
         let events: Vec<Event> = (0..5).map(|i| attempt(i, i * 12, 1.0, "declined")).collect();
-        assert!(run(&events).is_none());
+        let s = run(&events).expect("low and slow");
+        assert_eq!(s.num("span_minutes"), Some(48.0));
+        assert_eq!(s.num("purchase_eur"), Some(0.0));
+    }
+
+    #[test]
+    fn approved_subscriptions_billed_together_are_not_testing() {
+        let events: Vec<Event> = [0.99, 2.99, 4.99, 0.99, 3.49]
+            .into_iter()
+            .enumerate()
+            .map(|(i, amount)| attempt(i, i, amount, "approved"))
+            .collect();
+        assert!(run(&events).is_none(), "nothing declined");
+    }
+
+    #[test]
+    fn the_large_purchase_after_testing_says_so() {
+        let mut events: Vec<Event> = (0..4).map(|i| attempt(i, i * 9, 0.5, "declined")).collect();
+        events.push(attempt(9, 50, 1_800.0, "approved"));
+        let s = run(&events).expect("testing, then the purchase");
+        assert_eq!((s.num("purchase_eur"), s.num("attempts")), (Some(1_800.0), Some(4.0)));
+        assert_eq!(s.money_at_risk_eur, 1_800.0);
+        let plain: Vec<Event> = vec![attempt(1, 1, 40.0, "approved"), attempt(2, 50, 1_800.0, "approved")];
+        assert!(run(&plain).is_none(), "a purchase with no testing before");
     }
 
     #[test]

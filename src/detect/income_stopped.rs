@@ -166,11 +166,12 @@ pub fn detect(input: &DetectInput<'_>, p: &Params) -> Option<Signal> {
             changes.push("moved_money");
         }
     }
-    // Regular payments (rent, a loan) that stopped too.
+    // Regular payments (rent, a loan) that stopped too: due after the income's last payment
+    // (one that had stopped before is not something that changed since).
     let payments_stopped = established(&state.flows, FlowKind::Payment)
         .filter(|f| f.count >= 2)
         .filter_map(|f| overdue_at(f, p))
-        .filter(|due| *due <= now && now.millis_since(*due) <= p.follow.0 + 31 * DAY)
+        .filter(|due| *due > flow.last_at && *due <= now)
         .count();
     if payments_stopped > 0 {
         changes.push("payments_stopped");

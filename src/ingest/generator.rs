@@ -702,6 +702,49 @@ fn plant_scenarios(
     w.card(day(last - 3).plus(11 * HOUR), "qb-k1", "contactless", 35.0, MADRID, "Local Store", true);
     w.transfer(day(last - 3).plus(12 * HOUR), true, 1_000.0, false, "Landlord Bank");
 
+    // Low and slow: tiny online attempts at different shops, never more than three in ten
+    // minutes, then a large approved purchase.
+    let c = scenario("card tested low and slow, then a large purchase", Some("card_tested_then_used"));
+    let mut w = Writer { customer: c, events, next_id: 0 };
+    w.profile(day(0), "Paul Weber", "mass", "en", PARIS);
+    history(&mut w, rng, PARIS, "ls-k1", 30.0, 1, 20);
+    for (i, shop) in
+        ["Gift Cards Co", "Donate Now", "Streamly", "Ebook Shop", "Tiny Games"].into_iter().enumerate()
+    {
+        let approved = i == 2;
+        w.card(
+            day(last - 4).plus(HOUR + i as i64 * 17 * MINUTE),
+            "ls-k1",
+            "ecommerce",
+            0.5,
+            NEW_YORK,
+            shop,
+            approved,
+        );
+    }
+    w.card(day(last - 4).plus(3 * HOUR), "ls-k1", "ecommerce", 1_650.0, NEW_YORK, "Electronics Online", true);
+
+    // Five app subscriptions billed the same morning: approved, small, not testing.
+    let c = scenario("five app subscriptions billed together", None);
+    let mut w = Writer { customer: c, events, next_id: 0 };
+    w.profile(day(0), "Mia Novak", "mass", "en", LONDON);
+    history(&mut w, rng, LONDON, "sb-k1", 25.0, 1, 20);
+    for (i, (app, price)) in
+        [("Music", 4.99), ("Cloud", 2.99), ("News", 3.49), ("Games", 0.99), ("Maps", 1.99)]
+            .into_iter()
+            .enumerate()
+    {
+        w.card(
+            day(last - 6).plus(6 * HOUR + i as i64 * MINUTE),
+            "sb-k1",
+            "ecommerce",
+            price,
+            LONDON,
+            app,
+            true,
+        );
+    }
+
     // A complaint resolved, then the same complaint again weeks later: the fix did not hold.
     let c = scenario("complaint again after it was resolved", Some("complaint_recurrence"));
     let mut w = Writer { customer: c, events, next_id: 0 };

@@ -142,7 +142,13 @@ fn check(seed: u64) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+    // A fixed seed for the cases, so CI runs the same populations every time; the detection
+    // bench (`benches/detection.rs`) scores three other seeds' larger populations.
+    #![proptest_config(ProptestConfig {
+        cases: 16,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(21),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn care_principles_hold_on_populations_we_did_not_tune_for(seed in 1u64..1_000_000) {
