@@ -12,9 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use callahead::engine::{Engine, EngineConfig};
-use callahead::event::decode;
-use callahead::ingest::variations::{generate, score, Firing, Label, RuleScore, VariationSpec};
+use callahead::ingest::variations::{firings, generate, score, Firing, Label, RuleScore, VariationSpec};
 use callahead::rules::RuleSet;
 use callahead::time::Timestamp;
 
@@ -26,22 +24,8 @@ fn spec(seed: u64) -> VariationSpec {
 
 /// Firings of this build's engine over `lines`, and the state's bytes per customer at the end.
 fn run(rules: &RuleSet, lines: &[String]) -> (Vec<Firing>, f64) {
-    let engine = Engine::new(EngineConfig::default());
-    let mut firings = Vec::new();
-    for line in lines {
-        let event = decode(line.as_bytes()).expect("generated lines decode");
-        for change in engine.process(rules, &event).changes {
-            for s in &change.task.signals {
-                let f =
-                    Firing { customer_id: change.task.customer_id.clone(), rule: s.rule.clone(), at: s.at };
-                if !firings.contains(&f) {
-                    firings.push(f);
-                }
-            }
-        }
-    }
-    let per_customer = engine.state.memory_bytes() as f64 / engine.state.len().max(1) as f64;
-    (firings, per_customer)
+    let (firings, engine) = firings(rules, lines);
+    (firings, engine.state.memory_bytes() as f64 / engine.state.len().max(1) as f64)
 }
 
 /// Firings read from another build's `replay` output (one task per line, as JSON).

@@ -477,6 +477,26 @@ pub struct Firing {
     pub at: Timestamp,
 }
 
+/// Every rule firing of `lines` through a fresh engine (one partition, as a customer's events
+/// arrive in order), each (customer, rule, time) once, and the engine (its state, to measure).
+pub fn firings(rules: &crate::rules::RuleSet, lines: &[String]) -> (Vec<Firing>, crate::engine::Engine) {
+    let engine = crate::engine::Engine::new(crate::engine::EngineConfig::default());
+    let mut firings = Vec::new();
+    for line in lines {
+        let event = crate::event::decode(line.as_bytes()).expect("generated lines decode");
+        for change in engine.process(rules, &event).changes {
+            for s in &change.task.signals {
+                let f =
+                    Firing { customer_id: change.task.customer_id.clone(), rule: s.rule.clone(), at: s.at };
+                if !firings.contains(&f) {
+                    firings.push(f);
+                }
+            }
+        }
+    }
+    (firings, engine)
+}
+
 /// How one rule did on a population.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RuleScore {

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Deserialize;
 use toml::{Spanned, Value};
 
-use super::RuleError;
+use super::{line_of, RuleError};
 use crate::codes::normalize;
 use crate::event::{Event, EventBody};
 use crate::state::FastHash;
@@ -166,29 +166,14 @@ struct RawFile {
     code: Vec<Spanned<BTreeMap<String, Spanned<Value>>>>,
 }
 
-/// 1-based line of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
-}
-
 /// Reads the `[[code]]` tables of one rule file: the valid entries and every error. A file that
 /// is not valid TOML gives no error here (the rule reader reports it).
 pub fn parse_codes(file: &str, text: &str) -> (Vec<CodeEntry>, Vec<RuleError>) {
     let mut errors = Vec::new();
-    if text.parse::<toml::Table>().is_err() {
-        return (Vec::new(), errors);
-    }
-    let raw: RawFile = match toml::from_str(text) {
-        Ok(raw) => raw,
-        Err(e) => {
-            let offset = e.span().map(|s| s.start).unwrap_or(0);
-            errors.push(RuleError {
-                file: file.to_string(),
-                line: line_of(text, offset),
-                message: format!("`code`: {}", e.message().trim()),
-            });
-            return (Vec::new(), errors);
-        }
+    let raw: RawFile = match super::read_tables(file, text, "code") {
+        Ok(Some(raw)) => raw,
+        Ok(None) => return (Vec::new(), errors),
+        Err(e) => return (Vec::new(), vec![e]),
     };
     let mut entries = Vec::new();
     for table in raw.code {

@@ -148,6 +148,29 @@ impl fmt::Display for RuleError {
     }
 }
 
+/// 1-based line of a byte offset.
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// Reads one kind of table of a rule file into `T` (a struct naming the array, e.g.
+/// `procedure`, with positions kept): `Ok(None)` when the file is not valid TOML at all (the rule
+/// reader reports that), or the array's error with its line.
+pub(crate) fn read_tables<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+    what: &str,
+) -> Result<Option<T>, RuleError> {
+    if text.parse::<toml::Table>().is_err() {
+        return Ok(None);
+    }
+    toml::from_str(text).map(Some).map_err(|e| RuleError {
+        file: file.to_string(),
+        line: line_of(text, e.span().map(|s| s.start).unwrap_or(0)),
+        message: format!("`{what}`: {}", e.message().trim()),
+    })
+}
+
 /// Every problem found in a rule directory.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct RuleErrors(pub Vec<RuleError>);

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use toml::{Spanned, Value};
 
 use super::template::{Template, CUSTOMER_PLACEHOLDERS};
-use super::{Localized, RuleError, REQUIRED_LANGUAGES};
+use super::{line_of, Localized, RuleError, REQUIRED_LANGUAGES};
 use crate::detect::Fact;
 use crate::time::{Span, HOUR};
 
@@ -210,29 +210,14 @@ struct RawFile {
     procedure: Vec<Spanned<BTreeMap<String, Spanned<Value>>>>,
 }
 
-/// 1-based line of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
-}
-
 /// Reads the `[[procedure]]` tables of one rule file: the valid procedures and every error. A
 /// file that is not valid TOML gives no error here (the rule reader reports it).
 pub fn parse_procedures(file: &str, text: &str) -> (Vec<Procedure>, Vec<RuleError>) {
     let mut errors = Vec::new();
-    if text.parse::<toml::Table>().is_err() {
-        return (Vec::new(), errors);
-    }
-    let raw: RawFile = match toml::from_str(text) {
-        Ok(raw) => raw,
-        Err(e) => {
-            let offset = e.span().map(|s| s.start).unwrap_or(0);
-            errors.push(RuleError {
-                file: file.to_string(),
-                line: line_of(text, offset),
-                message: format!("`procedure`: {}", e.message().trim()),
-            });
-            return (Vec::new(), errors);
-        }
+    let raw: RawFile = match super::read_tables(file, text, "procedure") {
+        Ok(Some(raw)) => raw,
+        Ok(None) => return (Vec::new(), errors),
+        Err(e) => return (Vec::new(), vec![e]),
     };
     let mut procedures = Vec::new();
     for table in raw.procedure {

@@ -13,34 +13,17 @@
 //! - a customer's usual large purchases, a bill by card each month and cash on payday never page,
 //!   while a quiet customer's first-ever large purchase does.
 
-use callahead::engine::{Engine, EngineConfig};
 use callahead::event::decode;
-use callahead::ingest::variations::{generate, score, Firing, Kind, Label, VariationSpec};
+use callahead::ingest::variations::{firings, generate, score, Firing, Kind, Label, VariationSpec};
 use callahead::state::flows::slack;
 use callahead::time::{Timestamp, DAY, HOUR};
 use proptest::prelude::*;
 
 use crate::common::rules;
 
-/// Every rule firing of the population's stream through one engine (one partition, as a
-/// customer's events arrive in order).
+/// Every rule firing of the population's stream through one engine.
 fn run(lines: &[String]) -> Vec<Firing> {
-    let rules = rules();
-    let engine = Engine::new(EngineConfig::default());
-    let mut firings = Vec::new();
-    for line in lines {
-        let event = decode(line.as_bytes()).unwrap_or_else(|e| panic!("{e}: {line}"));
-        for change in engine.process(rules, &event).changes {
-            for s in &change.task.signals {
-                let f =
-                    Firing { customer_id: change.task.customer_id.clone(), rule: s.rule.clone(), at: s.at };
-                if !firings.contains(&f) {
-                    firings.push(f);
-                }
-            }
-        }
-    }
-    firings
+    firings(rules(), lines).0
 }
 
 /// The latest a stopped income may be found: its expected date plus its tolerance (or, where
