@@ -90,8 +90,7 @@ pub fn detect(input: &DetectInput<'_>, p: &Params) -> Option<Signal> {
     if state.peaks.is_usual(amount, event.ts, p.min_peak_periods, p.peak_headroom) {
         return None;
     }
-    let party = if t.channel == crate::event::CardChannel::Atm { flows::ATM } else { &t.merchant_name };
-    let key = flows::party_key(party);
+    let key = flows::party_key(flows::card_party(t));
     if state.flows.iter().any(|f| f.kind == FlowKind::Card && f.continued_by(key, amount, event.ts)) {
         return None;
     }

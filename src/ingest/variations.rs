@@ -192,13 +192,7 @@ pub fn spelling(rng: &mut fastrand::Rng, words: &[&str]) -> String {
     let cased: Vec<String> = match rng.u8(..4) {
         0 => words.iter().map(|w| w.to_string()).collect(),
         1 => words.iter().map(|w| w.to_uppercase()).collect(),
-        2 => words
-            .iter()
-            .map(|w| {
-                let mut c = w.chars();
-                c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
-            })
-            .collect(),
+        2 => words.iter().map(|w| capitalised(w)).collect(),
         // Mixed: some words upper case, the others lower.
         _ => words.iter().map(|w| if rng.bool() { w.to_uppercase() } else { w.to_string() }).collect(),
     };
@@ -209,16 +203,16 @@ pub fn spelling(rng: &mut fastrand::Rng, words: &[&str]) -> String {
         3 => cased.join(" "),
         4 => cased.join("  "),
         // Camel case: the words capitalised and run together.
-        _ => words
-            .iter()
-            .map(|w| {
-                let mut c = w.chars();
-                c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
-            })
-            .collect(),
+        _ => words.iter().map(|w| capitalised(w)).collect(),
     };
     let pad = |rng: &mut fastrand::Rng| if rng.u8(..3) == 0 { " " } else { "" };
     format!("{}{joined}{}", pad(rng), pad(rng))
+}
+
+/// `word` with its first letter in upper case.
+fn capitalised(word: &str) -> String {
+    let mut c = word.chars();
+    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
 }
 
 /// Codes written by "other systems", as words; some are aliases in the default pack's table.

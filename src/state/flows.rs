@@ -45,6 +45,16 @@ pub const CARD_FLOW_MEDIANS: f64 = 4.0;
 /// The counterparty of every cash withdrawal: which machine is used varies, the habit does not.
 pub const ATM: &str = "ATM";
 
+/// The counterparty of a card payment's flow: its merchant, or [`ATM`] for any cash machine.
+/// What the state records and what the amount anomaly looks up must agree, so both call this.
+pub fn card_party(t: &crate::event::CardTransaction) -> &str {
+    if t.channel == crate::event::CardChannel::Atm {
+        ATM
+    } else {
+        &t.merchant_name
+    }
+}
+
 /// The cadences a flow may have: (nominal period in days, shortest and longest gap that counts
 /// as that cadence between two occurrences).
 pub const CADENCES: [(f64, f64, f64); 3] = [(7.0, 5.0, 9.5), (14.0, 11.5, 17.5), (30.44, 25.0, 36.0)];

@@ -672,8 +672,7 @@ impl CustomerState {
                         if eur >= flows::CARD_FLOW_MIN_EUR
                             && self.spend.is_above_median(eur, flows::CARD_FLOW_MEDIANS)
                         {
-                            let party =
-                                if t.channel == CardChannel::Atm { flows::ATM } else { &t.merchant_name };
+                            let party = flows::card_party(t);
                             flows::observe(&mut self.flows, FlowKind::Card, party, eur, at, interner);
                         }
                     }
