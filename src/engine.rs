@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::command::{Command, CommandResult, Refusal};
 use crate::detect::{
-    absence, event_facts, DetectInput, DetectorKind, DetectorParams, Evidence, Phase, Signal,
+    absence, event_facts, sequence, DetectInput, DetectorKind, DetectorParams, Evidence, Phase, Signal,
 };
 use crate::event::{Event, EventBody};
 use crate::geo::Point;
@@ -41,7 +41,9 @@ use crate::rules::codes::CodeField;
 use crate::rules::features::FeatureView;
 use crate::rules::{Mode, RuleSet};
 use crate::state::dedup::Seen;
-use crate::state::{CustomerState, FastHash, StateStore, MAX_PENDING_ABSENCES};
+use crate::state::{
+    CustomerState, FastHash, SequenceMark, StateStore, MAX_PENDING_ABSENCES, MAX_SEQUENCE_MARKS,
+};
 use crate::task::{ChangeKind, Outcome, Task, TaskChange};
 use crate::time::{Timestamp, DAY, MINUTE};
 use crate::vocab::Queue;
@@ -227,6 +229,7 @@ impl Engine {
                 &mut firings,
                 &mut out.hits,
             );
+            match_sequences(rules, event, state, self.config.allowed_lateness, &mut firings, &mut out.hits);
             state.apply_late(event, &self.state.interner, self.config.allowed_lateness);
             evaluate(rules, on, Phase::AfterApply, Some(event), event.ts, state, &mut firings, &mut out.hits);
             track_absences(rules, event, state);
@@ -523,6 +526,95 @@ fn track_absences(rules: &RuleSet, event: &Event, state: &mut CustomerState) {
     }
 }
 
+/// Matches the event against the links of the sequence rules watching its type (on the state
+/// before the event, so "a device never seen" means before it), keeps what matched, and fires
+/// the rules whose chain it completes (cooldown, shadow and hits as for any rule). Marks older
+/// than a rule's `within` plus the allowed lateness before this event can be in no chain any
+/// more, and are dropped; so are those of rules no longer loaded.
+fn match_sequences<'r>(
+    rules: &'r RuleSet,
+    event: &Event,
+    state: &mut CustomerState,
+    allowed_lateness: i64,
+    firings: &mut Vec<Firing<'r>>,
+    hits: &mut Vec<Hit>,
+) {
+    let indexes = rules.sequences_for(event.kind());
+    if indexes.is_empty() {
+        return;
+    }
+    let mut matched: Vec<(usize, SequenceMark)> = Vec::new();
+    {
+        let view = FeatureView::new(Some(event), state, None, None, event.ts);
+        for &i in indexes {
+            let rule = &rules.rules[i];
+            let Some(s) = &rule.sequence else { continue };
+            for (link, l) in s.links.iter().enumerate() {
+                if l.watches(event.kind()) && l.when.as_ref().is_none_or(|c| c.eval(&view)) {
+                    matched.push((i, sequence::mark(rule.id_hash, link as u8, event)));
+                }
+            }
+        }
+    }
+    if matched.is_empty() {
+        return;
+    }
+    let keep = |m: &SequenceMark| {
+        rules.sequence_rule(m.rule).is_some_and(|(_, r)| {
+            let within = r.sequence.as_ref().map_or(0, |s| s.within);
+            event.ts.millis_since(m.at) <= within.saturating_add(allowed_lateness)
+        })
+    };
+    state.sequences.retain(keep);
+    let current = sequence::fingerprint(&event.event_id);
+    let mut done: Vec<usize> = Vec::new();
+    for &(i, _) in &matched {
+        if done.contains(&i) {
+            continue;
+        }
+        done.push(i);
+        let rule = &rules.rules[i];
+        let Some(s) = &rule.sequence else { continue };
+        let marks: Vec<&SequenceMark> = state
+            .sequences
+            .iter()
+            .filter(|m| m.rule == rule.id_hash)
+            .chain(matched.iter().filter(|(j, _)| *j == i).map(|(_, m)| m))
+            .collect();
+        let Some(chain) = sequence::find_chain(&marks, s.links.len(), s.within, current) else { continue };
+        let chain: Vec<&SequenceMark> = chain.into_iter().map(|k| marks[k]).collect();
+        let signal = sequence::signal(&chain, event);
+        if state.in_cooldown(rule.id_hash, signal.at, rule.cooldown) {
+            continue;
+        }
+        state.mark_fired(rule.id_hash, signal.at);
+        let shadow = rule.mode == Mode::Shadow;
+        hits.push(Hit { rule: i, shadow });
+        if !shadow {
+            firings.push(Firing { rule, signal });
+        }
+    }
+    for (_, m) in matched {
+        // At most two marks per link of a rule (the newest in event time), and
+        // MAX_SEQUENCE_MARKS in all (the oldest go first).
+        let same: Vec<usize> = (0..state.sequences.len())
+            .filter(|&k| state.sequences[k].rule == m.rule && state.sequences[k].link == m.link)
+            .collect();
+        if same.len() >= 2 {
+            let oldest = same.into_iter().min_by_key(|&k| state.sequences[k].at).expect("two");
+            if state.sequences[oldest].at > m.at {
+                continue;
+            }
+            state.sequences.remove(oldest);
+        }
+        if state.sequences.len() >= MAX_SEQUENCE_MARKS {
+            let oldest = (0..state.sequences.len()).min_by_key(|&k| state.sequences[k].at).expect("full");
+            state.sequences.remove(oldest);
+        }
+        state.sequences.push(m);
+    }
+}
+
 /// Fires the absence rules whose waits ran out by `now` (in deadline order): cooldown, shadow
 /// and hits as for any rule. A wait whose rule is gone (rules reloaded) is dropped.
 fn fire_absences<'r>(
@@ -678,6 +770,184 @@ script.ru = "x"
         assert!(engine.state.customers.get("c").unwrap().absences.is_empty());
         run(contact("6", "other", "2026-11-09T10:00:00Z", true), &mut fired);
         assert_eq!(fired.len(), 1, "a wait fires once");
+    }
+
+    const CHAIN: &str = r#"
+[[rule]]
+id = "reset_device_payee"
+queue = "fraud"
+severity = "critical"
+after = { on = "support_contact", when = "event.reason == 'password_reset'" }
+then = [
+  { on = "login", when = "event.new_device" },
+  { on = "transfer", when = "event.outgoing && event.new_payee" },
+]
+within = "1h"
+cooldown = "6h"
+actions = ["hold_transfer"]
+title.en = "{links} links in {minutes} min: {first_detail} to {last_detail}, {amount_eur} EUR"
+title.ru = "x"
+explanation.en = "x"
+explanation.ru = "x"
+script.en = "x"
+script.ru = "x"
+"#;
+
+    fn line(id: &str, ts: &str, body: &str) -> Event {
+        decode(format!(r#"{{"event_id":"{id}","customer_id":"c","ts":"2026-11-{ts}Z",{body}}}"#).as_bytes())
+            .unwrap()
+    }
+
+    /// A month of the customer's past: a known phone and a landlord paid.
+    fn past() -> Vec<Event> {
+        vec![
+            line(
+                "p1",
+                "01T09:00:00",
+                r#""type":"login","channel":"mobile","device_id":"old-phone","success":true"#,
+            ),
+            line(
+                "p2",
+                "01T09:05:00",
+                r#""type":"transfer","direction":"out","amount":700,"currency":"EUR","counterparty_bank":"Landlord Bank""#,
+            ),
+        ]
+    }
+
+    fn reset(id: &str, ts: &str) -> Event {
+        line(
+            id,
+            ts,
+            r#""type":"support_contact","channel":"phone","reason":"password_reset","resolved":true"#,
+        )
+    }
+
+    fn new_phone(id: &str, ts: &str) -> Event {
+        line(id, ts, r#""type":"login","channel":"mobile","device_id":"new-phone","success":true"#)
+    }
+
+    fn pay(id: &str, ts: &str, bank: &str) -> Event {
+        line(
+            id,
+            ts,
+            &format!(
+                r#""type":"transfer","direction":"out","amount":1800,"currency":"EUR","counterparty_bank":"{bank}""#
+            ),
+        )
+    }
+
+    fn titles(engine: &Engine, rules: &RuleSet, events: &[Event]) -> Vec<(String, usize)> {
+        let mut out = Vec::new();
+        for e in events {
+            for c in engine.process(rules, e).changes {
+                out.push((c.task.title.clone(), c.task.context.events.len()));
+            }
+        }
+        out
+    }
+
+    /// "After X, then Y, then Z within T": each link by its own condition on the state before
+    /// it, in event-time order, whichever arrives last completing the chain (a late first link
+    /// included); each link is evidence; a known payee, a gap too long or a wrong order is no
+    /// chain.
+    #[test]
+    fn a_sequence_fires_on_the_link_that_completes_it_in_event_time() {
+        let rules = RuleSet::from_sources(&[("f.toml".into(), CHAIN.into())]).unwrap();
+        let run = |events: Vec<Event>| {
+            let engine =
+                Engine::new(EngineConfig { allowed_lateness: 2 * 60 * MINUTE, ..EngineConfig::default() });
+            let all: Vec<Event> = past().into_iter().chain(events).collect();
+            titles(&engine, &rules, &all)
+        };
+        let want = vec![("3 links in 40 min: password_reset to Far Bank, 1800 EUR".to_string(), 3)];
+        assert_eq!(
+            run(vec![
+                reset("r", "20T10:00:00"),
+                new_phone("l", "20T10:15:00"),
+                pay("t", "20T10:40:00", "Far Bank")
+            ]),
+            want
+        );
+        assert_eq!(
+            run(vec![
+                new_phone("l", "20T10:15:00"),
+                pay("t", "20T10:40:00", "Far Bank"),
+                reset("r", "20T10:00:00")
+            ]),
+            want,
+            "the reset delivered late completes the chain"
+        );
+        assert!(
+            run(vec![
+                reset("r", "20T10:00:00"),
+                new_phone("l", "20T10:15:00"),
+                pay("t", "20T10:40:00", "Landlord Bank")
+            ])
+            .is_empty(),
+            "a known payee"
+        );
+        assert!(
+            run(vec![
+                reset("r", "20T09:00:00"),
+                new_phone("l", "20T10:15:00"),
+                pay("t", "20T10:40:00", "Far Bank")
+            ])
+            .is_empty(),
+            "100 min from first to last"
+        );
+        assert!(
+            run(vec![
+                new_phone("l", "20T10:00:00"),
+                reset("r", "20T10:15:00"),
+                pay("t", "20T10:40:00", "Far Bank")
+            ])
+            .is_empty(),
+            "the device before the reset"
+        );
+        let engine = Engine::new(EngineConfig::default());
+        let mut all = past();
+        all.extend([
+            reset("r", "20T10:00:00"),
+            new_phone("l", "20T10:15:00"),
+            pay("t", "20T10:40:00", "Far Bank"),
+        ]);
+        all.push(pay("t2", "20T10:45:00", "Other Far Bank"));
+        assert_eq!(titles(&engine, &rules, &all).len(), 1, "the cooldown holds a second payment");
+        assert!(engine.state.customers.get("c").unwrap().sequences.len() <= crate::state::MAX_SEQUENCE_MARKS);
+    }
+
+    /// The default pack's takeover: a reset, a new phone and most of the income to a new bank is
+    /// found; the same reset and new phone followed by the usual rent is ordinary life.
+    #[test]
+    fn the_default_takeover_rule_tells_a_takeover_from_a_new_phone_and_the_rent() {
+        let rules = RuleSet::load_dir(std::path::Path::new("rules")).unwrap();
+        let income = |id: &str, ts: &str| {
+            line(
+                id,
+                ts,
+                r#""type":"transfer","direction":"in","amount":2000,"currency":"EUR","counterparty_bank":"Employer Bank""#,
+            )
+        };
+        let run = |last: Event| {
+            let engine = Engine::new(EngineConfig::default());
+            let mut all = past();
+            all.extend([
+                income("i1", "15T08:00:00"),
+                reset("r", "20T10:00:00"),
+                new_phone("l", "20T10:15:00"),
+                last,
+            ]);
+            titles(&engine, &rules, &all)
+        };
+        let found = run(pay("t", "20T10:40:00", "Far Bank"));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].0.starts_with("Possible account takeover: 1800 EUR to Far Bank"), "{found:?}");
+        let rent = line(
+            "t",
+            "20T10:40:00",
+            r#""type":"transfer","direction":"out","amount":700,"currency":"EUR","counterparty_bank":"Landlord Bank""#,
+        );
+        assert_eq!(run(rent), vec![]);
     }
 
     /// A customer idle for `expire_after` with nothing open is forgotten when the partition's

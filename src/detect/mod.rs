@@ -20,6 +20,7 @@ pub mod dormant_drain;
 pub mod impossible_travel;
 pub mod income_stopped;
 pub mod repeat_contact;
+pub mod sequence;
 
 use std::fmt::Write as _;
 

@@ -36,6 +36,10 @@ pub enum F {
     EventSeverity,
     EventProduct,
     EventAction,
+    EventNewDevice,
+    EventNewPayee,
+    EventIncomeShare,
+    EventContactChanged,
     CustomerHasProfile,
     CustomerSegment,
     CustomerLanguage,
@@ -51,6 +55,7 @@ pub enum F {
     CustomerComplaints30d,
     CustomerFailedLogins1h,
     CustomerCards,
+    CustomerLastIncomeEur,
 }
 
 /// Event and customer features: variant, name, type, one line of documentation.
@@ -90,6 +95,33 @@ pub const FEATURES: &[(F, &str, Type, &str)] = &[
     (F::EventSeverity, "event.severity", Type::Str, "complaint severity: low, medium, high"),
     (F::EventProduct, "event.product", Type::Str, "product changed"),
     (F::EventAction, "event.action", Type::Str, "product action: open, close, downgrade, upgrade"),
+    (
+        F::EventNewDevice,
+        "event.new_device",
+        Type::Bool,
+        "a successful login from a device never seen, for a customer with a known device (unknown for \
+         a customer's first device)",
+    ),
+    (
+        F::EventNewPayee,
+        "event.new_payee",
+        Type::Bool,
+        "money out (not to the customer's own account) to a bank this customer never paid nor was \
+         paid by, among the payees and income it remembers",
+    ),
+    (
+        F::EventIncomeShare,
+        "event.income_share",
+        Type::Num,
+        "an outgoing amount as a share of the customer's last income (unknown without income in \
+         the last 45 days)",
+    ),
+    (
+        F::EventContactChanged,
+        "event.contact_changed",
+        Type::Bool,
+        "a profile whose e-mail address or phone number differs from the one held",
+    ),
     (F::CustomerHasProfile, "customer.has_profile", Type::Bool, "the customer's profile has arrived"),
     (F::CustomerSegment, "customer.segment", Type::Str, "mass, affluent, private or business"),
     (F::CustomerLanguage, "customer.language", Type::Str, "preferred language (ISO 639-1)"),
@@ -130,6 +162,12 @@ pub const FEATURES: &[(F, &str, Type, &str)] = &[
     (F::CustomerComplaints30d, "customer.complaints_30d", Type::Num, "complaints in the last 30 days"),
     (F::CustomerFailedLogins1h, "customer.failed_logins_1h", Type::Num, "failed logins in the last hour"),
     (F::CustomerCards, "customer.cards", Type::Num, "cards seen"),
+    (
+        F::CustomerLastIncomeEur,
+        "customer.last_income_eur",
+        Type::Num,
+        "the last income received (a payer's latest payment within 45 days), euros",
+    ),
 ];
 
 /// Ids at and above this are signal facts: `SIGNAL_BASE + index in the detector's facts`.
@@ -291,6 +329,37 @@ impl Features for FeatureView<'_> {
                 }),
                 _ => Missing,
             },
+            F::EventNewDevice => match body {
+                Some(EventBody::Login(l)) if !l.success => Bool(false),
+                Some(EventBody::Login(_)) if self.state.logins.devices.is_empty() => Missing,
+                Some(EventBody::Login(l)) => Bool(!self.state.knows_device(&l.device_id)),
+                _ => Missing,
+            },
+            F::EventNewPayee => match body {
+                Some(EventBody::Transfer(t)) if t.outgoing && !t.own_account => {
+                    t.counterparty_bank.as_deref().map_or(Missing, |bank| Bool(!self.state.knows_party(bank)))
+                }
+                _ => Missing,
+            },
+            F::EventIncomeShare => match body {
+                Some(EventBody::Transfer(t)) if t.outgoing => {
+                    match (t.money.to_eur(), self.state.last_income_eur(self.now)) {
+                        (Some(eur), Some(income)) if income > 0.0 => Num(eur / income),
+                        _ => Missing,
+                    }
+                }
+                _ => Missing,
+            },
+            F::EventContactChanged => match (body, profile) {
+                (Some(EventBody::CustomerProfile(new)), Some(held)) => {
+                    let held = held.profile();
+                    let differs = |a: &Option<String>, b: &Option<String>| {
+                        a.as_deref().is_some_and(|a| b.as_deref() != Some(a))
+                    };
+                    Bool(differs(&new.email, &held.email) || differs(&new.phone, &held.phone))
+                }
+                _ => Missing,
+            },
             F::CustomerHasProfile => Bool(profile.is_some()),
             F::CustomerSegment => profile.map_or(Missing, |p| s(p.segment().as_str())),
             F::CustomerLanguage => profile.map_or(Missing, |p| s(p.language())),
@@ -319,6 +388,7 @@ impl Features for FeatureView<'_> {
                 .count() as f64),
             F::CustomerFailedLogins1h => Num(f64::from(self.state.failures_before(self.now, HOUR))),
             F::CustomerCards => Num(self.state.cards.len() as f64),
+            F::CustomerLastIncomeEur => self.state.last_income_eur(self.now).map_or(Missing, Num),
         }
     }
 }

@@ -11,7 +11,9 @@ use super::expr::Condition;
 use super::features::RuleSchema;
 use super::template::{Template, CUSTOMER_PLACEHOLDERS};
 use super::variant::ScriptVariant;
-use super::{Absence, Localized, Mode, Rule, RuleError, ACTIONS, REQUIRED_LANGUAGES};
+use super::{
+    Absence, Link, Localized, Mode, Rule, RuleError, Sequence, ACTIONS, MAX_LINKS, REQUIRED_LANGUAGES,
+};
 use crate::detect::{DetectorKind, DetectorParams, EVENT_FACTS};
 use crate::event::EventKind;
 use crate::time::{Span, DAY};
@@ -36,6 +38,7 @@ const KEYS: &[&str] = &[
     "actions",
     "after",
     "absent",
+    "then",
     "within",
     "script_variant",
 ];
@@ -76,6 +79,7 @@ struct RawRule {
     outreach: Option<Spanned<Value>>,
     after: Option<Spanned<Value>>,
     absent: Option<Spanned<Value>>,
+    then: Option<Spanned<Value>>,
     within: Option<Spanned<Value>>,
     script_variant: Option<Vec<RawTable>>,
 }
@@ -268,17 +272,26 @@ fn check_rule(c: &mut Checker<'_>, r: RawRule, at: usize) -> Option<Rule> {
         }),
     };
     let description = r.description.as_ref().and_then(|v| c.string(v, "description"));
-    let is_absence = r.after.is_some() || r.absent.is_some() || r.within.is_some();
-    if is_absence {
+    // A pattern rule: an absence ("after X, no Y within T") or a sequence ("after X, then Y
+    // within T"); `then` makes it a sequence.
+    let is_pattern = r.after.is_some() || r.absent.is_some() || r.then.is_some() || r.within.is_some();
+    let is_sequence = r.then.is_some();
+    let is_absence = is_pattern && !is_sequence;
+    if is_pattern {
+        let (what, conditions) = if is_sequence {
+            ("a sequence rule (`after`, `then`, `within`)", "`after.when` and each `then`'s `when`")
+        } else {
+            ("an absence rule (`after`, `absent`, `within`)", "`after.when` and `absent.when`")
+        };
         for (key, value) in
             [("detector", &r.detector), ("params", &r.params), ("on", &r.on), ("when", &r.when)]
         {
             if let Some(v) = value {
-                c.error(
-                    v.span().start,
-                    format!("an absence rule (`after`, `absent`, `within`) has no `{key}`: conditions go in `after.when` and `absent.when`"),
-                );
+                c.error(v.span().start, format!("{what} has no `{key}`: conditions go in {conditions}"));
             }
+        }
+        if let (true, Some(v)) = (is_sequence, &r.absent) {
+            c.error(v.span().start, "a rule has `then` (a sequence) or `absent` (an absence), not both");
         }
     }
     let queue = c.choice(r.queue.as_ref(), "queue", at, &[("fraud", Queue::Fraud), ("care", Queue::Care)]);
@@ -366,7 +379,7 @@ fn check_rule(c: &mut Checker<'_>, r: RawRule, at: usize) -> Option<Rule> {
         None => match detector_kind {
             Some(d) => d.triggers().to_vec(),
             None => {
-                if r.detector.is_none() && !is_absence {
+                if r.detector.is_none() && !is_pattern {
                     c.error(at, "a rule without a `detector` needs `on` (the event types it runs on)");
                 }
                 Vec::new()
@@ -388,13 +401,15 @@ fn check_rule(c: &mut Checker<'_>, r: RawRule, at: usize) -> Option<Rule> {
             }
         }
     });
-    if r.detector.is_none() && r.when.is_none() && !is_absence {
+    if r.detector.is_none() && r.when.is_none() && !is_pattern {
         c.error(
             at,
-            "a rule needs a `detector`, a `when` condition, or both (or `after`, `absent` and `within`)",
+            "a rule needs a `detector`, a `when` condition, or both (or `after`, `absent` and `within`, \
+             or `after`, `then` and `within`)",
         );
     }
     let absence = if is_absence { absence(c, &r, at) } else { None };
+    let sequence = if is_sequence { sequence(c, &r, at) } else { None };
     let cooldown = match &r.cooldown {
         None => Some(DEFAULT_COOLDOWN),
         Some(v) => c.string(v, "cooldown").and_then(|s| match Span::parse(&s) {
@@ -405,7 +420,14 @@ fn check_rule(c: &mut Checker<'_>, r: RawRule, at: usize) -> Option<Rule> {
             }
         }),
     };
-    let known = |name: &str| placeholder_check(name, is_absence, detector_kind);
+    let pattern = if is_sequence {
+        Some(crate::detect::sequence::FACTS)
+    } else if is_absence {
+        Some(crate::detect::absence::FACTS)
+    } else {
+        None
+    };
+    let known = |name: &str| placeholder_check(name, pattern, detector_kind);
     let title = c.localized(r.title.as_ref(), "title", at, &known);
     let explanation = c.localized(r.explanation.as_ref(), "explanation", at, &known);
     let script = c.localized(r.script.as_ref(), "script", at, &known);
@@ -477,6 +499,7 @@ fn check_rule(c: &mut Checker<'_>, r: RawRule, at: usize) -> Option<Rule> {
     Some(Rule {
         outreach: outreach?,
         absence: if is_absence { Some(absence?) } else { None },
+        sequence: if is_sequence { Some(sequence?) } else { None },
         id_hash: crate::state::hash_text(id.as_deref()?),
         id: id?,
         description,
@@ -497,60 +520,65 @@ fn check_rule(c: &mut Checker<'_>, r: RawRule, at: usize) -> Option<Rule> {
     })
 }
 
-/// The `after`, `absent` and `within` of an absence rule ("after X, no Y within T").
-fn absence(c: &mut Checker<'_>, r: &RawRule, at: usize) -> Option<Absence> {
-    let side = |c: &mut Checker<'_>, v: Option<&Spanned<Value>>, key: &str| {
-        let Some(v) = v else {
-            c.error(at, format!("an absence rule needs `{key}` (e.g. {key} = {{ on = \"complaint\" }})"));
-            return None;
-        };
-        let Value::Table(t) = v.get_ref() else {
-            c.error(
-                v.span().start,
-                format!("`{key}` must be a table such as {{ on = \"complaint\", when = \"…\" }}"),
-            );
-            return None;
-        };
-        if let Some(k) = t.keys().find(|k| !["on", "when"].contains(&k.as_str())) {
-            c.error(v.span().start, format!("`{key}`: unknown key `{k}` (keys: on, when)"));
+/// One side of a pattern rule (`after`, `absent`, or a link of `then`): a table with `on`, the
+/// event type or types, and an optional `when`. `at` locates the table.
+fn pattern_side(
+    c: &mut Checker<'_>,
+    v: &Value,
+    at: usize,
+    key: &str,
+) -> Option<(Vec<EventKind>, Option<Condition>)> {
+    let Value::Table(t) = v else {
+        c.error(at, format!("`{key}` must be a table such as {{ on = \"complaint\", when = \"…\" }}"));
+        return None;
+    };
+    if let Some(k) = t.keys().find(|k| !["on", "when"].contains(&k.as_str())) {
+        c.error(at, format!("`{key}`: unknown key `{k}` (keys: on, when)"));
+        return None;
+    }
+    let names: Vec<&Value> = match t.get("on") {
+        Some(Value::String(_)) => vec![&t["on"]],
+        Some(Value::Array(items)) if !items.is_empty() => items.iter().collect(),
+        _ => {
+            c.error(at, format!("`{key}` needs `on`, the event type (a string) or types (a list)"));
             return None;
         }
-        let kind = match t.get("on").and_then(Value::as_str) {
-            Some(name) => match EventKind::parse(name) {
-                Some(kind) => kind,
-                None => {
-                    c.error(v.span().start, format!("`{key}.on`: `{name}` is not an event type"));
-                    return None;
-                }
-            },
-            None => {
-                c.error(v.span().start, format!("`{key}` needs `on`, the event type (a string)"));
-                return None;
-            }
-        };
-        let when = match t.get("when") {
-            None => None,
-            Some(Value::String(src)) => match Condition::compile_all(src, &RuleSchema { detector: None }) {
-                Ok(cond) => Some(cond),
-                Err(errors) => {
-                    for e in errors {
-                        c.error(v.span().start, format!("`{key}.when`: {e}"));
-                    }
-                    return None;
-                }
-            },
-            Some(other) => {
-                c.error(v.span().start, format!("`{key}.when` must be a string, found {}", other.type_str()));
-                return None;
-            }
-        };
-        Some((kind, when))
     };
-    let after = side(c, r.after.as_ref(), "after");
-    let absent = side(c, r.absent.as_ref(), "absent");
-    let within = match &r.within {
+    let mut kinds = Vec::new();
+    for name in names {
+        match name.as_str().and_then(EventKind::parse) {
+            Some(kind) if !kinds.contains(&kind) => kinds.push(kind),
+            Some(_) => {}
+            None => {
+                c.error(at, format!("`{key}.on`: {} is not an event type", shown(name)));
+                return None;
+            }
+        }
+    }
+    let when = match t.get("when") {
+        None => None,
+        Some(Value::String(src)) => match Condition::compile_all(src, &RuleSchema { detector: None }) {
+            Ok(cond) => Some(cond),
+            Err(errors) => {
+                for e in errors {
+                    c.error(at, format!("`{key}.when`: {e}"));
+                }
+                return None;
+            }
+        },
+        Some(other) => {
+            c.error(at, format!("`{key}.when` must be a string, found {}", other.type_str()));
+            return None;
+        }
+    };
+    Some((kinds, when))
+}
+
+/// The `within` of a pattern rule: a span longer than zero.
+fn pattern_within(c: &mut Checker<'_>, r: &RawRule, at: usize, what: &str) -> Option<i64> {
+    match &r.within {
         None => {
-            c.error(at, "an absence rule needs `within` (a span such as \"72h\")");
+            c.error(at, format!("{what} needs `within` (a span such as \"72h\")"));
             None
         }
         Some(v) => c.string(v, "within").and_then(|text| match Span::parse(&text) {
@@ -564,27 +592,80 @@ fn absence(c: &mut Checker<'_>, r: &RawRule, at: usize) -> Option<Absence> {
                 None
             }
         }),
+    }
+}
+
+/// The `after`, `absent` and `within` of an absence rule ("after X, no Y within T").
+fn absence(c: &mut Checker<'_>, r: &RawRule, at: usize) -> Option<Absence> {
+    let side = |c: &mut Checker<'_>, v: Option<&Spanned<Value>>, key: &str| {
+        let Some(v) = v else {
+            c.error(at, format!("an absence rule needs `{key}` (e.g. {key} = {{ on = \"complaint\" }})"));
+            return None;
+        };
+        let (kinds, when) = pattern_side(c, v.get_ref(), v.span().start, key)?;
+        if kinds.len() != 1 {
+            c.error(v.span().start, format!("`{key}.on` of an absence rule names one event type"));
+            return None;
+        }
+        Some((kinds[0], when))
     };
+    let after = side(c, r.after.as_ref(), "after");
+    let absent = side(c, r.absent.as_ref(), "absent");
+    let within = pattern_within(c, r, at, "an absence rule");
     let ((after, after_when), (absent, absent_when), within) = (after?, absent?, within?);
     Some(Absence { after, after_when, absent, absent_when, within })
 }
 
+/// The `after`, `then` and `within` of a sequence rule ("after X, then Y within T"): `then` is
+/// one link (a table) or several in order (a list of tables).
+fn sequence(c: &mut Checker<'_>, r: &RawRule, at: usize) -> Option<Sequence> {
+    let first = match &r.after {
+        None => {
+            c.error(at, "a sequence rule needs `after`, its first link (e.g. after = { on = \"login\" })");
+            None
+        }
+        Some(v) => pattern_side(c, v.get_ref(), v.span().start, "after"),
+    };
+    let then = r.then.as_ref().expect("a sequence rule has `then`");
+    let raw: Vec<&Value> = match then.get_ref() {
+        Value::Array(items) => items.iter().collect(),
+        table => vec![table],
+    };
+    let mut links = vec![first];
+    if raw.is_empty() || raw.len() + 1 > MAX_LINKS {
+        c.error(
+            then.span().start,
+            format!("`then` has one to {} links (a table, or a list of tables)", MAX_LINKS - 1),
+        );
+        links.push(None);
+    }
+    for (i, v) in raw.iter().enumerate() {
+        let key = if raw.len() == 1 { "then".to_string() } else { format!("then[{i}]") };
+        links.push(pattern_side(c, v, then.span().start, &key));
+    }
+    let within = pattern_within(c, r, at, "a sequence rule");
+    let links: Option<Vec<Link>> = links.into_iter().map(|l| l.map(|(on, when)| Link { on, when })).collect();
+    Some(Sequence { links: links?, within: within? })
+}
+
 /// Whether a rule's templates may use the placeholder `name`: what its signals carry (the
 /// detector's facts; the event facts for a rule without a detector or a detector in
-/// `DetectorKind::carries_event_facts`; the wait's facts for an absence rule) and the customer placeholders.
+/// `DetectorKind::carries_event_facts`; the wait's facts for an absence rule, the chain's for a
+/// sequence rule) and the customer placeholders.
 /// Anything else is an error saying why, so that whatever passes the check renders.
-fn placeholder_check(name: &str, is_absence: bool, detector: Option<DetectorKind>) -> Result<(), String> {
+fn placeholder_check(
+    name: &str,
+    pattern: Option<&[(&str, crate::vocab::Type)]>,
+    detector: Option<DetectorKind>,
+) -> Result<(), String> {
     let has = |facts: &[(&str, crate::vocab::Type)]| facts.iter().any(|(n, _)| *n == name);
     if CUSTOMER_PLACEHOLDERS.contains(&name) {
         return Ok(());
     }
-    if is_absence {
-        // An absence rule fires on no event: its facts are the wait's.
-        return if has(crate::detect::absence::FACTS) {
-            Ok(())
-        } else {
-            Err(format!("unknown placeholder `{{{name}}}`"))
-        };
+    if let Some(facts) = pattern {
+        // An absence rule fires on no event, a sequence rule on several: their facts are the
+        // wait's or the chain's.
+        return if has(facts) { Ok(()) } else { Err(format!("unknown placeholder `{{{name}}}`")) };
     }
     let facts = detector.map(DetectorKind::facts).unwrap_or(&[]);
     if has(facts) {
@@ -701,6 +782,71 @@ script.ru = "Здравствуйте, {customer_name}"
             let text = ABSENCE.replacen(from, to, 1);
             assert_ne!(text, ABSENCE, "{from}");
             let (_, errors) = parse_rules("a.toml", &text);
+            assert!(
+                errors.iter().any(|e| e.message.contains(expected) && e.line > 1),
+                "{expected}: {errors:?}"
+            );
+        }
+    }
+
+    const SEQUENCE: &str = r#"
+[[rule]]
+id = "takeover"
+queue = "fraud"
+severity = "critical"
+after = { on = ["support_contact", "login"], when = "event.reason == 'password_reset' || event.new_device" }
+then = { on = "transfer", when = "event.outgoing && event.new_payee" }
+within = "1h"
+actions = ["hold_transfer"]
+title.en = "{amount_eur} EUR to {last_detail} {minutes} min after {first_detail}"
+title.ru = "{amount_eur} EUR"
+explanation.en = "x"
+explanation.ru = "x"
+script.en = "Hello {customer_name}"
+script.ru = "Здравствуйте, {customer_name}"
+"#;
+
+    #[test]
+    fn a_sequence_rule_loads_with_its_links_type_checked() {
+        let (rules, errors) = parse_rules("s.toml", SEQUENCE);
+        assert!(errors.is_empty(), "{errors:?}");
+        let s = rules[0].sequence.as_ref().expect("a sequence rule");
+        assert_eq!(s.within, 3_600_000);
+        assert_eq!(s.links.len(), 2);
+        assert_eq!(s.links[0].on, vec![EventKind::SupportContact, EventKind::Login]);
+        assert!(s.links.iter().all(|l| l.when.is_some()));
+        assert!(rules[0].absence.is_none() && rules[0].on.is_empty() && rules[0].detector.is_none());
+        // A list of links in order.
+        let three = SEQUENCE.replacen(
+            "then = { on = \"transfer\", when = \"event.outgoing && event.new_payee\" }",
+            "then = [{ on = \"login\" }, { on = \"transfer\" }]",
+            1,
+        );
+        let (rules, errors) = parse_rules("s.toml", &three);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(rules[0].sequence.as_ref().unwrap().links.len(), 3);
+    }
+
+    #[test]
+    fn sequence_rule_mistakes_are_file_line_errors() {
+        let then = "then = { on = \"transfer\", when = \"event.outgoing && event.new_payee\" }";
+        let cases = [
+            ("within = \"1h\"\n", "", "needs `within`"),
+            ("event.outgoing && event.new_payee", "event.outgoing > 2", "`then.when`"),
+            ("event.new_device\"", "event.new_device + 1\"", "`after.when`"),
+            ("\"support_contact\", \"login\"", "\"support_contact\", \"logon\"", "not an event type"),
+            (then, "then = []", "one to 3 links"),
+            (then, "then = [{ on = \"login\" }, { on = \"login\" }, { on = \"login\" }, { on = \"login\" }]", "one to 3 links"),
+            (then, "then = [{ on = \"login\" }, { on = \"transfer\", if = \"x\" }]", "`then[1]`: unknown key `if`"),
+            ("within = \"1h\"\n", "within = \"1h\"\nabsent = { on = \"login\" }\n", "not both"),
+            ("within = \"1h\"\n", "within = \"1h\"\nwhen = \"event.success\"\n", "a sequence rule"),
+            ("{amount_eur} EUR to", "{waited_hours} EUR to", "unknown placeholder"),
+            ("after = { on = [\"support_contact\", \"login\"], when = \"event.reason == 'password_reset' || event.new_device\" }\n", "", "needs `after`"),
+        ];
+        for (from, to, expected) in cases {
+            let text = SEQUENCE.replacen(from, to, 1);
+            assert_ne!(text, SEQUENCE, "{from}");
+            let (_, errors) = parse_rules("s.toml", &text);
             assert!(
                 errors.iter().any(|e| e.message.contains(expected) && e.line > 1),
                 "{expected}: {errors:?}"

@@ -96,6 +96,32 @@ pub struct Absence {
     pub within: i64,
 }
 
+/// One link of a sequence rule: an event of one of the types `on` matching `when`.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub on: Vec<EventKind>,
+    pub when: Option<Condition>,
+}
+
+impl Link {
+    /// True if the link may match an event of this type (its condition still to be evaluated).
+    pub fn watches(&self, kind: EventKind) -> bool {
+        self.on.contains(&kind)
+    }
+}
+
+/// A sequence rule's pattern ("after X, then Y, then Z, within T"): events matching each link in
+/// turn, in event-time order, the last within `within` milliseconds of the first. At most
+/// [`MAX_LINKS`] links.
+#[derive(Debug, Clone)]
+pub struct Sequence {
+    pub links: Vec<Link>,
+    pub within: i64,
+}
+
+/// Links a sequence rule may have (`after` and up to three `then`).
+pub const MAX_LINKS: usize = 4;
+
 /// One validated rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -122,6 +148,8 @@ pub struct Rule {
     pub outreach: Option<Outreach>,
     /// An absence rule ("after X, no Y within T"), which fires by an event-time timer.
     pub absence: Option<Absence>,
+    /// A sequence rule ("after X, then Y within T"), which fires on the event completing it.
+    pub sequence: Option<Sequence>,
     /// Where the rule was defined, for messages.
     pub file: String,
     pub line: usize,
@@ -202,6 +230,8 @@ pub struct RuleSet {
     pub codes: Arc<codes::Codes>,
     /// Absence rules by the event types they watch (as `after` or as `absent`).
     absence_by_event: [Vec<usize>; EventKind::ALL.len()],
+    /// Sequence rules by the event types of their links.
+    sequence_by_event: [Vec<usize>; EventKind::ALL.len()],
     /// Hash of the rule sources: tells which rule set produced a result.
     pub fingerprint: u64,
 }
@@ -297,6 +327,7 @@ impl RuleSet {
         let mut by_event: [Vec<usize>; EventKind::ALL.len()] = Default::default();
         let mut timer_rules = Vec::new();
         let mut absence_by_event: [Vec<usize>; EventKind::ALL.len()] = Default::default();
+        let mut sequence_by_event: [Vec<usize>; EventKind::ALL.len()] = Default::default();
         for (i, rule) in rules.iter().enumerate() {
             for kind in &rule.on {
                 by_event[*kind as usize].push(i);
@@ -305,6 +336,13 @@ impl RuleSet {
                 absence_by_event[a.absent as usize].push(i);
                 if a.after != a.absent {
                     absence_by_event[a.after as usize].push(i);
+                }
+            }
+            if let Some(s) = &rule.sequence {
+                for kind in EventKind::ALL {
+                    if s.links.iter().any(|l| l.watches(kind)) {
+                        sequence_by_event[kind as usize].push(i);
+                    }
                 }
             }
             if rule.detector_kind().is_some_and(DetectorKind::uses_timers) {
@@ -317,7 +355,16 @@ impl RuleSet {
             all_text.push_str(text);
         }
         let fingerprint = xxhash_rust::xxh3::xxh3_64(all_text.as_bytes());
-        Ok(RuleSet { rules, by_event, timer_rules, playbook, codes, absence_by_event, fingerprint })
+        Ok(RuleSet {
+            rules,
+            by_event,
+            timer_rules,
+            playbook,
+            codes,
+            absence_by_event,
+            sequence_by_event,
+            fingerprint,
+        })
     }
 
     /// Indexes of the rules evaluated on an event type.
@@ -333,6 +380,16 @@ impl RuleSet {
     /// Indexes of the absence rules an event type starts or ends.
     pub fn absences_for(&self, kind: EventKind) -> &[usize] {
         &self.absence_by_event[kind as usize]
+    }
+
+    /// Indexes of the sequence rules with a link on an event type.
+    pub fn sequences_for(&self, kind: EventKind) -> &[usize] {
+        &self.sequence_by_event[kind as usize]
+    }
+
+    /// The sequence rule with this id hash, if the set has it.
+    pub fn sequence_rule(&self, id_hash: u64) -> Option<(usize, &Rule)> {
+        self.rules.iter().enumerate().find(|(_, r)| r.id_hash == id_hash && r.sequence.is_some())
     }
 
     /// The absence rule with this id hash, if the set has it.

@@ -42,7 +42,8 @@
 //! within the de-duplication horizon (`dedup::SeenEvents`) and the money received and last return
 //! from dormancy (`Dormancy`), and keeps only command ids in the
 //! ring that held event ids too (stored alike): an older row is read with no events seen in the
-//! index, its ring's event ids still honoured (`CustomerState::seen_event`).
+//! index, its ring's event ids still honoured (`CustomerState::seen_event`). Version 6 appended
+//! the marks of sequence rules' links (`SequenceMark`): an older row is read with none.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -59,7 +60,7 @@ use crate::time::Timestamp;
 use crate::vocab::{Queue, Severity};
 
 /// The layout version written first; [`decode`] refuses any other.
-pub const FORMAT_VERSION: u8 = 5;
+pub const FORMAT_VERSION: u8 = 6;
 
 /// Why stored bytes could not be restored into a customer's state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,19 +89,24 @@ pub fn decode(bytes: &[u8], interner: &Interner) -> Result<CustomerState, CodecE
     let migrated;
     let body = match version {
         FORMAT_VERSION => body,
+        // Version 5 is version 6 without the trailing sequence marks.
+        5 => {
+            migrated = [body, &v6_tail()].concat();
+            &migrated[..]
+        }
         // Version 4 is version 5 without the trailing events seen.
         4 => {
-            migrated = [body, &v5_tail()].concat();
+            migrated = [body, &v5_tail(), &v6_tail()].concat();
             &migrated[..]
         }
         // Version 3 is version 4 without the trailing peaks, flows and resolved complaints.
         3 => {
-            migrated = [body, &v4_tail(), &v5_tail()].concat();
+            migrated = [body, &v4_tail(), &v5_tail(), &v6_tail()].concat();
             &migrated[..]
         }
         // Version 2 is version 3 without the trailing list of pending absences.
         2 => {
-            migrated = [body, &[0u8], &v4_tail(), &v5_tail()].concat();
+            migrated = [body, &[0u8], &v4_tail(), &v5_tail(), &v6_tail()].concat();
             &migrated[..]
         }
         _ => return Err(CodecError::UnknownVersion { found: version }),
@@ -127,6 +133,11 @@ fn v4_tail() -> Vec<u8> {
 fn v5_tail() -> Vec<u8> {
     let empty = CustomerState::default();
     postcard::to_allocvec(&(&empty.seen, &empty.dormancy)).expect("empty parts serialize")
+}
+
+/// What version 6 appended, empty: the bytes a version-5 row lacks.
+fn v6_tail() -> Vec<u8> {
+    postcard::to_allocvec(&CustomerState::default().sequences).expect("empty parts serialize")
 }
 
 /// Replaces every interned string of a decoded state with the interner's shared copy.
@@ -348,6 +359,7 @@ mod facts {
             .flat_map(|d| d.facts())
             .chain(EVENT_FACTS)
             .chain(crate::detect::absence::FACTS)
+            .chain(crate::detect::sequence::FACTS)
             .map(|&(n, _)| n)
             .find(|&n| n == name)
     }
@@ -446,6 +458,15 @@ mod tests {
             kind: EventKind::Complaint,
             detail: "fees".into(),
             deadline: Timestamp(5_000 + 72 * 3_600_000),
+        });
+        s.sequences.push(crate::state::SequenceMark {
+            rule: 77,
+            at: Timestamp(6_000),
+            event: 0xdead_beef,
+            link: 1,
+            kind: EventKind::Transfer,
+            amount_eur: 1_800.0,
+            detail: "Far Bank".into(),
         });
         s.partition = 5;
         s
@@ -687,8 +708,8 @@ mod tests {
     fn empty_state_is_small_and_round_trips() {
         let bytes = encode(&CustomerState::default());
         // 47 bytes before version 4; the spending peaks' eight fortnights add one byte each,
-        // version 5's empty events index and dormancy a few more.
-        assert!(bytes.len() <= 58, "{} bytes", bytes.len());
+        // version 5's empty events index and dormancy a few more, version 6's marks one.
+        assert!(bytes.len() <= 59, "{} bytes", bytes.len());
         let restored = decode(&bytes, &Interner::default()).unwrap();
         assert_eq!(encode(&restored), bytes);
     }
@@ -705,13 +726,14 @@ mod tests {
         state.resolved_complaints = Default::default();
         state.seen = Default::default();
         state.dormancy = Default::default();
-        let v5 = encode(&state);
-        let v3_len = v5.len() - v4_tail().len() - v5_tail().len();
-        assert_eq!(v5[v3_len - 1], 0, "an empty list is one zero byte, last of version 3");
-        let mut v2 = v5[..v3_len - 1].to_vec();
+        state.sequences.clear();
+        let v6 = encode(&state);
+        let v3_len = v6.len() - v4_tail().len() - v5_tail().len() - v6_tail().len();
+        assert_eq!(v6[v3_len - 1], 0, "an empty list is one zero byte, last of version 3");
+        let mut v2 = v6[..v3_len - 1].to_vec();
         v2[0] = 2;
         let restored = decode(&v2, &Interner::default()).expect("a version-2 row restores");
-        assert_eq!(encode(&restored), v5);
+        assert_eq!(encode(&restored), v6);
     }
 
     #[test]
@@ -787,31 +809,36 @@ mod tests {
         let pin = (bytes.len(), xxhash_rust::xxh3::xxh3_64(&bytes));
         assert_eq!(
             pin,
-            (2101, 9076768633460289577),
+            (2125, 4335172475230335980),
             "the stored layout of CustomerState changed: bump FORMAT_VERSION, then pin the new values"
         );
     }
 
-    /// Version-3 and version-4 rows are read as version 5 with the parts added since empty,
-    /// and everything else kept.
+    /// Version-3, 4 and 5 rows are read as version 6 with the parts added since empty, and
+    /// everything else kept.
     #[test]
-    fn version_3_and_4_rows_are_read_with_the_new_parts_empty() {
+    fn version_3_4_and_5_rows_are_read_with_the_new_parts_empty() {
         let mut state = rich_state(&Interner::default());
+        state.sequences.clear();
+        let v6 = encode(&state);
+        assert!(v6.ends_with(&v6_tail()), "the sequence marks are last");
+        let mut v5 = v6[..v6.len() - v6_tail().len()].to_vec();
+        v5[0] = 5;
+        assert_eq!(encode(&decode(&v5, &Interner::default()).unwrap()), v6);
         state.seen = Default::default();
         state.dormancy = Default::default();
-        let v5 = encode(&state);
-        assert!(v5.ends_with(&v5_tail()), "the events seen and dormancy are last");
-        let mut v4 = v5[..v5.len() - v5_tail().len()].to_vec();
+        let v6 = encode(&state);
+        let mut v4 = v6[..v6.len() - v6_tail().len() - v5_tail().len()].to_vec();
         v4[0] = 4;
-        assert_eq!(encode(&decode(&v4, &Interner::default()).unwrap()), v5);
+        assert_eq!(encode(&decode(&v4, &Interner::default()).unwrap()), v6);
         state.peaks = Default::default();
         state.flows = Default::default();
         state.resolved_complaints = Default::default();
-        let v5 = encode(&state);
-        let mut v3 = v5[..v5.len() - v5_tail().len() - v4_tail().len()].to_vec();
+        let v6 = encode(&state);
+        let mut v3 = v6[..v6.len() - v6_tail().len() - v5_tail().len() - v4_tail().len()].to_vec();
         v3[0] = 3;
         let restored = decode(&v3, &Interner::default()).unwrap();
-        assert_eq!(encode(&restored), v5);
+        assert_eq!(encode(&restored), v6);
         assert!(restored.flows.is_empty() && restored.history.len() == state.history.len());
     }
 
@@ -825,8 +852,8 @@ mod tests {
         )
         .unwrap();
         state.remember_id("old-1"); // what version 4 did with an applied event's id
-        let v5 = encode(&state);
-        let mut v4 = v5[..v5.len() - v5_tail().len()].to_vec();
+        let v6 = encode(&state);
+        let mut v4 = v6[..v6.len() - v6_tail().len() - v5_tail().len()].to_vec();
         v4[0] = 4;
         let restored = decode(&v4, &interner).unwrap();
         assert_eq!(restored.seen_event("old-1", e.ts), crate::state::dedup::Seen::Duplicate);

@@ -532,6 +532,27 @@ pub struct PendingAbsence {
     pub deadline: Timestamp,
 }
 
+/// Marks of sequence links one customer holds, for all sequence rules together.
+pub const MAX_SEQUENCE_MARKS: usize = 12;
+
+/// An event that matched a link of a sequence rule ("after X, then Y within T"), kept while a
+/// chain through it can still complete: what the chain's evidence and facts need of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SequenceMark {
+    /// The rule, by [`crate::rules::Rule::id_hash`].
+    pub rule: u64,
+    pub at: Timestamp,
+    /// A fingerprint of the event id: one event is never two links of a chain.
+    pub event: u32,
+    /// Which link (0 is `after`).
+    pub link: u8,
+    pub kind: EventKind,
+    /// The money moved, in euros (0 without money).
+    pub amount_eur: f32,
+    /// What the event was about (a contact's reason, a payee's bank, a login's device city).
+    pub detail: Box<str>,
+}
+
 /// Everything we remember about one customer.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CustomerState {
@@ -579,6 +600,9 @@ pub struct CustomerState {
     pub seen: dedup::SeenEvents,
     /// Money received and the last return from a long silence (allocated on the first).
     pub dormancy: Sparse<Dormancy>,
+    /// Links of sequence rules matched recently (see `detect::sequence`): at most
+    /// [`MAX_SEQUENCE_MARKS`]. Last in the stored layout.
+    pub sequences: SparseList<SequenceMark>,
     /// The input partition that owns this customer (0 until set). Not stored with the state:
     /// whoever restores a customer sets it.
     #[serde(skip)]
@@ -623,6 +647,28 @@ impl CustomerState {
     /// True if the device logged in successfully before or was confirmed by the customer.
     pub fn knows_device(&self, device_id: &str) -> bool {
         self.logins.devices.contains(&hash_text(device_id))
+    }
+
+    /// True if the customer paid, or was paid by, this counterparty (a bank) before, as far as
+    /// the recurring flows (and their candidates) and the recent history remember.
+    pub fn knows_party(&self, party: &str) -> bool {
+        let key = flows::party_key(party);
+        self.flows.iter().any(|f| matches!(f.kind, FlowKind::Payment | FlowKind::Income) && f.key == key)
+            || self.history.iter().any(|h| h.kind == EventKind::Transfer && h.detail() == Some(party))
+    }
+
+    /// The customer's last income in euros: the latest payment of a payer (a recurring income or
+    /// a candidate) received within 45 days before `now`.
+    pub fn last_income_eur(&self, now: Timestamp) -> Option<f64> {
+        self.flows
+            .iter()
+            .filter(|f| {
+                f.kind == FlowKind::Income
+                    && f.last_at <= now
+                    && now.millis_since(f.last_at) <= 45 * crate::time::DAY
+            })
+            .max_by_key(|f| f.last_at)
+            .map(|f| f64::from(f.amount_eur))
     }
 
     /// Successful-or-not logins that failed within `window` before `at`.
@@ -901,6 +947,8 @@ impl CustomerState {
             + self.notices.iter().map(|n| n.countries.capacity() * size_of::<Country>()).sum::<usize>();
         let absences =
             self.absences.heap_bytes() + self.absences.iter().map(|a| a.detail.len()).sum::<usize>();
+        let sequences =
+            self.sequences.heap_bytes() + self.sequences.iter().map(|m| m.detail.len()).sum::<usize>();
         let flows = self.flows.heap_bytes() + self.resolved_complaints.heap_bytes();
         let seen = self.seen.heap_bytes() + self.seen_ids.heap_bytes() + self.dormancy.heap_bytes();
         let learned = self
@@ -924,6 +972,7 @@ impl CustomerState {
             + self.trusted_countries.heap_bytes()
             + self.cooldowns.heap_bytes()
             + absences
+            + sequences
             + flows
             + seen
             + learned
