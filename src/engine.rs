@@ -859,7 +859,7 @@ script.ru = "x"
             let all: Vec<Event> = past().into_iter().chain(events).collect();
             titles(&engine, &rules, &all)
         };
-        let want = vec![("3 links in 40 min: password_reset to Far Bank, 1800 EUR".to_string(), 3)];
+        let want = vec![("3 links in 40 min: password reset to Far Bank, 1800 EUR".to_string(), 3)];
         assert_eq!(
             run(vec![
                 reset("r", "20T10:00:00"),

@@ -331,14 +331,18 @@ fn localized_facts(
                 "category" | "complaint_category" => playbook.name_of(value, language),
                 "reason" => phrases::code("reason", value, language),
                 "channel" => phrases::code("card", value, language),
-                "event_type" | "anchor_type" => phrases::code("kind", value, language),
+                "event_type" | "anchor_type" | "first_type" | "last_type" => {
+                    phrases::code("kind", value, language)
+                }
                 "reasons" => phrases::churn_reasons(facts, language, category.as_deref()),
                 "changes" => phrases::income_changes(facts, language),
-                "anchor_detail" => match text_of("anchor_type") {
-                    Some("complaint") => playbook.name_of(value, language),
-                    Some("support_contact") => phrases::code("reason", value, language),
-                    _ => value.clone(),
-                },
+                "anchor_detail" | "first_detail" | "last_detail" => {
+                    match text_of(&name.replace("_detail", "_type")) {
+                        Some("complaint") => playbook.name_of(value, language),
+                        Some("support_contact") => phrases::code("reason", value, language),
+                        _ => value.clone(),
+                    }
+                }
                 _ => value.clone(),
             };
             (*name, Fact::Text(shown))
@@ -459,13 +463,18 @@ fn add_signal(
         if let Some(body) = e.body.take() {
             e.summary = phrases::evidence(&body, &lang, &category_name);
         } else if e.event_id.is_none() {
-            // Known only by its type and what it was about (an absence's anchor).
+            // Known only by its type and what it was about: an absence's anchor (its detail a
+            // fact), or a sequence's earlier link (its detail the summary, see
+            // `detect::sequence`).
             let text = |name: &str| match signal.fact(name) {
                 Some(Fact::Text(t)) => Some(t.as_str()),
                 _ => None,
             };
-            let detail = text("anchor_detail")
-                .filter(|d| !d.is_empty() && text("anchor_type") == Some(e.kind.as_str()));
+            let link = std::mem::take(&mut e.summary);
+            let detail = match text("anchor_type") {
+                Some(kind) => text("anchor_detail").filter(|d| !d.is_empty() && kind == e.kind.as_str()),
+                None => Some(link.as_str()).filter(|d| !d.is_empty()),
+            };
             let country = e.country.map(|c| c.as_str().to_string());
             e.summary = phrases::history(e.kind, e.money, detail, country.as_deref(), &lang, &category_name);
         }

@@ -27,23 +27,17 @@ pub const FACTS: &[(&str, Type)] = &[
 ];
 
 /// What an event was about, in a word or two the agent recognises: a contact's reason, a
-/// transfer's bank, a login's city (or channel), a card payment's merchant, a profile's change.
+/// transfer's bank, a login's city, a card payment's merchant (nothing for a profile: its type
+/// says it).
 pub fn detail(event: &Event) -> Box<str> {
     match &event.body {
         EventBody::SupportContact(c) => c.reason.as_str().into(),
         EventBody::Transfer(t) => t.counterparty_bank.as_deref().unwrap_or("").into(),
-        EventBody::Login(l) => match &l.geo {
-            Some(g) => g.city.as_str().into(),
-            None => match l.channel {
-                crate::event::LoginChannel::Mobile => "mobile".into(),
-                crate::event::LoginChannel::Web => "web".into(),
-            },
-        },
+        EventBody::Login(l) => l.geo.as_ref().map_or("".into(), |g| g.city.as_str().into()),
         EventBody::CardTransaction(t) => t.merchant_name.as_str().into(),
         EventBody::Complaint(c) => c.category.as_str().into(),
         EventBody::ProductChange(p) => p.product.as_str().into(),
-        EventBody::CustomerProfile(_) => "profile".into(),
-        EventBody::TravelNotice(_) => "".into(),
+        EventBody::CustomerProfile(_) | EventBody::TravelNotice(_) => "".into(),
     }
 }
 
@@ -150,15 +144,14 @@ pub fn signal(chain: &[&SequenceMark], event: &Event) -> Signal {
     Signal { at: last.at, facts, evidence, money_at_risk_eur: f64::from(amount) }
 }
 
-/// A link seen earlier, as evidence: when, what type, what about, how much.
+/// A link seen earlier, as evidence: when, what type, how much, and what about (as the
+/// summary, which the task puts into words in its language with the type).
 fn evidence(m: &SequenceMark) -> Evidence {
-    let kind = m.kind.as_str().replace('_', " ");
-    let summary = if m.detail.is_empty() { kind } else { format!("{kind}: {}", m.detail) };
     Evidence {
         at: m.at,
         kind: m.kind,
         event_id: None,
-        summary,
+        summary: m.detail.to_string(),
         money: (m.amount_eur > 0.0)
             .then(|| Money { amount: f64::from(m.amount_eur).round(), currency: Currency(*b"EUR") }),
         country: None,
@@ -232,10 +225,7 @@ mod tests {
         assert_eq!(s.num("amount_eur"), Some(1800.0));
         assert!(matches!(s.fact("first_detail"), Some(Fact::Text(t)) if t == "password_reset"));
         assert_eq!(s.evidence.len(), 2);
-        assert_eq!(
-            (s.evidence[0].at, s.evidence[0].summary.as_str()),
-            (reset.ts, "support contact: password_reset")
-        );
+        assert_eq!((s.evidence[0].at, s.evidence[0].summary.as_str()), (reset.ts, "password_reset"));
         assert_eq!(s.evidence[1].event_id.as_deref(), Some("t"), "the event just seen is shown whole");
     }
 }
