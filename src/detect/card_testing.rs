@@ -57,13 +57,13 @@ pub const FACTS: &[(&str, Type)] = &[
     ("purchase_eur", Type::Num),
 ];
 
-/// The suspicious attempts of the window around `at`: (count, declined, declined or tiny, first,
-/// last). `times` holds the attempts' times.
+/// The suspicious attempts of the busiest window around `at`: (those attempts, declined, declined
+/// or tiny, first, last).
 fn window_of(
     attempts: &[CnpAttempt],
     at: Timestamp,
     p: &Params,
-) -> Option<(usize, usize, usize, Timestamp, Timestamp)> {
+) -> Option<(Vec<CnpAttempt>, usize, usize, Timestamp, Timestamp)> {
     let suspicious: Vec<&CnpAttempt> =
         attempts.iter().filter(|a| a.declined || f64::from(a.amount_eur) <= p.small_amount_eur).collect();
     let times: Vec<Timestamp> = suspicious.iter().map(|a| a.at).chain(std::iter::once(at)).collect();
@@ -74,7 +74,7 @@ fn window_of(
     let tiny = inside.iter().filter(|a| a.declined || f64::from(a.amount_eur) <= p.tiny_amount_eur).count();
     let first = inside.iter().map(|a| a.at).min()?;
     let last = inside.iter().map(|a| a.at).max()?;
-    Some((inside.len(), declined, tiny, first, last))
+    Some((inside.into_iter().map(|a| **a).collect(), declined, tiny, first, last))
 }
 
 /// Scores the card's card-not-present attempts around the event (state includes the event).
@@ -89,7 +89,7 @@ pub fn detect(input: &DetectInput<'_>, p: &Params) -> Option<Signal> {
     let attempts: Vec<CnpAttempt> = card.cnp.iter().copied().collect();
     // A large approved purchase: was the card tested in the window before it?
     let purchase = t.approved && amount > p.small_amount_eur;
-    let (count, declined, tiny, first, last) = if purchase {
+    let (inside, declined, tiny, first, last) = if purchase {
         let before: Vec<CnpAttempt> = attempts
             .iter()
             .copied()
@@ -99,6 +99,7 @@ pub fn detect(input: &DetectInput<'_>, p: &Params) -> Option<Signal> {
     } else {
         window_of(&attempts, event.ts, p)?
     };
+    let count = inside.len();
     if count < p.min_attempts || declined < p.min_declined || 2 * tiny < count {
         return None;
     }
@@ -111,12 +112,42 @@ pub fn detect(input: &DetectInput<'_>, p: &Params) -> Option<Signal> {
         ("purchase_eur", Fact::Num(if purchase { amount.round() } else { 0.0 })),
     ];
     super::event_facts(event, &mut facts);
+    // The attempts, each with its time and amount, then the event (itself one of the attempts
+    // unless it is the purchase).
+    let mut evidence: Vec<Evidence> = inside
+        .iter()
+        .filter(|a| a.at != event.ts || purchase)
+        .map(|a| attempt_evidence(a, &t.card_id))
+        .collect();
+    evidence.sort_by_key(|e| e.at);
+    evidence.push(Evidence::from_event(event));
     Some(Signal {
         at: event.ts,
         facts,
-        evidence: vec![Evidence::from_event(event)],
+        evidence,
         money_at_risk_eur: if amount.is_finite() && amount < f64::MAX { amount } else { 0.0 },
     })
+}
+
+/// An earlier attempt on the card as evidence: when, and how much (its merchant is not kept).
+fn attempt_evidence(a: &CnpAttempt, card_id: &str) -> Evidence {
+    let eur = f64::from(a.amount_eur);
+    Evidence {
+        at: a.at,
+        kind: crate::event::EventKind::CardTransaction,
+        event_id: None,
+        summary: String::new(),
+        money: (eur.is_finite() && eur < f64::from(f32::MAX)).then(|| crate::money::Money {
+            amount: (eur * 100.0).round() / 100.0,
+            currency: crate::money::Currency(*b"EUR"),
+        }),
+        country: None,
+        city: None,
+        card_id: Some(card_id.to_string()),
+        lat: None,
+        lon: None,
+        body: None,
+    }
 }
 
 #[cfg(test)]
@@ -180,6 +211,11 @@ mod tests {
         events.push(attempt(9, 50, 1_800.0, "approved"));
         let s = run(&events).expect("testing, then the purchase");
         assert_eq!((s.num("purchase_eur"), s.num("attempts")), (Some(1_800.0), Some(4.0)));
+        // Every attempt is evidence, in time order, then the purchase.
+        let times: Vec<Timestamp> = s.evidence.iter().map(|e| e.at).collect();
+        let want: Vec<Timestamp> = events.iter().map(|e| e.ts).collect();
+        assert_eq!(times, want);
+        assert_eq!(s.evidence[0].money.map(|m| m.amount), Some(0.5));
         assert_eq!(s.money_at_risk_eur, 1_800.0);
         let plain: Vec<Event> = vec![attempt(1, 1, 40.0, "approved"), attempt(2, 50, 1_800.0, "approved")];
         assert!(run(&plain).is_none(), "a purchase with no testing before");
