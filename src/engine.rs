@@ -583,7 +583,7 @@ fn match_sequences<'r>(
             .collect();
         let Some(chain) = sequence::find_chain(&marks, s.links.len(), s.within, current) else { continue };
         let chain: Vec<&SequenceMark> = chain.into_iter().map(|k| marks[k]).collect();
-        let signal = sequence::signal(&chain, event);
+        let signal = sequence::signal(&chain, &marks, event);
         if state.in_cooldown(rule.id_hash, signal.at, rule.cooldown) {
             continue;
         }

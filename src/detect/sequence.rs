@@ -72,7 +72,8 @@ pub fn mark(rule: u64, link: u8, event: &Event) -> SequenceMark {
 /// The complete chain of a rule with `links` links among `marks` (all of one rule), if one
 /// exists that uses the event with fingerprint `current`: one mark per link in link order, in
 /// non-decreasing event time, distinct events, the last within `within` of the first. Of
-/// several, the one moving the most money, then the shortest. Indexes into `marks`.
+/// several, the one moving the most money, then the one starting earliest (the whole story).
+/// Indexes into `marks`.
 pub fn find_chain(marks: &[&SequenceMark], links: usize, within: i64, current: u32) -> Option<Vec<usize>> {
     let mut best: Option<(Vec<usize>, f32, i64)> = None;
     let mut path = Vec::with_capacity(links);
@@ -94,7 +95,7 @@ fn extend(
         }
         let money = path.iter().map(|&i| marks[i].amount_eur).fold(0.0, f32::max);
         let span = marks[path[links - 1]].at.millis_since(marks[path[0]].at);
-        if best.as_ref().is_none_or(|(_, m, s)| money > *m || (money == *m && span < *s)) {
+        if best.as_ref().is_none_or(|(_, m, s)| money > *m || (money == *m && span > *s)) {
             *best = Some((path.clone(), money, span));
         }
         return;
@@ -115,9 +116,11 @@ fn extend(
     }
 }
 
-/// The signal of a complete chain (marks in link order); the link that is `event` itself is
-/// shown as the event, the others from their marks.
-pub fn signal(chain: &[&SequenceMark], event: &Event) -> Signal {
+/// The signal of a complete chain (marks in link order), with `between`: the rule's other marks
+/// within the chain's span (a second credential change between the first and the money), shown
+/// as evidence too. The link that is `event` itself is shown as the event, the others from
+/// their marks.
+pub fn signal(chain: &[&SequenceMark], between: &[&SequenceMark], event: &Event) -> Signal {
     let (first, last) = (chain[0], chain[chain.len() - 1]);
     let amount = chain.iter().map(|m| m.amount_eur).fold(0.0, f32::max);
     let current = fingerprint(&event.event_id);
@@ -130,8 +133,15 @@ pub fn signal(chain: &[&SequenceMark], event: &Event) -> Signal {
         ("last_detail", Fact::Text(last.detail.to_string())),
         ("amount_eur", Fact::Num(f64::from(amount).round())),
     ];
+    let mut shown: Vec<&SequenceMark> = chain.to_vec();
+    for m in between {
+        if m.at >= first.at && m.at <= last.at && !shown.iter().any(|s| s.event == m.event) {
+            shown.push(m);
+        }
+    }
+    shown.sort_by_key(|m| m.at);
     let evidence =
-        chain
+        shown
             .iter()
             .map(|m| {
                 if m.event == current && m.at == event.ts {
@@ -207,6 +217,10 @@ mod tests {
         let marks = [m(0, 1, 0, 0.0), m(1, 2, 5, 100.0), m(1, 3, 20, 700.0)];
         let refs: Vec<&SequenceMark> = marks.iter().collect();
         assert_eq!(find_chain(&refs, 2, 60 * MINUTE, 1), Some(vec![0, 2]));
+        // Two first links: the earlier one tells the whole story.
+        let marks = [m(0, 1, 0, 0.0), m(0, 2, 10, 0.0), m(1, 3, 20, 700.0)];
+        let refs: Vec<&SequenceMark> = marks.iter().collect();
+        assert_eq!(find_chain(&refs, 2, 60 * MINUTE, 3), Some(vec![0, 2]));
     }
 
     #[test]
@@ -219,7 +233,7 @@ mod tests {
         );
         let (a, b) = (mark(1, 0, &reset), mark(1, 1, &out));
         assert_eq!((&*a.detail, &*b.detail, b.amount_eur), ("password_reset", "Far Bank", 1800.0));
-        let s = signal(&[&a, &b], &out);
+        let s = signal(&[&a, &b], &[&a, &b], &out);
         assert_eq!(s.at, out.ts);
         assert_eq!(s.num("minutes"), Some(40.0));
         assert_eq!(s.num("amount_eur"), Some(1800.0));
