@@ -15,12 +15,68 @@ use heck::ToSnakeCase;
 /// The normal form of a code as written (see the module doc). Idempotent: the normal form of a
 /// normal form is itself. Empty (or separator-only) text gives an empty code.
 pub fn normalize(text: &str) -> String {
+    if text.is_ascii() {
+        return ascii_snake_case(text);
+    }
     let snake = text.trim().to_snake_case();
     if snake.contains(['ß', 'ς']) {
         snake.replace('ß', "ss").replace('ς', "σ")
     } else {
         snake
     }
+}
+
+/// How a word of an ASCII text is being read (`heck`'s word modes).
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Boundary,
+    Lower,
+    Upper,
+}
+
+/// `heck`'s snake case for ASCII text, the common case, without its formatting machinery (a
+/// tenth of the instructions; the same output, checked against `heck` in the tests): words
+/// split at anything not alphanumeric, at a lower-to-upper change (`feeDispute`) and before the
+/// last capital of a run followed by a lower-case letter (`HTTPServer`), lowered and joined by
+/// `_`.
+fn ascii_snake_case(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 4);
+    let mut push = |word: &[u8], out: &mut String| {
+        if !out.is_empty() {
+            out.push('_');
+        }
+        out.extend(word.iter().map(|b| char::from(b.to_ascii_lowercase())));
+    };
+    for word in text.as_bytes().split(|b| !b.is_ascii_alphanumeric()) {
+        let mut init = 0;
+        let mut mode = Mode::Boundary;
+        for i in 0..word.len() {
+            let c = word[i];
+            let Some(&next) = word.get(i + 1) else {
+                push(&word[init..], &mut out);
+                break;
+            };
+            let next_mode = if c.is_ascii_lowercase() {
+                Mode::Lower
+            } else if c.is_ascii_uppercase() {
+                Mode::Upper
+            } else {
+                mode
+            };
+            if next_mode == Mode::Lower && next.is_ascii_uppercase() {
+                push(&word[init..=i], &mut out);
+                init = i + 1;
+                mode = Mode::Boundary;
+            } else if mode == Mode::Upper && c.is_ascii_uppercase() && next.is_ascii_lowercase() {
+                push(&word[init..i], &mut out);
+                init = i;
+                mode = Mode::Boundary;
+            } else {
+                mode = next_mode;
+            }
+        }
+    }
+    out
 }
 
 /// True if `code` is already in normal form (what rule files must write, e.g. synonyms).
@@ -53,6 +109,20 @@ mod tests {
         assert_eq!(normalize("Жалоба На Комиссию"), "жалоба_на_комиссию");
         assert_eq!(normalize("STRASSE"), normalize("Straße"));
         assert_eq!(normalize("ΟΔΟΣ"), normalize("οδος"));
+    }
+
+    /// The ASCII path gives what `heck` gives, on text mixing cases, digits and separators.
+    #[test]
+    fn the_ascii_path_agrees_with_heck() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let alphabet: Vec<char> = "aAbBzZ09 _-.\t/".chars().collect();
+        for _ in 0..20_000 {
+            let text: String = (0..rng.usize(0..14)).map(|_| alphabet[rng.usize(..alphabet.len())]).collect();
+            assert_eq!(ascii_snake_case(&text), text.trim().to_snake_case(), "{text:?}");
+        }
+        for text in ["HTTPServer", "feeDispute", "Fee2Dispute", "ABC", "aB", "Ab", "A1b", "a1B", "X", ""] {
+            assert_eq!(ascii_snake_case(text), text.to_snake_case(), "{text:?}");
+        }
     }
 
     #[test]
