@@ -19,7 +19,7 @@ use callahead::time::Timestamp;
 const SEEDS: [u64; 3] = [101, 202, 303];
 
 fn spec(seed: u64) -> VariationSpec {
-    VariationSpec { seed, per_kind: 25, ordinary: 300, days: 150 }
+    VariationSpec { seed, per_kind: 25, ordinary: 300, days: 150, ..VariationSpec::default() }
 }
 
 /// Firings of this build's engine over `lines`, and the state's bytes per customer at the end.
@@ -129,7 +129,7 @@ fn main() {
     println!(
         "{} populations (seeds {SEEDS:?}), {events} events, {} customers each",
         SEEDS.len(),
-        spec(0).per_kind * 12 + spec(0).ordinary
+        spec(0).per_kind * spec(0).kinds.len() + spec(0).ordinary
     );
     if let Some(replays) = &replays {
         print(&format!("baseline (tasks from {})", replays.display()), &theirs, look_alikes);
