@@ -646,8 +646,18 @@ fn whole_second(at: Timestamp) -> Timestamp {
 
 /// Online shops a card tester tries numbers at (each attempt at another).
 const TEST_SHOPS: &[&str] = &[
-    "Gift Cards 4U", "Donate Now", "eBooks Direct", "PhoneTopUp", "Cheap VPN", "Game Coins",
-    "Music Store", "Parking App", "Charity Run", "Web Hosting Co", "Sticker Shop", "Tip Jar",
+    "Gift Cards 4U",
+    "Donate Now",
+    "eBooks Direct",
+    "PhoneTopUp",
+    "Cheap VPN",
+    "Game Coins",
+    "Music Store",
+    "Parking App",
+    "Charity Run",
+    "Web Hosting Co",
+    "Sticker Shop",
+    "Tip Jar",
 ];
 
 /// App stores and subscriptions billed by card, with a monthly price each.
@@ -676,7 +686,8 @@ const RESET_SPELLINGS: &[&str] = &[
 ];
 
 /// Banks a customer has never paid: where stolen money goes.
-const MULE_BANKS: &[&str] = &["Quick Crypto Bank", "Far Away Bank", "Offshore Trust", "Instant Pay Ltd", "Nova Wallet"];
+const MULE_BANKS: &[&str] =
+    &["Quick Crypto Bank", "Far Away Bank", "Offshore Trust", "Instant Pay Ltd", "Nova Wallet"];
 
 /// Draws one customer of a fraud principle ([`Kind::FRAUD`]).
 fn fraud_customer(
@@ -729,7 +740,15 @@ fn fraud_customer(
             }
             let purchase = whole_second(at.plus(rng.i64(5 * MINUTE..=60 * MINUTE)));
             let shop = ["Electronics Online", "Luxury Bags", "Phone Store", "Sneaker Drop"][rng.usize(..4)];
-            out.card_at(c, purchase, uniform(rng, 150.0, 1_500.0), shop, "ecommerce", true, FAR[rng.usize(..FAR.len())]);
+            out.card_at(
+                c,
+                purchase,
+                uniform(rng, 150.0, 1_500.0),
+                shop,
+                "ecommerce",
+                true,
+                FAR[rng.usize(..FAR.len())],
+            );
             label.expected_at = Some(purchase);
         }
         Kind::SubscriptionsBilledTogether => {
@@ -787,11 +806,13 @@ fn fraud_customer(
             let login = whole_second(reset.plus(rng.i64(MINUTE..40 * MINUTE)));
             let geo = if rng.bool() { Some(LONDON) } else { None };
             out.login(c, login, &format!("{c}-new-{}", rng.u32(..1000)), true, geo);
-            let transfer = whole_second(login.plus(rng.i64(MINUTE..=reset.plus(59 * MINUTE).millis_since(login))));
+            let transfer =
+                whole_second(login.plus(rng.i64(MINUTE..=reset.plus(59 * MINUTE).millis_since(login))));
             match kind {
                 Kind::ResetThenUsualRent => {
                     // The usual landlord, now and then written in capitals.
-                    let written = if rng.u8(..3) == 0 { landlord.to_uppercase() } else { landlord.to_string() };
+                    let written =
+                        if rng.u8(..3) == 0 { landlord.to_uppercase() } else { landlord.to_string() };
                     out.transfer(c, transfer, true, rent * uniform(rng, 0.97, 1.03), &written, false);
                 }
                 _ => {
@@ -812,12 +833,21 @@ fn fraud_customer(
             logins(out, rng, c, &phone, (begin, active_to));
             spending(out, rng, c, begin, active_to, median, per_day * 0.5);
             let mut received = 0.0;
-            let transfers = 2 + rng.usize(..4);
-            for _ in 0..transfers {
+            // Each from another payer: two from one payer a fortnight apart would be an income
+            // that stopped, which it is right to page.
+            let mut payers =
+                ["Aunt Bank", "Marketplace Payouts", "Tax Refund", "Old Employer", "Friend Bank"];
+            rng.shuffle(&mut payers);
+            for payer in &payers[..2 + rng.usize(..4)] {
                 let amount = uniform(rng, 200.0, 3_000.0);
-                let payer = ["Aunt Bank", "Marketplace Payouts", "Tax Refund", "Old Employer", "Friend Bank"]
-                    [rng.usize(..5)];
-                out.transfer(c, begin.plus(rng.i64(DAY..active_to.millis_since(begin))), false, amount, payer, false);
+                out.transfer(
+                    c,
+                    begin.plus(rng.i64(DAY..active_to.millis_since(begin))),
+                    false,
+                    amount,
+                    payer,
+                    false,
+                );
                 received += (amount * 100.0).round() / 100.0;
             }
             // Every event before the silence ends by `active_to`: spending and logins stop there.
@@ -845,7 +875,15 @@ fn fraud_customer(
             let far: Vec<Place> = FAR.iter().copied().filter(|p| home.km_to(p) > 1_500.0).collect();
             let atm_place = far[rng.usize(..far.len())];
             let before = whole_second(begin.plus(rng.i64(20 * DAY..140 * DAY)));
-            out.card_at(c, before, median * uniform(rng, 0.5, 2.0), "Home Supermarket", "card_present", true, home);
+            out.card_at(
+                c,
+                before,
+                median * uniform(rng, 0.5, 2.0),
+                "Home Supermarket",
+                "card_present",
+                true,
+                home,
+            );
             let atm = whole_second(before.plus(rng.i64(15 * MINUTE..=50 * MINUTE)));
             let withdrawal = (uniform(rng, 100.0, 800.0) / 20.0).round() * 20.0;
             let line = out.card_at(c, atm, withdrawal, "Airport ATM", "atm", true, atm_place);
@@ -1020,6 +1058,41 @@ mod tests {
             crate::event::decode(line.as_bytes()).unwrap_or_else(|e| panic!("{e}: {line}"));
         }
         assert_eq!(a.labels.len(), 3 * (Kind::PRINCIPLES.len() + Kind::FRAUD.len()) + 5);
+    }
+
+    #[test]
+    fn late_and_resent_lines_are_placed_by_delivery_time() {
+        let spec = VariationSpec {
+            per_kind: 5,
+            ordinary: 0,
+            kinds: vec![Kind::LateAtmAbroad, Kind::Redelivered],
+            ..VariationSpec::default()
+        };
+        let lines = generate(&spec).lines;
+        let events: Vec<crate::event::Event> =
+            lines.iter().map(|l| crate::event::decode(l.as_bytes()).expect("decodes")).collect();
+        for i in 0..5 {
+            let c = format!("lateatmabroad-{i}");
+            let theirs: Vec<&crate::event::Event> = events.iter().filter(|e| e.customer_id == c).collect();
+            let atm = theirs.iter().position(|e| {
+                e.event_id.starts_with('v')
+                    && matches!(&e.body,
+                crate::event::EventBody::CardTransaction(t) if t.channel == crate::event::CardChannel::Atm)
+            });
+            let atm = atm.expect("an ATM withdrawal");
+            let newest = theirs[..atm].iter().map(|e| e.ts).max().expect("payments before it");
+            assert!(newest > theirs[atm].ts, "{c}: delivered after later payments");
+            assert!(newest.millis_since(theirs[atm].ts) < LATENESS, "{c}: within the allowed lateness");
+            let ids: Vec<&str> = events
+                .iter()
+                .filter(|e| e.customer_id == format!("redelivered-{i}"))
+                .map(|e| e.event_id.as_str())
+                .collect();
+            let mut distinct = ids.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            assert_eq!(ids.len(), distinct.len() + 3, "the two contacts and the complaint sent twice");
+        }
     }
 
     #[test]
