@@ -20,6 +20,29 @@
 //!   quiet customer's first-ever large purchase still is;
 //! - ordinary customers with random transfers, contacts and spending: nobody paged.
 //!
+//! Fraud principles ([`Kind::FRAUD`]):
+//!
+//! - card testing, low and slow (4 to 8 card-not-present attempts, each at another merchant,
+//!   4 to 90 minutes apart: never four in ten minutes) or in a burst (20 to 90 seconds apart),
+//!   tiny or small amounts, mostly declined, then one large approved online purchase:
+//!   `card_tested_then_used`, at the purchase; app subscriptions billed together each month,
+//!   all approved: nobody paged;
+//! - a password reset spelled as other systems spell it, a first login from a new device and
+//!   50–95% of the last income out to a bank never paid, within the hour:
+//!   `takeover_after_credential_change`, at the transfer; the same reset and new device, then
+//!   the usual rent to the usual landlord: nobody paged;
+//! - 30 to 90 days of silence, a new device and 50–100% of all money ever received out to a
+//!   bank never paid: `dormant_drain`, at the transfer; silence, then ordinary spending:
+//!   nobody paged;
+//! - a card used at home, then at an ATM more than 1,500 km away 15 to 50 minutes later, the
+//!   ATM's event delivered after 1 to 5 of the customer's later payments at home, hours late but
+//!   within [`LATENESS`]: `impossible_travel`, at the ATM;
+//! - two unresolved contacts and a complaint sent again by the producer days later, with the
+//!   same ids and times: nobody paged.
+//!
+//! Lines are ordered by delivery time (a late or resent line where the producer sent it), and
+//! [`firings`] replays them with an allowed lateness of [`LATENESS`] (six hours).
+//!
 //! Deterministic: the same [`VariationSpec`] gives the same lines. Pure: no I/O.
 
 use serde::Serialize;
