@@ -20,6 +20,29 @@
 //!   quiet customer's first-ever large purchase still is;
 //! - ordinary customers with random transfers, contacts and spending: nobody paged.
 //!
+//! Fraud principles ([`Kind::FRAUD`]):
+//!
+//! - card testing, low and slow (4 to 8 card-not-present attempts, each at another merchant,
+//!   4 to 90 minutes apart: never four in ten minutes) or in a burst (20 to 90 seconds apart),
+//!   tiny or small amounts, mostly declined, then one large approved online purchase:
+//!   `card_tested_then_used`, at the purchase; app subscriptions billed together each month,
+//!   all approved: nobody paged;
+//! - a password reset spelled as other systems spell it, a first login from a new device and
+//!   50–95% of the last income out to a bank never paid, within the hour:
+//!   `takeover_after_credential_change`, at the transfer; the same reset and new device, then
+//!   the usual rent to the usual landlord: nobody paged;
+//! - 30 to 90 days of silence, a new device and 50–100% of all money ever received out to a
+//!   bank never paid: `dormant_drain`, at the transfer; silence, then ordinary spending:
+//!   nobody paged;
+//! - a card used at home, then at an ATM more than 1,500 km away 15 to 50 minutes later, the
+//!   ATM's event delivered after 1 to 5 of the customer's later payments at home, hours late but
+//!   within [`LATENESS`]: `impossible_travel`, at the ATM;
+//! - two unresolved contacts and a complaint sent again by the producer days later, with the
+//!   same ids and times: nobody paged.
+//!
+//! Lines are ordered by delivery time (a late or resent line where the producer sent it), and
+//! [`firings`] replays them with an allowed lateness of [`LATENESS`] (six hours).
+//!
 //! Deterministic: the same [`VariationSpec`] gives the same lines. Pure: no I/O.
 
 use serde::Serialize;
@@ -36,11 +59,16 @@ pub struct VariationSpec {
     pub ordinary: usize,
     /// Days the stream covers.
     pub days: i64,
+    /// The principles drawn (default: every one, [`Kind::PRINCIPLES`] then [`Kind::FRAUD`]).
+    /// The care kinds and the ordinary customers come from the seed's first random stream and
+    /// the fraud kinds from a second, so a population of care kinds alone is the same with or
+    /// without the fraud kinds beside it.
+    pub kinds: Vec<Kind>,
 }
 
 impl Default for VariationSpec {
     fn default() -> Self {
-        VariationSpec { seed: 1, per_kind: 20, ordinary: 100, days: 150 }
+        VariationSpec { seed: 1, per_kind: 20, ordinary: 100, days: 150, kinds: Kind::all() }
     }
 }
 
@@ -60,6 +88,15 @@ pub enum Kind {
     BillByCardMonthly,
     CashOnPayday,
     FirstEverLargePurchase,
+    SlowCardTesting,
+    BurstCardTesting,
+    SubscriptionsBilledTogether,
+    TakeoverAfterReset,
+    ResetThenUsualRent,
+    DormantDrained,
+    DormantReturnsOrdinary,
+    LateAtmAbroad,
+    Redelivered,
     Ordinary,
 }
 
@@ -80,6 +117,29 @@ impl Kind {
         Kind::FirstEverLargePurchase,
     ];
 
+    /// The fraud principles, in order.
+    pub const FRAUD: [Kind; 9] = [
+        Kind::SlowCardTesting,
+        Kind::BurstCardTesting,
+        Kind::SubscriptionsBilledTogether,
+        Kind::TakeoverAfterReset,
+        Kind::ResetThenUsualRent,
+        Kind::DormantDrained,
+        Kind::DormantReturnsOrdinary,
+        Kind::LateAtmAbroad,
+        Kind::Redelivered,
+    ];
+
+    /// Every principle: [`Kind::PRINCIPLES`] then [`Kind::FRAUD`].
+    pub fn all() -> Vec<Kind> {
+        Kind::PRINCIPLES.iter().chain(Kind::FRAUD.iter()).copied().collect()
+    }
+
+    /// Whether the kind is one of [`Kind::FRAUD`].
+    pub fn is_fraud(self) -> bool {
+        Kind::FRAUD.contains(&self)
+    }
+
     /// The rule that must find this kind of customer; `None`: nobody may be paged.
     pub fn expected_rule(self) -> Option<&'static str> {
         match self {
@@ -87,6 +147,10 @@ impl Kind {
             Kind::ContactsSpelledManyWays => Some("repeat_contact"),
             Kind::ComplaintRecurs => Some("complaint_recurrence"),
             Kind::FirstEverLargePurchase => Some("amount_anomaly"),
+            Kind::SlowCardTesting | Kind::BurstCardTesting => Some("card_tested_then_used"),
+            Kind::TakeoverAfterReset => Some("takeover_after_credential_change"),
+            Kind::DormantDrained => Some("dormant_drain"),
+            Kind::LateAtmAbroad => Some("impossible_travel"),
             _ => None,
         }
     }
@@ -99,8 +163,11 @@ pub struct Label {
     pub kind: Kind,
     /// The rule that must open a task for them (`None`: no task at all).
     pub rule: Option<&'static str>,
-    /// For a stopped income: when the missed payment was expected, its cadence in days and the
-    /// day the card went quiet (if it did), to measure how long finding it took.
+    /// When the rule should find them, to measure how long finding it took: for a stopped
+    /// income, when the missed payment was expected; for a fraud, the event time of the event
+    /// the task must come at (the purchase after card testing, the transfer out, the late ATM
+    /// withdrawal), to the second. For a stopped income also its cadence in days and the day the
+    /// card went quiet (if it did).
     pub expected_at: Option<Timestamp>,
     pub cadence_days: Option<f64>,
     pub card_stopped_at: Option<Timestamp>,
@@ -109,7 +176,8 @@ pub struct Label {
     pub quiet_from: Option<Timestamp>,
 }
 
-/// A generated population: JSON lines in time order, and the labels.
+/// A generated population: JSON lines in delivery order (event time, except for the events
+/// a principle delivers late or twice), and the labels.
 #[derive(Debug, Clone)]
 pub struct Population {
     pub lines: Vec<String>,
@@ -121,13 +189,59 @@ pub fn start() -> Timestamp {
     Timestamp::parse_rfc3339("2026-02-02T00:00:00Z").expect("a valid instant")
 }
 
+/// Where something happens: a customer's home, a shop, an ATM.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    country: &'static str,
+    city: &'static str,
+    lat: f64,
+    lon: f64,
+    timezone: &'static str,
+}
+
+const LONDON: Place =
+    Place { country: "GB", city: "London", lat: 51.51, lon: -0.13, timezone: "Europe/London" };
+
+/// Homes of the customers whose card travels (`LateAtmAbroad`).
+const HOMES: &[Place] = &[
+    LONDON,
+    Place { country: "DE", city: "Berlin", lat: 52.52, lon: 13.40, timezone: "Europe/Berlin" },
+    Place { country: "FR", city: "Paris", lat: 48.86, lon: 2.35, timezone: "Europe/Paris" },
+    Place { country: "ES", city: "Madrid", lat: 40.42, lon: -3.70, timezone: "Europe/Madrid" },
+    Place { country: "PL", city: "Warsaw", lat: 52.23, lon: 21.01, timezone: "Europe/Warsaw" },
+    Place { country: "IT", city: "Rome", lat: 41.90, lon: 12.50, timezone: "Europe/Rome" },
+];
+
+/// Cities where a stolen card's ATM withdrawal happens (each more than 1,500 km from some homes;
+/// the generator picks one that is, for the home at hand).
+const FAR: &[Place] = &[
+    Place { country: "US", city: "New York", lat: 40.71, lon: -74.01, timezone: "America/New_York" },
+    Place { country: "TH", city: "Bangkok", lat: 13.76, lon: 100.50, timezone: "Asia/Bangkok" },
+    Place { country: "BR", city: "Sao Paulo", lat: -23.55, lon: -46.63, timezone: "America/Sao_Paulo" },
+    Place { country: "AE", city: "Dubai", lat: 25.20, lon: 55.27, timezone: "Asia/Dubai" },
+    Place { country: "TR", city: "Istanbul", lat: 41.01, lon: 28.98, timezone: "Europe/Istanbul" },
+    Place { country: "MA", city: "Casablanca", lat: 33.57, lon: -7.59, timezone: "Africa/Casablanca" },
+    Place { country: "PT", city: "Lisbon", lat: 38.72, lon: -9.14, timezone: "Europe/Lisbon" },
+];
+
+impl Place {
+    fn km_to(&self, other: &Place) -> f64 {
+        let p = |x: &Place| crate::geo::Point { lat: x.lat, lon: x.lon };
+        p(self).distance_km(&p(other))
+    }
+}
+
+/// The lines being written, each with its *delivery* time: when the producer sends it, which is
+/// its event time unless it arrives late or is sent again ([`Out::deliver_at`],
+/// [`Out::redeliver`]). [`generate`] orders the stream by delivery time.
 struct Out {
     events: Vec<(Timestamp, String)>,
     n: u64,
 }
 
 impl Out {
-    fn push(&mut self, customer: &str, at: Timestamp, body: &str) {
+    /// Writes one event delivered on time; returns its index, to deliver it late or again.
+    fn push(&mut self, customer: &str, at: Timestamp, body: &str) -> usize {
         self.n += 1;
         // Any offset: the instant matters, not the text.
         let offset = [0i32, 60, -300, 330][(self.n % 4) as usize];
@@ -136,27 +250,76 @@ impl Out {
             at,
             format!(r#"{{"event_id":"v{}","customer_id":"{customer}","ts":"{ts}",{body}}}"#, self.n),
         ));
+        self.events.len() - 1
+    }
+
+    /// Delivers line `index` at `when` instead of at its event time (a late event).
+    fn deliver_at(&mut self, index: usize, when: Timestamp) {
+        self.events[index].0 = when;
+    }
+
+    /// Sends line `index` once more at `when`: the same event id and time (a producer's resend).
+    fn redeliver(&mut self, index: usize, when: Timestamp) {
+        let line = self.events[index].1.clone();
+        self.events.push((when, line));
     }
 
     fn profile(&mut self, c: &str, at: Timestamp) {
-        self.push(
-            c,
-            at,
-            r#""type":"customer_profile","name":"Test Customer","email":"t@example.com","language":"en","segment":"mass","timezone":"Europe/London","consent":{"email":true},"home":{"country":"GB","city":"London","lat":51.51,"lon":-0.13}"#,
-        );
+        self.profile_in(c, at, LONDON);
     }
 
-    fn card(&mut self, c: &str, at: Timestamp, amount: f64, merchant: &str, channel: &str) {
+    fn profile_in(&mut self, c: &str, at: Timestamp, home: Place) {
+        let Place { country, city, lat, lon, timezone } = home;
         self.push(
             c,
             at,
             &format!(
-                r#""type":"card_transaction","card_id":"{c}-card","amount":"{amount:.2}","currency":"EUR","channel":"{channel}","status":"approved","merchant":{{"name":"{merchant}","country":"GB","city":"London","lat":51.51,"lon":-0.13}}"#
+                r#""type":"customer_profile","name":"Test Customer","email":"t@example.com","language":"en","segment":"mass","timezone":"{timezone}","consent":{{"email":true}},"home":{{"country":"{country}","city":"{city}","lat":{lat},"lon":{lon}}}"#
             ),
         );
     }
 
-    fn transfer(&mut self, c: &str, at: Timestamp, out: bool, amount: f64, bank: &str, own: bool) {
+    fn card(&mut self, c: &str, at: Timestamp, amount: f64, merchant: &str, channel: &str) -> usize {
+        self.card_at(c, at, amount, merchant, channel, true, LONDON)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn card_at(
+        &mut self,
+        c: &str,
+        at: Timestamp,
+        amount: f64,
+        merchant: &str,
+        channel: &str,
+        approved: bool,
+        place: Place,
+    ) -> usize {
+        let status = if approved { "approved" } else { "declined" };
+        let Place { country, city, lat, lon, .. } = place;
+        self.push(
+            c,
+            at,
+            &format!(
+                r#""type":"card_transaction","card_id":"{c}-card","amount":"{amount:.2}","currency":"EUR","channel":"{channel}","status":"{status}","merchant":{{"name":"{merchant}","country":"{country}","city":"{city}","lat":{lat},"lon":{lon}}}"#
+            ),
+        )
+    }
+
+    fn login(&mut self, c: &str, at: Timestamp, device: &str, success: bool, geo: Option<Place>) -> usize {
+        let channel = if device.ends_with("laptop") { "web" } else { "mobile" };
+        let geo = geo.map_or(String::new(), |Place { country, city, lat, lon, .. }| {
+            format!(r#","geo":{{"country":"{country}","city":"{city}","lat":{lat},"lon":{lon}}}"#)
+        });
+        self.push(
+            c,
+            at,
+            &format!(
+                r#""type":"login","channel":"{channel}","success":{success},"device_id":"{device}","ip":"192.0.2.7"{geo}"#
+            ),
+        )
+    }
+
+    fn transfer(&mut self, c: &str, at: Timestamp, out: bool, amount: f64, bank: &str, own: bool) -> usize {
         let direction = if out { "out" } else { "in" };
         self.push(
             c,
@@ -164,23 +327,27 @@ impl Out {
             &format!(
                 r#""type":"transfer","direction":"{direction}","amount":{amount:.2},"currency":"EUR","counterparty_bank":"{bank}","own_account":{own}"#
             ),
-        );
+        )
     }
 
-    fn contact(&mut self, c: &str, at: Timestamp, reason: &str, resolved: bool) {
+    fn contact(&mut self, c: &str, at: Timestamp, reason: &str, resolved: bool) -> usize {
+        self.contact_via(c, at, "chat", reason, resolved)
+    }
+
+    fn contact_via(&mut self, c: &str, at: Timestamp, channel: &str, reason: &str, resolved: bool) -> usize {
         self.push(
             c,
             at,
-            &format!(r#""type":"support_contact","channel":"chat","reason":"{reason}","resolved":{resolved},"duration_s":240"#),
-        );
+            &format!(r#""type":"support_contact","channel":"{channel}","reason":"{reason}","resolved":{resolved},"duration_s":240"#),
+        )
     }
 
-    fn complaint(&mut self, c: &str, at: Timestamp, category: &str, severity: &str) {
+    fn complaint(&mut self, c: &str, at: Timestamp, category: &str, severity: &str) -> usize {
         self.push(
             c,
             at,
             &format!(r#""type":"complaint","category":"{category}","severity":"{severity}","text":"…""#),
-        );
+        )
     }
 }
 
@@ -232,7 +399,8 @@ fn uniform(rng: &mut fastrand::Rng, lo: f64, hi: f64) -> f64 {
     lo + rng.f64() * (hi - lo)
 }
 
-/// Daily card spending around `median` euros from `from` to `to` (about `per_day` payments).
+/// Daily card spending around `median` euros from `from` to `to` (about `per_day` payments), in
+/// London.
 fn spending(
     out: &mut Out,
     rng: &mut fastrand::Rng,
@@ -242,10 +410,25 @@ fn spending(
     median: f64,
     per_day: f64,
 ) {
+    spending_at(out, rng, c, (from, to), median, per_day, LONDON)
+}
+
+/// [`spending`] at `home`, over `during` (from, to).
+fn spending_at(
+    out: &mut Out,
+    rng: &mut fastrand::Rng,
+    c: &str,
+    during: (Timestamp, Timestamp),
+    median: f64,
+    per_day: f64,
+    home: Place,
+) {
+    let (from, to) = during;
     let mut at = from.plus(rng.i64(0..6 * HOUR));
     while at < to {
         let amount = (median * uniform(rng, 0.5, 1.6)).max(1.0);
-        out.card(c, at, amount, ["Corner Shop", "Grocer", "Cafe", "Pharmacy"][rng.usize(..4)], "contactless");
+        let shop = ["Corner Shop", "Grocer", "Cafe", "Pharmacy"][rng.usize(..4)];
+        out.card_at(c, at, amount, shop, "contactless", true, home);
         let gap = (DAY as f64 / per_day * uniform(rng, 0.5, 1.5)) as i64;
         at = at.plus(gap.max(20 * MINUTE));
     }
@@ -272,14 +455,15 @@ fn paydays(
 /// Generates the population.
 pub fn generate(spec: &VariationSpec) -> Population {
     let mut rng = fastrand::Rng::with_seed(spec.seed);
+    let mut fraud_rng = fastrand::Rng::with_seed(spec.seed ^ 0x9e37_79b9_7f4a_7c15);
     let mut out = Out { events: Vec::new(), n: 0 };
     let mut labels = Vec::new();
     let begin = start();
     let end = begin.plus(spec.days * DAY);
-    for kind in Kind::PRINCIPLES {
+    let name = |kind: Kind, i: usize| format!("{kind:?}-{i}").to_lowercase();
+    for &kind in spec.kinds.iter().filter(|k| !k.is_fraud()) {
         for i in 0..spec.per_kind {
-            let c = format!("{kind:?}-{i}").to_lowercase();
-            let label = customer(&mut out, &mut rng, &c, kind, begin, end);
+            let label = customer(&mut out, &mut rng, &name(kind, i), kind, begin, end);
             labels.push(label);
         }
     }
@@ -287,6 +471,12 @@ pub fn generate(spec: &VariationSpec) -> Population {
         let c = format!("ordinary-{i}");
         labels.push(customer(&mut out, &mut rng, &c, Kind::Ordinary, begin, end));
     }
+    for &kind in spec.kinds.iter().filter(|k| k.is_fraud()) {
+        for i in 0..spec.per_kind {
+            labels.push(fraud_customer(&mut out, &mut fraud_rng, &name(kind, i), kind, begin, end));
+        }
+    }
+    // By delivery time: a late or resent line goes where the producer sent it.
     out.events.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
     Population { lines: out.events.into_iter().map(|(_, l)| l).collect(), labels }
 }
@@ -352,7 +542,7 @@ fn customer(
                         out.transfer(c, at.plus(new_shift), false, pay, "Globex Payroll", false)
                     }
                     _ => out.transfer(c, *at, false, noisy, &written, false),
-                }
+                };
             }
             if let Some(last) = days.last().copied() {
                 let expected = last.plus((cadence * DAY as f64) as i64);
@@ -434,6 +624,15 @@ fn customer(
             let at = begin.plus(rng.i64(40..120) * DAY);
             out.card(c, at, (median * uniform(rng, 20.0, 60.0)).max(400.0), "Luxury Watches", "ecommerce");
         }
+        Kind::SlowCardTesting
+        | Kind::BurstCardTesting
+        | Kind::SubscriptionsBilledTogether
+        | Kind::TakeoverAfterReset
+        | Kind::ResetThenUsualRent
+        | Kind::DormantDrained
+        | Kind::DormantReturnsOrdinary
+        | Kind::LateAtmAbroad
+        | Kind::Redelivered => unreachable!("{kind:?} is drawn by fraud_customer"),
         Kind::Ordinary => {
             spending(out, rng, c, begin, end, median, per_day);
             let mut at = begin.plus(rng.i64(0..20) * DAY);
@@ -454,12 +653,310 @@ fn customer(
                         out.contact(c, at, &spelling(rng, words), true)
                     }
                     _ => out.card(c, at, median * uniform(rng, 2.0, 4.0), "Department Store", "card_present"),
-                }
+                };
                 at = at.plus(rng.i64(3..25) * DAY);
             }
         }
     }
     label
+}
+
+/// `at` to the whole second (the lines' timestamps carry seconds): a label's instant is the
+/// event's, exactly.
+fn whole_second(at: Timestamp) -> Timestamp {
+    Timestamp(at.0.div_euclid(1_000) * 1_000)
+}
+
+/// Online shops a card tester tries numbers at (each attempt at another).
+const TEST_SHOPS: &[&str] = &[
+    "Gift Cards 4U",
+    "Donate Now",
+    "eBooks Direct",
+    "PhoneTopUp",
+    "Cheap VPN",
+    "Game Coins",
+    "Music Store",
+    "Parking App",
+    "Charity Run",
+    "Web Hosting Co",
+    "Sticker Shop",
+    "Tip Jar",
+];
+
+/// App stores and subscriptions billed by card, with a monthly price each.
+const SUBSCRIPTIONS: &[(&str, f64)] = &[
+    ("App Store", 0.99),
+    ("Google Play", 2.99),
+    ("Netflix", 13.99),
+    ("Spotify", 10.99),
+    ("Disney Plus", 8.99),
+    ("iCloud Storage", 2.99),
+    ("YouTube Premium", 11.99),
+    ("Xbox Game Pass", 14.99),
+    ("Audible", 9.99),
+    ("News Daily", 4.99),
+];
+
+/// How other systems write "password reset" (codes.toml's `credential_change` and its aliases).
+const RESET_SPELLINGS: &[&str] = &[
+    "password_reset",
+    "Password Reset",
+    "PASSWORD-RESET",
+    "forgot password",
+    "reset password",
+    "Reset Credentials",
+    "pin reset",
+];
+
+/// Banks a customer has never paid: where stolen money goes.
+const MULE_BANKS: &[&str] =
+    &["Quick Crypto Bank", "Far Away Bank", "Offshore Trust", "Instant Pay Ltd", "Nova Wallet"];
+
+/// Draws one customer of a fraud principle ([`Kind::FRAUD`]).
+fn fraud_customer(
+    out: &mut Out,
+    rng: &mut fastrand::Rng,
+    c: &str,
+    kind: Kind,
+    begin: Timestamp,
+    end: Timestamp,
+) -> Label {
+    let mut label = Label {
+        customer_id: c.to_string(),
+        kind,
+        rule: kind.expected_rule(),
+        expected_at: None,
+        cadence_days: None,
+        card_stopped_at: None,
+        quiet_from: None,
+    };
+    let median = uniform(rng, 8.0, 60.0);
+    let per_day = uniform(rng, 0.6, 3.0);
+    let phone = format!("{c}-phone");
+    match kind {
+        Kind::SlowCardTesting | Kind::BurstCardTesting => {
+            if rng.u8(..4) != 0 {
+                out.profile(c, begin.plus(rng.i64(0..DAY)));
+            }
+            spending(out, rng, c, begin, end, median, per_day);
+            let attempts = 4 + rng.usize(..5);
+            // Mostly declined: more than half, at least one.
+            let declined = attempts / 2 + 1 + rng.usize(..=(attempts - attempts / 2 - 1));
+            let mut is_declined: Vec<bool> = (0..attempts).map(|k| k < declined).collect();
+            rng.shuffle(&mut is_declined);
+            let mut shops = TEST_SHOPS.to_vec();
+            rng.shuffle(&mut shops);
+            let mut at = whole_second(begin.plus(rng.i64(20 * DAY..140 * DAY)));
+            for (k, declined) in is_declined.into_iter().enumerate() {
+                if k > 0 {
+                    // Low and slow: 4 to 90 minutes apart (never four in ten minutes); a burst: 20
+                    // to 90 seconds.
+                    at = at.plus(match kind {
+                        Kind::SlowCardTesting => rng.i64(4 * MINUTE..=90 * MINUTE),
+                        _ => rng.i64(20_000..=90_000),
+                    });
+                    at = whole_second(at);
+                }
+                let amount = if rng.bool() { uniform(rng, 0.5, 2.0) } else { uniform(rng, 2.0, 5.0) };
+                let shop_place = FAR[rng.usize(..FAR.len())];
+                out.card_at(c, at, amount, shops[k], "ecommerce", !declined, shop_place);
+            }
+            let purchase = whole_second(at.plus(rng.i64(5 * MINUTE..=60 * MINUTE)));
+            let shop = ["Electronics Online", "Luxury Bags", "Phone Store", "Sneaker Drop"][rng.usize(..4)];
+            out.card_at(
+                c,
+                purchase,
+                uniform(rng, 150.0, 1_500.0),
+                shop,
+                "ecommerce",
+                true,
+                FAR[rng.usize(..FAR.len())],
+            );
+            label.expected_at = Some(purchase);
+        }
+        Kind::SubscriptionsBilledTogether => {
+            if rng.u8(..4) != 0 {
+                out.profile(c, begin.plus(rng.i64(0..DAY)));
+            }
+            spending(out, rng, c, begin, end, median, per_day);
+            let mut subscriptions = SUBSCRIPTIONS.to_vec();
+            rng.shuffle(&mut subscriptions);
+            subscriptions.truncate(4 + rng.usize(..3));
+            let first = begin.plus(rng.i64(0..28 * DAY) + rng.i64(0..DAY));
+            for day in paydays(rng, first, 30.44, 6, 1).into_iter().filter(|at| *at < end) {
+                // Billed one after another within a few minutes, in any order.
+                rng.shuffle(&mut subscriptions);
+                let mut at = day;
+                for (shop, price) in &subscriptions {
+                    out.card(c, at, *price, shop, "ecommerce");
+                    at = at.plus(rng.i64(5_000..=3 * MINUTE));
+                }
+            }
+        }
+        Kind::TakeoverAfterReset | Kind::ResetThenUsualRent => {
+            if rng.u8(..4) != 0 {
+                out.profile(c, begin.plus(rng.i64(0..DAY)));
+            }
+            spending(out, rng, c, begin, end, median, per_day);
+            logins(out, rng, c, &phone, (begin, end));
+            let months = 2 + rng.usize(..3);
+            let income = uniform(rng, 1_500.0, 4_500.0);
+            let rent = income * uniform(rng, 0.25, 0.45);
+            let payer = ["Acme Payroll", "Northwind Ltd", "City Council"][rng.usize(..3)];
+            let landlord = ["Landlord Bank", "Homes Lettings", "Riverside Estates"][rng.usize(..3)];
+            let rent_after = rng.i64(1..=5) * DAY + rng.i64(0..8 * HOUR);
+            // The last income 20 to 26 days before the end: the next is not yet due.
+            let last = end.plus(-rng.i64(20..=26) * DAY).plus(8 * HOUR);
+            let first = last.plus(-(((months - 1) as f64 * 30.44 * DAY as f64) as i64));
+            let days = paydays(rng, first, 30.44, months, 1);
+            for (k, at) in days.iter().enumerate() {
+                out.transfer(c, *at, false, income * uniform(rng, 0.99, 1.01), payer, false);
+                let final_month = k + 1 == months;
+                if !(final_month && kind == Kind::ResetThenUsualRent) {
+                    out.transfer(c, at.plus(rent_after), true, rent, landlord, false);
+                }
+            }
+            let last_income = days.last().copied().expect("two months at least");
+            // The reset: on the usual rent day for the one who pays the rent after it; some
+            // days after the rent for the one whose money is taken.
+            let reset = whole_second(match kind {
+                Kind::ResetThenUsualRent => last_income.plus(rent_after - rng.i64(5 * MINUTE..50 * MINUTE)),
+                _ => last_income.plus(rent_after + rng.i64(DAY..8 * DAY)),
+            });
+            let reason = RESET_SPELLINGS[rng.usize(..RESET_SPELLINGS.len())];
+            out.contact_via(c, reset, ["phone", "chat", "email"][rng.usize(..3)], reason, rng.bool());
+            // The new-device login and the money out: all within the hour, spacing random.
+            let login = whole_second(reset.plus(rng.i64(MINUTE..40 * MINUTE)));
+            let geo = if rng.bool() { Some(LONDON) } else { None };
+            out.login(c, login, &format!("{c}-new-{}", rng.u32(..1000)), true, geo);
+            let transfer =
+                whole_second(login.plus(rng.i64(MINUTE..=reset.plus(59 * MINUTE).millis_since(login))));
+            match kind {
+                Kind::ResetThenUsualRent => {
+                    // The usual landlord, now and then written in capitals.
+                    let written =
+                        if rng.u8(..3) == 0 { landlord.to_uppercase() } else { landlord.to_string() };
+                    out.transfer(c, transfer, true, rent * uniform(rng, 0.97, 1.03), &written, false);
+                }
+                _ => {
+                    let bank = MULE_BANKS[rng.usize(..MULE_BANKS.len())];
+                    out.transfer(c, transfer, true, income * uniform(rng, 0.5, 0.95), bank, false);
+                    label.expected_at = Some(transfer);
+                }
+            }
+        }
+        Kind::DormantDrained | Kind::DormantReturnsOrdinary => {
+            if rng.u8(..4) != 0 {
+                out.profile(c, begin.plus(rng.i64(0..DAY)));
+            }
+            // Active for two to six weeks, silent for 30 to 90 days, back before the end.
+            let silence = rng.i64(30..=90) * DAY + rng.i64(0..DAY);
+            let active_to = begin.plus(rng.i64(14..=42) * DAY);
+            let back = whole_second(active_to.plus(silence));
+            logins(out, rng, c, &phone, (begin, active_to));
+            spending(out, rng, c, begin, active_to, median, per_day * 0.5);
+            let mut received = 0.0;
+            // Each from another payer: two from one payer a fortnight apart would be an income
+            // that stopped, which it is right to page.
+            let mut payers =
+                ["Aunt Bank", "Marketplace Payouts", "Tax Refund", "Old Employer", "Friend Bank"];
+            rng.shuffle(&mut payers);
+            for payer in &payers[..2 + rng.usize(..4)] {
+                let amount = uniform(rng, 200.0, 3_000.0);
+                out.transfer(
+                    c,
+                    begin.plus(rng.i64(DAY..active_to.millis_since(begin))),
+                    false,
+                    amount,
+                    payer,
+                    false,
+                );
+                received += (amount * 100.0).round() / 100.0;
+            }
+            // Every event before the silence ends by `active_to`: spending and logins stop there.
+            match kind {
+                Kind::DormantDrained => {
+                    let login = whole_second(back);
+                    out.login(c, login, &format!("{c}-new-{}", rng.u32(..1000)), true, None);
+                    let drain = whole_second(login.plus(rng.i64(2 * MINUTE..6 * HOUR)));
+                    let bank = MULE_BANKS[rng.usize(..MULE_BANKS.len())];
+                    out.transfer(c, drain, true, received * uniform(rng, 0.5, 1.0), bank, false);
+                    label.expected_at = Some(drain);
+                }
+                _ => {
+                    if rng.bool() {
+                        out.login(c, back, &phone, true, None);
+                    }
+                    spending(out, rng, c, back.plus(MINUTE), end, median, per_day);
+                }
+            }
+        }
+        Kind::LateAtmAbroad => {
+            let home = HOMES[rng.usize(..HOMES.len())];
+            out.profile_in(c, begin.plus(rng.i64(0..DAY)), home);
+            spending_at(out, rng, c, (begin, end), median, per_day, home);
+            let far: Vec<Place> = FAR.iter().copied().filter(|p| home.km_to(p) > 1_500.0).collect();
+            let atm_place = far[rng.usize(..far.len())];
+            let before = whole_second(begin.plus(rng.i64(20 * DAY..140 * DAY)));
+            out.card_at(
+                c,
+                before,
+                median * uniform(rng, 0.5, 2.0),
+                "Home Supermarket",
+                "card_present",
+                true,
+                home,
+            );
+            let atm = whole_second(before.plus(rng.i64(15 * MINUTE..=50 * MINUTE)));
+            let withdrawal = (uniform(rng, 100.0, 800.0) / 20.0).round() * 20.0;
+            let line = out.card_at(c, atm, withdrawal, "Airport ATM", "atm", true, atm_place);
+            // 1 to 5 of the customer's own later payments at home reach us before it does.
+            let mut at = atm;
+            for _ in 0..1 + rng.usize(..5) {
+                at = whole_second(at.plus(rng.i64(5 * MINUTE..=55 * MINUTE)));
+                let shop = ["Home Bakery", "Local Pharmacy", "Corner Shop"][rng.usize(..3)];
+                out.card_at(c, at, median * uniform(rng, 0.5, 1.5), shop, "contactless", true, home);
+            }
+            let delivered = at.plus(rng.i64(1_000..10 * MINUTE));
+            assert!(delivered.millis_since(atm) < LATENESS, "the late ATM stays within the allowed lateness");
+            out.deliver_at(line, delivered);
+            label.expected_at = Some(atm);
+        }
+        Kind::Redelivered => {
+            if rng.u8(..4) != 0 {
+                out.profile(c, begin.plus(rng.i64(0..DAY)));
+            }
+            spending(out, rng, c, begin, end, median, per_day);
+            let mut problems = PROBLEMS.to_vec();
+            rng.shuffle(&mut problems);
+            let mut at = begin.plus(rng.i64(10..130) * DAY);
+            let mut sent = Vec::new();
+            for words in &problems[..2] {
+                sent.push(out.contact(c, at, &spelling(rng, words), false));
+                at = at.plus(rng.i64(HOUR..2 * DAY));
+            }
+            let category = CATEGORIES[rng.usize(..CATEGORIES.len())];
+            sent.push(out.complaint(c, at, &spelling(rng, category), "low"));
+            // The producer sends them all again, days later, the same ids and times.
+            let mut resend = at.plus(rng.i64(2 * DAY..=6 * DAY));
+            for line in sent {
+                out.redeliver(line, resend);
+                resend = resend.plus(rng.i64(1_000..MINUTE));
+            }
+        }
+        other => unreachable!("{other:?} is not a fraud principle"),
+    }
+    label
+}
+
+/// Successful logins from the customer's usual `device`, every few days over `during`.
+fn logins(out: &mut Out, rng: &mut fastrand::Rng, c: &str, device: &str, during: (Timestamp, Timestamp)) {
+    let (from, to) = during;
+    let mut at = from.plus(rng.i64(HOUR..DAY));
+    while at < to {
+        out.login(c, at, device, true, None);
+        at = at.plus(rng.i64(2 * DAY..10 * DAY));
+    }
 }
 
 /// One rule firing for one customer (a task's signal), as the scorer reads it: from the
@@ -471,10 +968,18 @@ pub struct Firing {
     pub at: Timestamp,
 }
 
+/// The allowed lateness the populations are replayed with: six hours, not the engine's default
+/// ten minutes, because `LateAtmAbroad` delivers an ATM withdrawal hours late and every such
+/// delay stays within this. (Timers fire by event time, so a care signal's time does not move;
+/// only its firing waits for the watermark.)
+pub const LATENESS: i64 = 6 * HOUR;
+
 /// Every rule firing of `lines` through a fresh engine (one partition, as a customer's events
-/// arrive in order), each (customer, rule, time) once, and the engine (its state, to measure).
+/// arrive in delivery order) with an allowed lateness of [`LATENESS`], each (customer, rule,
+/// time) once, and the engine (its state, to measure).
 pub fn firings(rules: &crate::rules::RuleSet, lines: &[String]) -> (Vec<Firing>, crate::engine::Engine) {
-    let engine = crate::engine::Engine::new(crate::engine::EngineConfig::default());
+    let config = crate::engine::EngineConfig { allowed_lateness: LATENESS, ..Default::default() };
+    let engine = crate::engine::Engine::new(config);
     let mut firings = Vec::new();
     for line in lines {
         let event = crate::event::decode(line.as_bytes()).expect("generated lines decode");
@@ -575,7 +1080,42 @@ mod tests {
         for line in &a.lines {
             crate::event::decode(line.as_bytes()).unwrap_or_else(|e| panic!("{e}: {line}"));
         }
-        assert_eq!(a.labels.len(), 3 * Kind::PRINCIPLES.len() + 5);
+        assert_eq!(a.labels.len(), 3 * (Kind::PRINCIPLES.len() + Kind::FRAUD.len()) + 5);
+    }
+
+    #[test]
+    fn late_and_resent_lines_are_placed_by_delivery_time() {
+        let spec = VariationSpec {
+            per_kind: 5,
+            ordinary: 0,
+            kinds: vec![Kind::LateAtmAbroad, Kind::Redelivered],
+            ..VariationSpec::default()
+        };
+        let lines = generate(&spec).lines;
+        let events: Vec<crate::event::Event> =
+            lines.iter().map(|l| crate::event::decode(l.as_bytes()).expect("decodes")).collect();
+        for i in 0..5 {
+            let c = format!("lateatmabroad-{i}");
+            let theirs: Vec<&crate::event::Event> = events.iter().filter(|e| e.customer_id == c).collect();
+            let atm = theirs.iter().position(|e| {
+                e.event_id.starts_with('v')
+                    && matches!(&e.body,
+                crate::event::EventBody::CardTransaction(t) if t.channel == crate::event::CardChannel::Atm)
+            });
+            let atm = atm.expect("an ATM withdrawal");
+            let newest = theirs[..atm].iter().map(|e| e.ts).max().expect("payments before it");
+            assert!(newest > theirs[atm].ts, "{c}: delivered after later payments");
+            assert!(newest.millis_since(theirs[atm].ts) < LATENESS, "{c}: within the allowed lateness");
+            let ids: Vec<&str> = events
+                .iter()
+                .filter(|e| e.customer_id == format!("redelivered-{i}"))
+                .map(|e| e.event_id.as_str())
+                .collect();
+            let mut distinct = ids.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            assert_eq!(ids.len(), distinct.len() + 3, "the two contacts and the complaint sent twice");
+        }
     }
 
     #[test]

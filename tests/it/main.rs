@@ -5,6 +5,10 @@
 //!   supported language: no other language's words, no unfilled placeholder;
 //! - `care_principles`: income that stops, codes spelled many ways, a customer's longer normal,
 //!   on populations drawn from seeds (`ingest::variations`), as properties;
+//! - `fraud_principles`: card testing low and slow or in bursts, a takeover after a password
+//!   reset, a dormant account drained, a late ATM abroad, and their look-alikes (subscriptions
+//!   billed together, the usual rent after a reset, a quiet customer back, resent events), on
+//!   populations drawn from seeds (`ingest::variations`), as properties;
 //! - `care_timers`: conditions that become true as time passes (a drop, silence, an absence) are
 //!   found within a bounded delay of becoming true, and nobody else is;
 //! - `feedback`: outcomes teach the engine (a legitimate trip or payment does not page again);
@@ -29,6 +33,7 @@ mod commands;
 mod common;
 mod console;
 mod feedback;
+mod fraud_principles;
 mod helm;
 mod languages;
 mod ops;
