@@ -6,7 +6,8 @@
 //!
 //! Testing declines: approved small payments alone (five app subscriptions billed the same
 //! morning, a customer's known subscriptions) are not testing; at least `min_declined` attempts
-//! must be declined, and declined or tiny ones at least half. When the large approved
+//! must be declined, and declined or tiny ones at least half, or declined ones at least a third
+//! (a tester probing with small approved amounts). When the large approved
 //! purchase that testing prepares follows within the window, the signal says so
 //! (`purchase_eur`), so a rule can raise it to priority 1.
 
@@ -100,7 +101,10 @@ pub fn detect(input: &DetectInput<'_>, p: &Params) -> Option<Signal> {
         window_of(&attempts, event.ts, p)?
     };
     let count = inside.len();
-    if count < p.min_attempts || declined < p.min_declined || 2 * tiny < count {
+    // Mostly declined or tiny; or, for a tester probing with small approved amounts, a third
+    // declined (an ordinary customer's small payments are rarely declined at all).
+    let testing_share = 2 * tiny >= count || 3 * declined >= count;
+    if count < p.min_attempts || declined < p.min_declined || !testing_share {
         return None;
     }
     let mut facts = vec![
@@ -219,6 +223,20 @@ mod tests {
         assert_eq!(s.money_at_risk_eur, 1_800.0);
         let plain: Vec<Event> = vec![attempt(1, 1, 40.0, "approved"), attempt(2, 50, 1_800.0, "approved")];
         assert!(run(&plain).is_none(), "a purchase with no testing before");
+    }
+
+    #[test]
+    fn small_approved_probes_with_a_third_declined_are_testing() {
+        let mut events: Vec<Event> =
+            [(1.2, "declined"), (4.3, "approved"), (4.4, "approved"), (4.9, "approved")]
+                .into_iter()
+                .enumerate()
+                .map(|(i, (amount, status))| attempt(i, i * 11, amount, status))
+                .collect();
+        assert!(run(&events).is_none(), "one declined of four, the rest approved small: not yet");
+        events.push(attempt(4, 50, 2.5, "declined"));
+        let s = run(&events).expect("two declined of five");
+        assert_eq!((s.num("attempts"), s.num("declined")), (Some(5.0), Some(2.0)));
     }
 
     #[test]
