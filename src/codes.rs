@@ -41,7 +41,7 @@ enum Mode {
 /// `_`.
 fn ascii_snake_case(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 4);
-    let mut push = |word: &[u8], out: &mut String| {
+    let push = |word: &[u8], out: &mut String| {
         if !out.is_empty() {
             out.push('_');
         }

@@ -92,6 +92,10 @@ enum Command {
         /// Where to write tasks (default: stdout).
         #[arg(long)]
         output: Option<PathBuf>,
+        /// How late an event may arrive and still be compared with its neighbours in event time
+        /// (a span such as `10m` or `6h`; `engine.allowed_lateness` of the service).
+        #[arg(long, default_value = "10m", value_parser = parse_span)]
+        allowed_lateness: i64,
     },
     /// Replay a JSON-lines file through a candidate rule pack beside the current one and print,
     /// per rule, what would change: tasks, customers paged, overlap, new/gone/changed priority,
@@ -408,12 +412,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Replay { rules, input, output } => {
+        Command::Replay { rules, input, output, allowed_lateness } => {
             let Some(set) = load_rules(&rules)? else { return Ok(ExitCode::FAILURE) };
             let file =
                 File::open(&input).with_context(|| format!("cannot open input {}", input.display()))?;
             let started = Instant::now();
-            let mut replay = Replay::new(&set);
+            let config = callahead::engine::EngineConfig { allowed_lateness, ..Default::default() };
+            let mut replay = Replay::with_config(&set, config);
             for_each_line(BufReader::with_capacity(1 << 20, file), |n, line| replay.feed(n, line))
                 .with_context(|| format!("cannot read {}", input.display()))?;
             let elapsed = started.elapsed();
@@ -623,4 +628,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A span on the command line (`10m`, `6h`), in milliseconds.
+fn parse_span(text: &str) -> Result<i64, String> {
+    callahead::time::Span::parse(text).map(|s| s.0)
 }

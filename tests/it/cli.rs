@@ -139,6 +139,28 @@ fn replay_to_stdout() {
     assert_eq!(task["opened_at"], "2026-06-01T07:00:00.000Z");
 }
 
+/// `--allowed-lateness` is the service's `engine.allowed_lateness`: with six hours, an ATM abroad
+/// delivered hours late, behind the customer's own later payments at home, is found for every
+/// customer; a value that is not a span is refused, naming the option.
+#[test]
+fn replay_honours_the_allowed_lateness() {
+    use callahead::ingest::variations::{self, Kind, VariationSpec};
+    let dir = temp_dir("lateness");
+    let input = dir.join("late.jsonl");
+    let spec =
+        VariationSpec { seed: 5, per_kind: 8, ordinary: 5, days: 40, kinds: vec![Kind::LateAtmAbroad] };
+    std::fs::write(&input, variations::generate(&spec).lines.join("\n")).unwrap();
+    let travels = |lateness: &str| {
+        let out = callahead(&["replay", "--input", input.to_str().unwrap(), "--allowed-lateness", lateness]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).lines().filter(|l| l.contains("\"impossible_travel\"")).count()
+    };
+    assert_eq!(travels("6h"), 8, "every late ATM found");
+    let bad = callahead(&["replay", "--input", input.to_str().unwrap(), "--allowed-lateness", "soon"]);
+    assert!(!bad.status.success());
+    assert!(text(&bad.stderr).contains("--allowed-lateness"), "{}", text(&bad.stderr));
+}
+
 #[test]
 fn demo_runs_with_no_external_service_and_finds_every_scenario() {
     let dir = temp_dir("demo");
