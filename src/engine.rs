@@ -33,7 +33,7 @@ use crate::command::{Command, CommandResult, Refusal};
 use crate::detect::{
     absence, event_facts, sequence, DetectInput, DetectorKind, DetectorParams, Evidence, Phase, Signal,
 };
-use crate::event::{Event, EventBody};
+use crate::event::{Event, EventBody, EventKind};
 use crate::geo::Point;
 use crate::incident::{self, Firing};
 use crate::lifecycle;
@@ -236,7 +236,7 @@ impl Engine {
             if !firings.is_empty() {
                 out.changes = incident::open_or_enrich(firings, state, &event.customer_id, &rules.playbook);
             }
-            schedule(rules, state, event.ts)
+            schedule(rules, state, event.ts, event.kind())
         };
         if let Some(at) = scheduled {
             time.timers.insert((at, event.customer_id.as_str().into()));
@@ -391,6 +391,7 @@ impl Engine {
             return out;
         }
         state.remember_id(&command.command_id);
+        state.no_timer_week = 0; // what the command teaches may change what needs a timer
         let mut incidents = state.incidents.take().map(|b| *b).unwrap_or_default();
         let applied = lifecycle::apply(&mut incidents, command);
         state.incidents = Some(Box::new(incidents));
@@ -416,7 +417,12 @@ fn lock(time: &Mutex<PartitionTime>) -> MutexGuard<'_, PartitionTime> {
 /// all of them when it fires, so it is only ever moved earlier here: by a new absence deadline,
 /// or by what an event may bring earlier (`DetectorParams::earlier_timer`).
 /// Sets `timer_at`; the caller queues the returned time in the partition's timers.
-fn schedule(rules: &RuleSet, state: &mut CustomerState, now: Timestamp) -> Option<Timestamp> {
+fn schedule(
+    rules: &RuleSet,
+    state: &mut CustomerState,
+    now: Timestamp,
+    kind: EventKind,
+) -> Option<Timestamp> {
     let deadline = match state.timer_at {
         Some(pending) => {
             let earlier = timer_detectors(rules).filter_map(|d| d.earlier_timer(state, now));
@@ -425,7 +431,29 @@ fn schedule(rules: &RuleSet, state: &mut CustomerState, now: Timestamp) -> Optio
                 _ => return None,
             }
         }
-        None => next_due(rules, state, now)?,
+        None => {
+            // Found unneeded this week by these rules, and nothing since could need one: not
+            // asked again (the key changes with the week and with a rule reload; never 0).
+            let week = now.0.div_euclid(7 * DAY) as u32;
+            let key = (rules.fingerprint as u32 ^ week.wrapping_mul(0x9E37_79B9)) | 1;
+            let may_need = |d: &DetectorParams| d.timer_inputs().contains(&kind);
+            if state.no_timer_week == key
+                && state.absences.is_empty()
+                && !timer_detectors(rules).any(may_need)
+            {
+                return None;
+            }
+            match next_due(rules, state, now) {
+                Some(due) => {
+                    state.no_timer_week = 0;
+                    due
+                }
+                None => {
+                    state.no_timer_week = if state.absences.is_empty() { key } else { 0 };
+                    return None;
+                }
+            }
+        }
     };
     state.timer_at = Some(deadline);
     Some(deadline)

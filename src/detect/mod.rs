@@ -438,6 +438,20 @@ impl DetectorParams {
         }
     }
 
+    /// The event types whose arrival may give a customer a timer they did not need before (a
+    /// sign of leaving, an income learned). Otherwise this detector's need for a timer changes
+    /// only with the week of event time (the weekly activity baseline it reads counts whole
+    /// past weeks), which lets the engine skip asking again within the week.
+    pub fn timer_inputs(&self) -> &'static [EventKind] {
+        match self {
+            DetectorParams::ChurnRisk(_) => {
+                &[EventKind::Transfer, EventKind::Complaint, EventKind::ProductChange]
+            }
+            DetectorParams::IncomeStopped(_) => &[EventKind::Transfer],
+            _ => &[],
+        }
+    }
+
     /// What an event may bring *earlier* than a customer's pending timer (which re-computes
     /// everything when it fires): churn's re-evaluation once a sign of leaving appears (its
     /// silence deadline only moves later with activity), an income's overdue point.

@@ -607,6 +607,11 @@ pub struct CustomerState {
     /// whoever restores a customer sets it.
     #[serde(skip)]
     pub partition: i32,
+    /// The engine's note that this customer needs no timer: a key of the week of event time and
+    /// the rule set in which it found so, kept while nothing that could change that has arrived
+    /// (see `engine::schedule`); 0: unknown. A cache, not stored: a restored customer asks again.
+    #[serde(skip)]
+    pub no_timer_week: u32,
 }
 
 impl CustomerState {
