@@ -87,9 +87,28 @@ pub fn detect(input: &DetectInput<'_>, p: &Params) -> Option<Signal> {
     }
     let card = input.state.card(&t.card_id)?;
     let amount = t.money.to_eur().unwrap_or(f64::MAX);
-    let attempts: Vec<CnpAttempt> = card.cnp.iter().copied().collect();
     // A large approved purchase: was the card tested in the window before it?
     let purchase = t.approved && amount > p.small_amount_eur;
+    // Most online payments are on a card with too few suspicious attempts around them to be
+    // testing: told without allocating (a window holds only attempts within its length of the
+    // event, before it for a purchase).
+    let near = card
+        .cnp
+        .iter()
+        .filter(|a| a.declined || f64::from(a.amount_eur) <= p.small_amount_eur)
+        .filter(|a| {
+            let gap = event.ts.millis_since(a.at);
+            if purchase {
+                gap > 0 && gap <= p.window.0
+            } else {
+                gap.abs() <= p.window.0
+            }
+        })
+        .count();
+    if near < p.min_attempts {
+        return None;
+    }
+    let attempts: Vec<CnpAttempt> = card.cnp.iter().copied().collect();
     let (inside, declined, tiny, first, last) = if purchase {
         let before: Vec<CnpAttempt> = attempts
             .iter()
