@@ -175,6 +175,20 @@ impl CommandError {
             CommandError::Invalid { .. } => "invalid_command_field",
         }
     }
+
+    /// The error as a log line or a dead letter's header may carry it: serde's message (which
+    /// can quote a value from the input) replaced by its position.
+    pub fn redacted(&self) -> String {
+        match self {
+            CommandError::Json(e) => format!(
+                "command is not valid JSON of a known action ({:?} error at line {}, column {})",
+                e.classify(),
+                e.line(),
+                e.column()
+            ),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// Decodes and validates one command message.

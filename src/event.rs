@@ -301,6 +301,12 @@ pub enum DecodeError {
     Missing { field: &'static str, kind: Option<EventKind> },
     #[error("field `{field}` has invalid value {value}: {reason}")]
     Invalid { field: &'static str, value: String, reason: String },
+    /// A card number (PAN) where a token belongs: refused whole, the value never repeated.
+    #[error(
+        "field `{field}` holds what looks like a card number (13 to 19 digits passing the Luhn check); \
+         producers must send the card's token, never its number (the value is not repeated here)"
+    )]
+    CardNumber { field: &'static str },
 }
 
 fn for_kind(kind: Option<EventKind>) -> String {
@@ -316,8 +322,63 @@ impl DecodeError {
             DecodeError::UnknownType(_) => "unknown_type",
             DecodeError::Missing { .. } => "missing_field",
             DecodeError::Invalid { .. } => "invalid_field",
+            DecodeError::CardNumber { .. } => "card_number",
         }
     }
+
+    /// The error as a log line may carry it: what and why, with any value taken from the input
+    /// replaced by a short hash of it (so two lines about one value can be matched, and no
+    /// e-mail address, name or card number reaches a log).
+    pub fn redacted(&self) -> String {
+        let hash = |v: &str| format!("#{:08x}", xxhash_rust::xxh3::xxh3_64(v.as_bytes()) as u32);
+        match self {
+            DecodeError::Malformed(why) => format!("malformed JSON (detail {})", hash(why)),
+            DecodeError::UnknownType(t) => format!("unknown event type {}", hash(t)),
+            DecodeError::Invalid { field, value, reason } => {
+                format!("field `{field}` has invalid value {}: {reason}", hash(value))
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// The message with a card number in `card_id` masked to its last four digits (`************1111`),
+/// as JSON (keys in order); `None` if the bytes are not a JSON object with such a `card_id`.
+pub fn mask_card_number(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let card = value.get_mut("card_id")?;
+    let number = card.as_str().filter(|t| looks_like_card_number(t))?;
+    let digits: Vec<char> = number.chars().filter(char::is_ascii_digit).collect();
+    let masked: String = std::iter::repeat_n('*', digits.len() - 4)
+        .chain(digits[digits.len() - 4..].iter().copied())
+        .collect();
+    *card = serde_json::Value::String(masked);
+    serde_json::to_vec(&value).ok()
+}
+
+/// True if `text` looks like a payment card number: 13 to 19 digits (spaces and dashes between
+/// groups allowed) whose Luhn checksum holds.
+pub fn looks_like_card_number(text: &str) -> bool {
+    let mut digits = 0usize;
+    let mut sum = 0u32;
+    for b in text.bytes().rev() {
+        match b {
+            b'0'..=b'9' => {
+                let mut d = u32::from(b - b'0');
+                if digits % 2 == 1 {
+                    d *= 2;
+                    if d > 9 {
+                        d -= 9;
+                    }
+                }
+                sum += d;
+                digits += 1;
+            }
+            b' ' | b'-' => {}
+            _ => return false,
+        }
+    }
+    (13..=19).contains(&digits) && sum % 10 == 0
 }
 
 /// Decodes and validates one JSON event.
@@ -745,6 +806,9 @@ impl RawEvent<'_> {
     fn card_transaction(&mut self) -> Result<CardTransaction, DecodeError> {
         const K: EventKind = EventKind::CardTransaction;
         let card_id = text(self.card_id.take(), "card_id", K)?;
+        if looks_like_card_number(&card_id) {
+            return Err(DecodeError::CardNumber { field: "card_id" });
+        }
         let money = money(self.amount.take(), self.currency.take(), K)?;
         let channel = one_of(
             self.channel.take(),
@@ -935,6 +999,60 @@ mod tests {
         let json = card_json("").replace("+07:00", "");
         let msg = decode(json.as_bytes()).unwrap_err().to_string();
         assert!(msg.contains("`ts`") && msg.contains("RFC 3339"), "{msg}");
+    }
+
+    /// A card number where the token belongs is refused as `card_number`, and no message about
+    /// it repeats the number.
+    #[test]
+    fn a_card_number_is_refused_and_never_repeated() {
+        for pan in ["4111111111111111", "4111 1111 1111 1111", "5500-0000-0000-0004", "378282246310005"] {
+            let err = decode(
+                card_json("").replace(r#""card_id":"k1""#, &format!(r#""card_id":"{pan}""#)).as_bytes(),
+            )
+            .unwrap_err();
+            assert_eq!(err.reason_code(), "card_number", "{pan}");
+            let digits: String = pan.chars().filter(char::is_ascii_digit).collect();
+            for text in [err.to_string(), err.redacted()] {
+                assert!(!text.contains(pan) && !text.contains(&digits[digits.len() - 8..]), "{text}");
+            }
+        }
+        // Masked for the dead-letter topic: the last four digits, the rest of the event kept.
+        let json = card_json("").replace(r#""card_id":"k1""#, r#""card_id":"4111 1111 1111 1111""#);
+        let masked = String::from_utf8(mask_card_number(json.as_bytes()).unwrap()).unwrap();
+        assert!(
+            masked.contains(r#""card_id":"************1111""#) && masked.contains("Phnom Penh"),
+            "{masked}"
+        );
+        assert!(!masked.contains("4111 1111"), "{masked}");
+        assert_eq!(mask_card_number(card_json("").as_bytes()), None, "a token is not masked");
+        // Tokens, and digit strings that fail the checksum or are too short, are tokens.
+        for token in ["tok_4111111111111111", "4111111111111112", "123456789012", "k1"] {
+            let json = card_json("").replace(r#""card_id":"k1""#, &format!(r#""card_id":"{token}""#));
+            assert!(decode(json.as_bytes()).is_ok(), "{token}");
+        }
+    }
+
+    /// What a log line carries of a refusal: the field and why, never the value.
+    #[test]
+    fn the_redacted_form_keeps_the_reason_and_hides_the_value() {
+        let json = card_json("").replace(r#""lat":11.55"#, r#""lat":123.4"#);
+        let err = decode(json.as_bytes()).unwrap_err();
+        let line = err.redacted();
+        assert!(
+            line.contains("merchant.lat") && line.contains("-90..90") && !line.contains("123.4"),
+            "{line}"
+        );
+        let err = decode(
+            card_json("").replace(r#""status":"approved""#, r#""status":"jane@example.com""#).as_bytes(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("jane@example.com"), "the full message names it: {err}");
+        assert!(!err.redacted().contains("jane"), "{}", err.redacted());
+        let err = decode(
+            br#"{"event_id":"e","type":"jane@example.com","customer_id":"c","ts":"2026-01-01T00:00:00Z"}"#,
+        )
+        .unwrap_err();
+        assert!(!err.redacted().contains("jane"), "{}", err.redacted());
     }
 
     #[test]

@@ -63,12 +63,13 @@ pub struct Metrics {
 /// Every reason an input or command message is refused with (`DecodeError::reason_code`,
 /// `CommandError::reason_code`, and the two key checks of `serve`), exported at zero from the
 /// start so that a dashboard or an alert sees each one before the first refusal.
-pub const REFUSAL_REASONS: [&str; 9] = [
+pub const REFUSAL_REASONS: [&str; 10] = [
     "oversized",
     "malformed_json",
     "unknown_type",
     "missing_field",
     "invalid_field",
+    "card_number",
     "key_mismatch",
     "missing_key",
     "invalid_command",
@@ -538,8 +539,9 @@ mod tests {
 
     #[test]
     fn refusal_reasons_cover_what_decoding_refuses() {
-        let bad: [&[u8]; 5] = [
+        let bad: [&[u8]; 6] = [
             &[b' '; crate::event::MAX_EVENT_BYTES + 1],
+            br#"{"event_id":"e","type":"card_transaction","customer_id":"c","ts":"2026-06-01T00:00:00Z","card_id":"4111111111111111","amount":1,"currency":"EUR","channel":"ecommerce","status":"approved","merchant":{"name":"m","country":"FR","city":"Paris"}}"#,
             b"{not json",
             br#"{"event_id":"e","type":"teleport","customer_id":"c","ts":"2026-06-01T00:00:00Z"}"#,
             br#"{"event_id":"e","type":"login","customer_id":"c","ts":"2026-06-01T00:00:00Z"}"#,

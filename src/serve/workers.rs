@@ -217,14 +217,19 @@ fn decode(context: &Context, m: OwnedMessage, out: &mut Output) -> Option<Decode
         let command = match command::decode(m.payload().unwrap_or_default()) {
             Ok(c) => c,
             Err(e) => {
-                out.dead.push(DeadLetter { reason: e.reason_code(), detail: e.to_string(), message: m });
+                out.dead.push(DeadLetter {
+                    reason: e.reason_code(),
+                    detail: e.redacted(),
+                    message: m,
+                    payload: None,
+                });
                 return None;
             }
         };
         if key_text(&m) != Some(command.customer_id.as_str()) {
             let detail =
                 "command key differs from customer_id (commands must be keyed by customer)".to_string();
-            out.dead.push(DeadLetter { reason: "key_mismatch", detail, message: m });
+            out.dead.push(DeadLetter { reason: "key_mismatch", detail, message: m, payload: None });
             return None;
         }
         return Some(Decoded::Command(command, partition));
@@ -232,7 +237,11 @@ fn decode(context: &Context, m: OwnedMessage, out: &mut Output) -> Option<Decode
     let event = match event::decode(m.payload().unwrap_or_default()) {
         Ok(e) => e,
         Err(e) => {
-            out.dead.push(DeadLetter { reason: e.reason_code(), detail: e.to_string(), message: m });
+            // A card number does not travel on, not even to the dead-letter topic: masked there.
+            let payload = matches!(e, event::DecodeError::CardNumber { .. })
+                .then(|| event::mask_card_number(m.payload().unwrap_or_default()))
+                .flatten();
+            out.dead.push(DeadLetter { reason: e.reason_code(), detail: e.redacted(), message: m, payload });
             return None;
         }
     };
@@ -240,14 +249,14 @@ fn decode(context: &Context, m: OwnedMessage, out: &mut Output) -> Option<Decode
         Some(key) if key != event.customer_id.as_str() => {
             let detail =
                 "message key differs from customer_id (events must be keyed by customer)".to_string();
-            out.dead.push(DeadLetter { reason: "key_mismatch", detail, message: m });
+            out.dead.push(DeadLetter { reason: "key_mismatch", detail, message: m, payload: None });
             return None;
         }
         // Without a key the producer's partitioner scatters a customer's events over
         // partitions, and with them the customer's state (checkpoints are per partition).
         None if context.require_key => {
             let detail = "message has no key (events must be keyed by customer_id)".to_string();
-            out.dead.push(DeadLetter { reason: "missing_key", detail, message: m });
+            out.dead.push(DeadLetter { reason: "missing_key", detail, message: m, payload: None });
             return None;
         }
         _ => {}

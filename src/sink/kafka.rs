@@ -78,10 +78,13 @@ pub struct DeadLetter {
     pub message: OwnedMessage,
     pub reason: &'static str,
     pub detail: String,
+    /// What to publish instead of the original payload (a card number masked); `None`: the
+    /// original.
+    pub payload: Option<Vec<u8>>,
 }
 
-/// Publishes dead letters: the original key and payload, with headers naming the reason, the
-/// detail and where the message came from.
+/// Publishes dead letters: the original key and payload (or the payload given instead), with
+/// headers naming the reason, the detail and where the message came from.
 pub async fn publish_dead_letters(
     producer: &FutureProducer,
     topic: &str,
@@ -97,8 +100,9 @@ pub async fn publish_dead_letters(
             .insert(Header { key: "callahead.source.topic", value: Some(m.topic()) })
             .insert(Header { key: "callahead.source.partition", value: Some(partition.as_str()) })
             .insert(Header { key: "callahead.source.offset", value: Some(offset.as_str()) });
-        let mut record: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(topic).payload(m.payload().unwrap_or_default()).headers(headers);
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
+            .payload(d.payload.as_deref().unwrap_or(m.payload().unwrap_or_default()))
+            .headers(headers);
         if let Some(k) = m.key() {
             record = record.key(k);
         }

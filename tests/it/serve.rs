@@ -170,6 +170,10 @@ pub(crate) fn customer_of(line: &str) -> String {
     v["customer_id"].as_str().expect("customer_id").to_string()
 }
 
+/// An e-mail address in a field that refuses it, and a card number where a token belongs.
+const PERSONAL: &str = "jane.doe@example.com";
+const PAN: &str = "4111 1111 1111 1111";
+
 /// Bad input of every kind: (key, payload, expected reason).
 fn bad_messages() -> Vec<(String, Vec<u8>, &'static str)> {
     let ok = r#"{"event_id":"bad-1","type":"complaint","customer_id":"cx","ts":"2026-06-01T00:00:00Z","category":"fees","severity":"low"}"#;
@@ -185,7 +189,16 @@ fn bad_messages() -> Vec<(String, Vec<u8>, &'static str)> {
             br#"{"event_id":"b3","type":"login","customer_id":"cx","ts":"2026-06-01T00:00:00Z"}"#.to_vec(),
             "missing_field",
         ),
-        ("cx".into(), ok.replace("2026-06-01T00:00:00Z", "yesterday").into_bytes(), "invalid_field"),
+        // Personal data and a card number in bad input: neither may reach a log line.
+        ("cx".into(), ok.replace("2026-06-01T00:00:00Z", PERSONAL).into_bytes(), "invalid_field"),
+        (
+            "cx".into(),
+            format!(
+                r#"{{"event_id":"b9","type":"card_transaction","customer_id":"cx","ts":"2026-06-01T00:00:00Z","card_id":"{PAN}","amount":5,"currency":"EUR","channel":"ecommerce","status":"approved","merchant":{{"name":"Shop","country":"FR","city":"Paris"}}}}"#
+            )
+            .into_bytes(),
+            "card_number",
+        ),
         ("someone-else".into(), ok.as_bytes().to_vec(), "key_mismatch"),
         ("cx".into(), vec![b' '; 70 * 1024], "oversized"),
         (String::new(), ok.replace("bad-1", "bad-7").into_bytes(), "missing_key"), // no key at all
@@ -300,6 +313,14 @@ async fn end_to_end(store_url: &str) {
                 .and_then(|h| h.value)
                 .expect("reason header");
             assert!(headers.iter().any(|h| h.key == "callahead.source.offset"));
+            let error =
+                headers.iter().find(|h| h.key == "callahead.error").and_then(|h| h.value).unwrap_or_default();
+            let error = String::from_utf8_lossy(error);
+            assert!(!error.contains(PERSONAL) && !error.contains("1111 1111"), "{error}");
+            if reason == b"card_number" {
+                let payload = String::from_utf8_lossy(m.payload().unwrap_or_default());
+                assert!(payload.contains("************1111") && !payload.contains(PAN), "{payload}");
+            }
             assert!(headers
                 .iter()
                 .any(|h| h.key == "callahead.source.topic" && h.value == Some(topics.events.as_bytes())));
@@ -308,6 +329,12 @@ async fn end_to_end(store_url: &str) {
     }
     let expected_reasons: BTreeSet<String> = bad.iter().map(|(.., r)| r.to_string()).collect();
     assert_eq!(reasons, expected_reasons);
+    let log = std::fs::read_to_string(&service.log).unwrap_or_default();
+    assert!(log.contains("refused input sent to the dead-letter topic"), "the refusals are logged");
+    assert!(
+        !log.contains(PERSONAL) && !log.contains(PAN) && !log.contains("4111111111111111"),
+        "personal data logged"
+    );
 
     // Metrics agree with what happened.
     let m = service.metrics();
