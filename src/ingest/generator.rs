@@ -752,35 +752,6 @@ fn plant_scenarios(
     w.complaint(day(last - 30).plus(9 * HOUR), "Fees", "medium");
     w.contact(day(last - 29).plus(9 * HOUR), "fees", true);
     w.complaint(day(last - 10).plus(9 * HOUR), "FEES", "low");
-
-    // Takeover through a credential change: a password reset asked for by phone (spelled as
-    // another system spells it), a login from a phone never seen, then most of the last salary
-    // to a bank the customer never dealt with, within the hour and without a failed login.
-    let c = scenario(
-        "password reset, new phone, salary sent to a new bank",
-        Some("takeover_after_credential_change"),
-    );
-    let mut w = Writer { customer: c.clone(), events, next_id: 0 };
-    w.profile(day(0), "Nora Lind", "mass", "en", LONDON);
-    w.login(day(1).plus(9 * HOUR), LONDON, true, &format!("{c}-phone"));
-    w.transfer(day(last - 33).plus(8 * HOUR), false, 2_600.0, false, "Employer Bank");
-    w.transfer(day(last - 31).plus(9 * HOUR), true, 900.0, false, "Landlord Bank");
-    w.transfer(day(last - 3).plus(8 * HOUR), false, 2_600.0, false, "Employer Bank");
-    w.contact(day(last - 2).plus(20 * HOUR), "Forgot Password", true);
-    w.login(day(last - 2).plus(20 * HOUR + 12 * MINUTE), LONDON, true, "unseen-phone");
-    w.transfer(day(last - 2).plus(20 * HOUR + 41 * MINUTE), true, 2_300.0, false, "Quick Crypto Bank");
-
-    // The same reset and a new phone, then the usual rent to the usual landlord: ordinary life.
-    let c = scenario("password reset and a new phone, then the usual rent", None);
-    let mut w = Writer { customer: c.clone(), events, next_id: 0 };
-    w.profile(day(0), "Tom Berg", "mass", "en", LONDON);
-    w.login(day(1).plus(9 * HOUR), LONDON, true, &format!("{c}-phone"));
-    w.transfer(day(last - 34).plus(8 * HOUR), false, 2_400.0, false, "Employer Bank");
-    w.transfer(day(last - 32).plus(9 * HOUR), true, 950.0, false, "Landlord Bank");
-    w.transfer(day(last - 4).plus(8 * HOUR), false, 2_400.0, false, "Employer Bank");
-    w.contact(day(last - 2).plus(18 * HOUR), "password-reset", true);
-    w.login(day(last - 2).plus(18 * HOUR + 20 * MINUTE), LONDON, true, "new-phone");
-    w.transfer(day(last - 2).plus(18 * HOUR + 45 * MINUTE), true, 950.0, false, "Landlord Bank");
 }
 
 #[cfg(test)]
