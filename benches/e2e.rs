@@ -271,6 +271,7 @@ impl Service {
             .env("CALLAHEAD_KAFKA_TASKS_TOPIC", format!("{prefix}-tasks"))
             .env("CALLAHEAD_KAFKA_DEAD_LETTER_TOPIC", format!("{prefix}-dead"))
             .env("CALLAHEAD_KAFKA_COMMANDS_TOPIC", format!("{prefix}-commands"))
+            .env("CALLAHEAD_KAFKA_ACTIONS_TOPIC", format!("{prefix}-actions"))
             .env("CALLAHEAD_KAFKA_CLIENT_SESSION_TIMEOUT_MS", "6000")
             .env("CALLAHEAD_STORE_URL", store_url)
             .env("CALLAHEAD_HTTP_LISTEN", &http)
@@ -589,7 +590,9 @@ impl TakeoverWorld {
         let events = format!("{prefix}-events");
         let (tasks, dead) = (format!("{prefix}-tasks"), format!("{prefix}-dead"));
         let commands = format!("{prefix}-commands");
-        create_topics(bootstrap, &[(&events, 2), (&commands, 2), (&tasks, 1), (&dead, 1)]).await;
+        let actions = format!("{prefix}-actions");
+        create_topics(bootstrap, &[(&events, 2), (&commands, 2), (&tasks, 1), (&dead, 1), (&actions, 1)])
+            .await;
         let store = Store::create(store_kind, &prefix);
         let paced = producer(bootstrap, 1);
         let feed: Vec<(String, String)> = keyed.to_vec();
@@ -679,8 +682,12 @@ async fn throughput(bootstrap: &str, store_kind: &str, keyed: &[(String, String)
     let events = format!("{prefix}-events");
     let (tasks, dead) = (format!("{prefix}-tasks"), format!("{prefix}-dead"));
     let commands = format!("{prefix}-commands");
-    create_topics(&bootstrap, &[(&events, partitions), (&commands, partitions), (&tasks, 1), (&dead, 1)])
-        .await;
+    let actions = format!("{prefix}-actions");
+    create_topics(
+        &bootstrap,
+        &[(&events, partitions), (&commands, partitions), (&tasks, 1), (&dead, 1), (&actions, 1)],
+    )
+    .await;
     let bulk = producer(&bootstrap, 5);
     let t = Instant::now();
     let mut deliveries = Vec::with_capacity(n);
@@ -892,8 +899,12 @@ async fn latency(
     let events = format!("{prefix}-events");
     let (tasks, dead) = (format!("{prefix}-tasks"), format!("{prefix}-dead"));
     let commands = format!("{prefix}-commands");
-    create_topics(&bootstrap, &[(&events, partitions), (&commands, partitions), (&tasks, 1), (&dead, 1)])
-        .await;
+    let actions = format!("{prefix}-actions");
+    create_topics(
+        &bootstrap,
+        &[(&events, partitions), (&commands, partitions), (&tasks, 1), (&dead, 1), (&actions, 1)],
+    )
+    .await;
     let store = Store::create(store_kind, &prefix);
     let mut service = Service::start(&bootstrap, &prefix, &store.url);
     // Warm up: one event through, so the group is joined and the store is open.

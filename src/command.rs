@@ -105,6 +105,8 @@ pub enum Action {
     Outreach { job: String, template: String, decision: String, reason: String },
     /// The customer's one-click answer: `yes` (it was me) or `no` (it was not me).
     CustomerAnswer { answer: String },
+    /// Ask the card system to block the task's card (fraud tasks; the holder or a supervisor).
+    BlockCard { note: String },
 }
 
 impl Action {
@@ -123,6 +125,7 @@ impl Action {
             Action::ExpireClaim { .. } => "expire_claim",
             Action::Outreach { .. } => "outreach",
             Action::CustomerAnswer { .. } => "customer_answer",
+            Action::BlockCard { .. } => "block_card",
         }
     }
 
@@ -132,7 +135,8 @@ impl Action {
             Action::Contacted { note, .. }
             | Action::Resolve { note, .. }
             | Action::Reassign { note, .. }
-            | Action::Reopen { note } => Some(note),
+            | Action::Reopen { note }
+            | Action::BlockCard { note } => Some(note),
             Action::Note { text } => Some(text),
             Action::Snooze { reason, .. } => Some(reason),
             Action::Outreach { reason, .. } => Some(reason),
@@ -228,6 +232,7 @@ impl Command {
                 | Action::Reopen { .. }
                 | Action::Note { .. }
                 | Action::Snooze { .. }
+                | Action::BlockCard { .. }
         );
         if let Some(text) = self.action.reason() {
             if required && text.trim().is_empty() {

@@ -157,6 +157,9 @@ pub struct KafkaConfig {
     /// Agents' and customers' actions on tasks, keyed by customer id: co-partitioned with the
     /// input topics and consumed by the same loop (one source of truth for a task).
     pub commands_topic: String,
+    /// Requests to the card system (a block after a customer's "it was not me" or an agent's
+    /// action), keyed by customer id, each with an idempotency key (`docs/actions.md`).
+    pub actions_topic: String,
     /// Most messages processed and made durable together.
     pub batch_size: usize,
     /// Longest wait to fill a batch, milliseconds (0: take what is already fetched).
@@ -174,6 +177,7 @@ impl Default for KafkaConfig {
             tasks_topic: "callahead.tasks".into(),
             dead_letter_topic: "callahead.dead-letters".into(),
             commands_topic: "callahead.commands".into(),
+            actions_topic: "callahead.actions".into(),
             batch_size: 2_000,
             batch_wait_ms: 0,
             client: BTreeMap::new(),
@@ -341,6 +345,7 @@ impl Config {
             ("kafka.tasks_topic", &k.tasks_topic),
             ("kafka.dead_letter_topic", &k.dead_letter_topic),
             ("kafka.commands_topic", &k.commands_topic),
+            ("kafka.actions_topic", &k.actions_topic),
         ] {
             if topic.trim().is_empty() {
                 p.push(format!("{key}: must not be empty"));
@@ -435,6 +440,7 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], errors: &mut Vec
                 "tasks_topic",
                 "dead_letter_topic",
                 "commands_topic",
+                "actions_topic",
                 "batch_size",
                 "batch_wait_ms",
             ],

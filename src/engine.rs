@@ -29,7 +29,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use crate::command::{Command, CommandResult, Refusal};
+use crate::command::{Action, Command, CommandResult, Refusal};
 use crate::detect::{
     absence, event_facts, sequence, DetectInput, DetectorKind, DetectorParams, Evidence, Phase, Signal,
 };
@@ -233,6 +233,12 @@ impl Engine {
             state.apply_late(event, &self.state.interner, self.config.allowed_lateness);
             evaluate(rules, on, Phase::AfterApply, Some(event), event.ts, state, &mut firings, &mut out.hits);
             track_absences(rules, event, state);
+            if !firings.is_empty()
+                && firings.iter().any(|f| f.rule.queue == Queue::Fraud)
+                && customer_vouched(state, event)
+            {
+                firings.retain(|f| f.rule.queue != Queue::Fraud);
+            }
             if !firings.is_empty() {
                 out.changes = incident::open_or_enrich(firings, state, &event.customer_id, &rules.playbook);
             }
@@ -374,9 +380,22 @@ impl Engine {
     pub fn command(&self, partition: i32, command: &Command) -> Processed {
         let mut out = Processed::default();
         let now = self.watermark(partition);
-        let entry = self.state.customers.get_mut(command.customer_id.as_str());
+        let customers = &self.state.customers;
+        let entry = customers.get_mut(command.customer_id.as_str());
         // An idle customer not swept yet is as unknown as a swept one (see the module doc).
-        let Some(mut entry) = entry.filter(|e| !self.is_expired(e, now)) else {
+        let entry = entry.filter(|e| !self.is_expired(e, now));
+        // A customer's "it was not me" is never lost: about a customer the engine no longer
+        // knows, it starts a fresh state whose fraud task reaches a person.
+        let reports = matches!(&command.action, Action::CustomerAnswer { answer } if answer == "no");
+        let Some(mut entry) = entry.or_else(|| {
+            reports.then(|| {
+                let mut e = customers.entry(command.customer_id.as_str().into()).or_default();
+                if self.is_expired(&e, now) {
+                    **e = CustomerState::default();
+                }
+                e
+            })
+        }) else {
             out.results.push(CommandResult::refused(
                 command,
                 Refusal::NotFound,
@@ -393,11 +412,21 @@ impl Engine {
         state.remember_id(&command.command_id);
         state.no_timer_week = 0; // what the command teaches may change what needs a timer
         let mut incidents = state.incidents.take().map(|b| *b).unwrap_or_default();
+        // What the task to reopen taught, to withdraw it once reopened.
+        let reopening = matches!(command.action, Action::Reopen { .. })
+            .then(|| incidents.resolved.iter().find(|t| t.id == command.task_id).cloned())
+            .flatten();
         let applied = lifecycle::apply(&mut incidents, command);
         state.incidents = Some(Box::new(incidents));
-        if let Some(change) = applied.change {
-            if change.kind == ChangeKind::Resolved {
-                learn(state, &change.task, command.at);
+        for change in applied.changes {
+            match change.kind {
+                ChangeKind::Resolved => learn(state, &change.task, command.at),
+                ChangeKind::Reopened => {
+                    if let Some(old) = &reopening {
+                        unlearn(state, old);
+                    }
+                }
+                _ => {}
             }
             out.changes.push(change);
         }
@@ -508,6 +537,69 @@ pub fn learn(state: &mut CustomerState, task: &Task, at: Timestamp) {
     }
     let countries: Vec<_> = task.context.events.iter().filter_map(|e| e.country).collect();
     state.trust(&countries, &[]);
+}
+
+/// Withdraws what a resolved task taught, when a supervisor reopens it: the places, countries and
+/// amount a `legitimate` fraud outcome trusted, the care outcome it recorded. Trust is withdrawn
+/// whole (a country trusted before the task too is untrusted: the safer side, since the agent
+/// reopening says the resolution was wrong). A `confirmed_fraud` outcome forgot amounts and
+/// patterns; those are not brought back (the safer side again). Pure.
+pub fn unlearn(state: &mut CustomerState, task: &Task) {
+    let Some(outcome) = task.outcome else { return };
+    if task.queue == Queue::Care {
+        if let Some(learned) = state.learned.as_mut() {
+            if learned.care_outcome.is_some_and(|(_, o)| o == outcome) {
+                learned.care_outcome = None;
+            }
+        }
+        return;
+    }
+    if outcome != Outcome::Legitimate {
+        return; // `customer_confirmed` teaches nothing; `confirmed_fraud` is not undone
+    }
+    if let Some(learned) = state.learned.as_mut() {
+        for e in &task.context.events {
+            if let (Some(card), Some(lat), Some(lon)) = (&e.card_id, e.lat, e.lon) {
+                learned.distrust_place(card, Point { lat, lon });
+            }
+        }
+        for s in task.signals.iter().filter(|s| s.detector == Some(DetectorKind::AmountAnomaly)) {
+            if let Some(amount) = s.facts.get("amount_eur").and_then(serde_json::Value::as_f64) {
+                if learned.confirmed_spend_eur <= amount as f32 + 0.01 {
+                    learned.confirmed_spend_eur = 0.0;
+                }
+            }
+        }
+    }
+    let countries: Vec<_> = task.context.events.iter().filter_map(|e| e.country).collect();
+    state.untrust(&countries);
+}
+
+/// How long a customer's own "it was me" (`customer_confirmed`) holds back a repeat fraud alert
+/// for the same card, merchant and country.
+pub const CUSTOMER_WORD_HOLDS: i64 = DAY;
+
+/// True if the customer said "it was me" (by an answer link, within [`CUSTOMER_WORD_HOLDS`])
+/// about a card payment with the same card, at the same merchant, in the same country as
+/// `event`: the last resolved fraud task, resolved `customer_confirmed`, holds such a payment.
+/// The merchant is matched in the evidence's line, which names it as the event gave it.
+fn customer_vouched(state: &CustomerState, event: &Event) -> bool {
+    let EventBody::CardTransaction(t) = &event.body else { return false };
+    let Some(incidents) = state.incidents.as_deref() else { return false };
+    incidents.resolved.iter().any(|task| {
+        task.queue == Queue::Fraud
+            && task.outcome == Some(Outcome::CustomerConfirmed)
+            && task
+                .work
+                .resolved_at
+                .is_some_and(|at| at <= event.ts && event.ts.0 - at.0 <= CUSTOMER_WORD_HOLDS)
+            && task.context.events.iter().any(|e| {
+                e.card_id.as_deref() == Some(t.card_id.as_str())
+                    && e.country == Some(t.place.country)
+                    && !t.merchant_name.is_empty()
+                    && e.summary.contains(t.merchant_name.as_str())
+            })
+    })
 }
 
 /// When the customer's timer is next due, as of `now`: the first of what each timer detector

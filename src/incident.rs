@@ -222,6 +222,34 @@ fn link_queues(
     }
 }
 
+/// A new priority-1 fraud task (number `number`, version 0: the caller sets the first version)
+/// for a customer who answered "it was not me" about a task already closed: what the closed
+/// task `closed_id` knew (`from`, when it is still kept whole: its rules, signals and context), in the
+/// customer's language, due within the first SLA.
+pub fn reported_task(
+    customer_id: &str,
+    number: u32,
+    at: Timestamp,
+    closed_id: &str,
+    from: Option<&Task>,
+) -> Task {
+    let mut task = new_task(customer_id, Queue::Fraud, number, at);
+    if let Some(old) = from {
+        task.rules = old.rules.clone();
+        task.signals = old.signals.clone();
+        task.money_at_risk_eur = old.money_at_risk_eur;
+        task.context = old.context.clone();
+        task.context.actions.retain(|a| a != "block_card");
+        task.context.procedure = None;
+    }
+    let language = phrases::supported(&task.context.language);
+    task.title = phrases::filled("report.title", language, &[]);
+    task.explanation = phrases::filled("report.explanation", language, &[("task", closed_id)]);
+    task.priority = 1;
+    task.due_at = due_at(1, at);
+    task
+}
+
 fn new_task(customer_id: &str, queue: Queue, number: u32, at: Timestamp) -> Task {
     Task {
         id: task_id(customer_id, queue, number),

@@ -33,6 +33,7 @@ pub struct Metrics {
     pub rules_loaded: IntGauge,
     pub store_errors: IntCounter,
     pub publish_errors: IntCounter,
+    pub card_actions: IntCounter,
     pub ready: IntGauge,
     pub build_info: IntGaugeVec,
     pub messages_skipped: IntCounterVec,
@@ -342,7 +343,12 @@ impl Metrics {
             publish_errors: counter(
                 &r,
                 "callahead_publish_errors_total",
-                "Failed publishes to the tasks or dead-letter topic (retried).",
+                "Failed publishes to the tasks, actions or dead-letter topic (retried).",
+            ),
+            card_actions: counter(
+                &r,
+                "callahead_card_actions_total",
+                "Requests to the card system (blocks) published on the actions topic.",
             ),
             ready: gauge(
                 &r,

@@ -164,6 +164,19 @@ const PHRASES: &[(&str, &str, &str)] = &[
         "{eur} EUR переведено на свой счёт в другом банке",
     ),
     ("churn.closed", "closed a product without replacing it", "продукт закрыт без замены"),
+    // A customer's "it was not me" after the task was closed (`incident::reported_task`).
+    (
+        "report.title",
+        "The customer reports fraud on a closed case",
+        "Клиент сообщает о мошенничестве по закрытому делу",
+    ),
+    (
+        "report.explanation",
+        "The customer answered \"it was not me\" after task {task} was closed. Call them first; the \
+         card system has been asked to block the card.",
+        "Клиент ответил «это не я» после закрытия задачи {task}. Позвоните клиенту в первую очередь; \
+         карточной системе отправлен запрос на блокировку карты.",
+    ),
     ("churn.complaints", "{n} complaint(s) recently", "недавних жалоб: {n}"),
     (
         "churn.complaints_about",
@@ -187,6 +200,12 @@ pub fn code(domain: &str, code: &str, language: &str) -> String {
 /// True if the catalogue has words for this code.
 pub fn knows(domain: &str, code: &str) -> bool {
     phrase(&format!("{domain}.{code}"), "en").is_some()
+}
+
+/// The phrase for `key` in `language` with `{name}` filled from `values` (empty when the
+/// catalogue lacks the key).
+pub fn filled(key: &str, language: &str, values: &[(&str, &str)]) -> String {
+    phrase(key, language).map_or_else(String::new, |text| fill(text, values))
 }
 
 /// Fills `{name}` in a phrase with `values`; anything else is copied.

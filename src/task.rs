@@ -38,17 +38,22 @@ pub enum Outcome {
     Churned,
     /// Care: the customer's problem was solved.
     ResolvedIssue,
+    /// Fraud: the customer said "it was me" through an answer link. Their word, not proof: it
+    /// teaches no lasting trust (whoever holds the mailbox can click), it only holds back a
+    /// repeat alert for the same card, merchant and country for a day.
+    CustomerConfirmed,
 }
 
 impl Outcome {
     /// Every outcome, in declaration order.
-    pub const ALL: [Outcome; 6] = [
+    pub const ALL: [Outcome; 7] = [
         Outcome::ConfirmedFraud,
         Outcome::Legitimate,
         Outcome::Unreachable,
         Outcome::Retained,
         Outcome::Churned,
         Outcome::ResolvedIssue,
+        Outcome::CustomerConfirmed,
     ];
 
     /// The outcome's name.
@@ -60,6 +65,7 @@ impl Outcome {
             Outcome::Retained => "retained",
             Outcome::Churned => "churned",
             Outcome::ResolvedIssue => "resolved_issue",
+            Outcome::CustomerConfirmed => "customer_confirmed",
         }
     }
 
@@ -67,7 +73,13 @@ impl Outcome {
     pub fn fits(self, queue: Queue) -> bool {
         match queue {
             Queue::Fraud => {
-                matches!(self, Outcome::ConfirmedFraud | Outcome::Legitimate | Outcome::Unreachable)
+                matches!(
+                    self,
+                    Outcome::ConfirmedFraud
+                        | Outcome::Legitimate
+                        | Outcome::Unreachable
+                        | Outcome::CustomerConfirmed
+                )
             }
             Queue::Care => matches!(
                 self,
@@ -402,6 +414,49 @@ pub struct TaskChange {
     /// service counts them).
     #[serde(skip)]
     pub without_procedure: Vec<String>,
+    /// What this change asks of the card system (a block): written to the actions outbox with
+    /// the task version, published on the actions topic.
+    #[serde(skip)]
+    pub actions: Vec<CardAction>,
+}
+
+/// A request to the card system, published on the actions topic (`docs/actions.md`,
+/// `docs/actions.schema.json`). Its id is derived from the task version that asked for it, so
+/// a replay or a redelivery asks again under the same id and the card system acts once.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CardAction {
+    /// The idempotency key: `act_<task id>_<version>`.
+    pub action_id: String,
+    /// What is asked: `block_card`.
+    pub action: &'static str,
+    pub customer_id: String,
+    /// The card's token as the events carried it (never a card number: those are refused at
+    /// the door), or none when the task has no card event.
+    pub card_token: Option<String>,
+    /// Why: `customer_reported_fraud` (a customer's "no") or `agent_block` (an agent's action).
+    pub reason: &'static str,
+    pub task_id: String,
+    pub task_version: u32,
+    /// Who asked (`customer`, or the agent's name) and when.
+    pub requested_by: String,
+    pub requested_at: Timestamp,
+}
+
+impl CardAction {
+    /// A block of the card of `task` (as of its current version), for `reason`.
+    pub fn block(task: &Task, reason: &'static str, by: &str, at: Timestamp) -> CardAction {
+        CardAction {
+            action_id: format!("act_{}_{}", task.id, task.version),
+            action: "block_card",
+            customer_id: task.customer_id.clone(),
+            card_token: task.context.events.iter().rev().find_map(|e| e.card_id.clone()),
+            reason,
+            task_id: task.id.clone(),
+            task_version: task.version,
+            requested_by: by.to_string(),
+            requested_at: at,
+        }
+    }
 }
 
 impl TaskChange {
@@ -419,6 +474,13 @@ impl TaskChange {
             before,
             after: AuditView::of(&task),
         };
-        TaskChange { kind, task, audit, outreach: Vec::new(), without_procedure: Vec::new() }
+        TaskChange {
+            kind,
+            task,
+            audit,
+            outreach: Vec::new(),
+            without_procedure: Vec::new(),
+            actions: Vec::new(),
+        }
     }
 }

@@ -122,6 +122,12 @@ pub async fn customer(
         source.to_string()
     };
     view.tasks = tasks;
+    // The consent shown is the current one: an unsubscribe wins over the profile's flag.
+    if state.store.opted_out(&id).await? {
+        if let Some(profile) = view.profile.as_mut().and_then(|p| p.as_object_mut()) {
+            profile.insert("email_consent".into(), serde_json::Value::Bool(false));
+        }
+    }
     Ok(Json(view))
 }
 

@@ -1,6 +1,6 @@
 //! Tasks and queues: list (filters, most urgent first, cursor pages), read one task with its
 //! versions and audit trail, `next` (claim the most urgent unclaimed task), and the lifecycle
-//! actions (claim, release, contacted, resolve, note, reassign, reopen, snooze), each sent to
+//! actions (claim, release, contacted, resolve, note, reassign, reopen, snooze, block_card), each sent to
 //! the engine as a command and answered with the task as it is once the result is durable.
 
 use axum::extract::State;
@@ -31,6 +31,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/tasks/{id}/notes", post(note))
         .route("/tasks/{id}/reassign", post(reassign))
         .route("/tasks/{id}/reopen", post(reopen))
+        .route("/tasks/{id}/block_card", post(block_card))
         .route("/tasks/{id}/snooze", post(snooze))
         .route("/queues/{queue}/next", post(next))
         .route("/commands/{id}", get(command_result))
@@ -356,9 +357,16 @@ pub async fn get_task(
     let row = visible(&state, &principal, &id).await?;
     let versions = state.store.versions_of(&id).await?;
     let audit = state.store.audit_of_task(&id).await?;
+    let mut task: serde_json::Value = serde_json::from_str(&row.body).unwrap_or_default();
+    // The consent shown is the current one: an unsubscribe since the task's profile copy wins.
+    if state.store.opted_out(&row.customer_id).await? {
+        if let Some(profile) = task["context"]["profile"].as_object_mut() {
+            profile.insert("email_consent".into(), serde_json::Value::Bool(false));
+        }
+    }
     Ok(Json(TaskDetail {
         overdue: matches!(row.status.as_str(), "open" | "claimed") && row.due_ms < now().0,
-        task: serde_json::from_str(&row.body).unwrap_or_default(),
+        task,
         versions: versions
             .into_iter()
             .map(|(version, change, at)| VersionInfo { version, change, at })
@@ -518,6 +526,12 @@ action_doc!(resolve_doc, "/api/v1/tasks/{id}/resolve", ResolveBody, "Resolved");
 action_doc!(note_doc, "/api/v1/tasks/{id}/notes", NoteBody, "Note added");
 action_doc!(reassign_doc, "/api/v1/tasks/{id}/reassign", ReassignBody, "Reassigned (supervisors)");
 action_doc!(reopen_doc, "/api/v1/tasks/{id}/reopen", NoteBody, "Reopened (supervisors)");
+action_doc!(
+    block_card_doc,
+    "/api/v1/tasks/{id}/block_card",
+    NoteBody,
+    "The card system is asked to block the task's card (fraud tasks; the holder or a supervisor): an action on the actions topic"
+);
 action_doc!(snooze_doc, "/api/v1/tasks/{id}/snooze", SnoozeBody, "Snoozed");
 
 /// Parses an optional empty JSON body (`{}`, `null` or nothing).
@@ -651,6 +665,15 @@ pub async fn reopen(
         return Err(Problem::forbidden("only supervisors reopen"));
     }
     act(&state, &principal, &id, Action::Reopen { note: b.note }).await
+}
+
+pub async fn block_card(
+    State(state): State<ApiState>,
+    principal: Principal,
+    PathParams(id): PathParams<String>,
+    Body(b): Body<NoteBody>,
+) -> Result<Response, Problem> {
+    act(&state, &principal, &id, Action::BlockCard { note: b.note }).await
 }
 
 /// Until when, and why.

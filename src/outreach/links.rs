@@ -70,6 +70,15 @@ fn mac(key: &LinkKey, f: &LinkFields<'_>) -> Vec<u8> {
     m.finalize().into_bytes().to_vec()
 }
 
+/// An opaque, stable name for `text` under `key` (a Message-ID's left part): 24 hex digits of
+/// an HMAC, so it reveals nothing of `text` and cannot be made without the key.
+pub fn opaque_id(key: &LinkKey, text: &str) -> String {
+    let mut m = Hmac::<Sha256>::new_from_slice(&key.secret).expect("HMAC takes any key length");
+    m.update(b"message-id\0");
+    m.update(text.as_bytes());
+    m.finalize().into_bytes()[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A fresh random nonce.
 pub fn nonce() -> String {
     let mut bytes = [0u8; 16];
@@ -111,6 +120,17 @@ mod tests {
 
     fn fields(n: &str) -> LinkFields<'_> {
         LinkFields { nonce: n, task_id: "tsk_1", customer_id: "c1", answer: "yes", expires_ms: 1_000 }
+    }
+
+    #[test]
+    fn a_message_id_is_opaque_and_stable() {
+        let key = LinkKey::random("k1");
+        let job = "tsk_0123456789abcdef.fraud_confirmation";
+        let id = opaque_id(&key, job);
+        assert_eq!(id, opaque_id(&key, job), "the same on every attempt");
+        assert_eq!(id.len(), 24);
+        assert!(!id.contains("tsk") && !id.contains("0123456789abcdef"));
+        assert_ne!(id, opaque_id(&LinkKey::random("k1"), job), "cannot be made without the key");
     }
 
     #[test]

@@ -81,6 +81,12 @@ fn neutral() -> Response {
 async fn valid(p: &Pages, token: &str, kinds: &[&str]) -> Option<LinkRow> {
     let (_, nonce) = links::parse(token)?;
     let row = p.store.link(nonce).await.ok()??;
+    usable(&p.keys, token, &row, kinds, now().0).then_some(row)
+}
+
+/// True if `token` is the genuine token of `row` (under one of `keys`), of one of `kinds`, not
+/// used and not expired at `now_ms`. Pure, so expiry, reuse and tampering are unit-tested.
+fn usable(keys: &[LinkKey], token: &str, row: &LinkRow, kinds: &[&str], now_ms: i64) -> bool {
     let fields = LinkFields {
         nonce: &row.nonce,
         task_id: &row.task_id,
@@ -88,11 +94,10 @@ async fn valid(p: &Pages, token: &str, kinds: &[&str]) -> Option<LinkRow> {
         answer: &row.answer,
         expires_ms: row.expires_ms,
     };
-    let ok = links::verify(&p.keys, token, &fields)
+    links::verify(keys, token, &fields)
         && row.used_ms.is_none()
-        && row.expires_ms > now().0
-        && kinds.contains(&row.answer.as_str());
-    ok.then_some(row)
+        && row.expires_ms > now_ms
+        && kinds.contains(&row.answer.as_str())
 }
 
 /// The task's language and the payment in words.
@@ -117,35 +122,60 @@ async fn about(p: &Pages, row: &LinkRow) -> (String, String) {
     (lang.to_string(), what)
 }
 
+/// What the page says when an agent has closed the matter: the number on the card, and for a
+/// "no" link, that the customer can still tell us.
+fn closed_text(lang: &str, answer: &str) -> &'static str {
+    match (lang, answer) {
+        ("ru", "no") => "Этот вопрос уже закрыт специалистом. Если этот платёж совершили не вы, нажмите кнопку ниже или позвоните по номеру на обороте карты.",
+        ("ru", _) => "Этот вопрос уже закрыт специалистом. Если у вас есть вопрос, позвоните по номеру на обороте карты.",
+        (_, "no") => "This matter has already been closed by a specialist. If you did not make this payment, press the button below or call the number on the back of your card.",
+        _ => "This matter has already been closed by a specialist. If you have a question, call the number on the back of your card.",
+    }
+}
+
 async fn show(State(p): State<Pages>, Path(token): Path<String>) -> Response {
     let Some(row) = valid(&p, &token, &["yes", "no"]).await else { return neutral() };
     let (lang, what) = about(&p, &row).await;
-    let (title, question, button) = match (lang.as_str(), row.answer.as_str()) {
-        ("ru", "yes") => {
-            ("Подтверждение платежа", "Вы подтверждаете, что совершили этот платёж?", "Да, это я")
-        }
-        ("ru", _) => {
-            ("Подтверждение платежа", "Вы сообщаете, что этот платёж совершили НЕ вы?", "Нет, это не я")
-        }
-        (_, "yes") => ("Confirm a payment", "Do you confirm that you made this payment?", "Yes, that was me"),
-        _ => (
-            "Confirm a payment",
-            "Are you telling us that you did NOT make this payment?",
-            "No, it wasn't me",
-        ),
+    let title = if lang == "ru" { "Подтверждение платежа" } else { "Confirm a payment" };
+    let (question, button) = match (lang.as_str(), row.answer.as_str()) {
+        ("ru", "yes") => ("Вы подтверждаете, что совершили этот платёж?", "Да, это я"),
+        ("ru", _) => ("Вы сообщаете, что этот платёж совершили НЕ вы?", "Нет, это не я"),
+        (_, "yes") => ("Do you confirm that you made this payment?", "Yes, that was me"),
+        _ => ("Are you telling us that you did NOT make this payment?", "No, it wasn't me"),
     };
-    let body = format!(
-        "<h1>{}</h1><p><strong>{}</strong></p><p>{}</p><form method=\"post\"><button type=\"submit\">{}</button></form>",
-        escape(title),
-        escape(&what),
-        escape(question),
-        escape(button)
-    );
+    let form = format!("<form method=\"post\"><button type=\"submit\">{}</button></form>", escape(button));
+    let body = if row.voided_ms.is_some() {
+        let form = if row.answer == "no" { form.as_str() } else { "" };
+        format!(
+            "<h1>{}</h1><p><strong>{}</strong></p><p>{}</p>{form}",
+            escape(title),
+            escape(&what),
+            escape(closed_text(&lang, &row.answer))
+        )
+    } else {
+        format!(
+            "<h1>{}</h1><p><strong>{}</strong></p><p>{}</p>{form}",
+            escape(title),
+            escape(&what),
+            escape(question)
+        )
+    };
     page(StatusCode::OK, &lang, title, &body)
 }
 
 async fn answer(State(p): State<Pages>, Path(token): Path<String>) -> Response {
     let Some(row) = valid(&p, &token, &["yes", "no"]).await else { return neutral() };
+    let (lang, _) = about(&p, &row).await;
+    let thanks = if lang == "ru" { "Спасибо" } else { "Thank you" };
+    if row.voided_ms.is_some() && row.answer == "yes" {
+        // Closed by an agent: a "yes" has nothing left to do.
+        return page(
+            StatusCode::OK,
+            &lang,
+            thanks,
+            &format!("<h1>{thanks}</h1><p>{}</p>", closed_text(&lang, "yes")),
+        );
+    }
     let at = now();
     match p.store.use_link(&row.nonce, &row.job_id, at.0).await {
         Ok(true) => {}
@@ -173,17 +203,21 @@ async fn answer(State(p): State<Pages>, Path(token): Path<String>) -> Response {
             p.metrics.answer_seconds.observe((at.0 - sent).max(0) as f64 / 1000.0);
         }
     }
-    // Wait briefly for the engine, so the page can say it is done (it is recorded either way).
-    let _ = p.store.await_command_result(&command.command_id, Duration::from_secs(5)).await;
-    let (lang, _) = about(&p, &row).await;
-    let text = match (lang.as_str(), row.answer.as_str()) {
-        ("ru", "yes") => "Спасибо! Мы отметили, что платёж совершили вы. Больше ничего делать не нужно.",
-        ("ru", _) => "Спасибо, что сообщили. Мы блокируем карту, и специалист скоро вам позвонит. Если хотите позвонить нам сами, используйте номер на обороте карты.",
-        (_, "yes") => "Thank you. We have noted that you made this payment. There is nothing more to do.",
-        _ => "Thank you for telling us. We are blocking the card and a specialist will call you shortly. If you want to call us, use the number on the back of your card.",
+    // Wait briefly for the engine, so the page says what was done (it is recorded either way:
+    // the command is on the bus, and the engine applies it in order).
+    let result =
+        p.store.await_command_result(&command.command_id, Duration::from_secs(5)).await.ok().flatten();
+    let applied = result.as_ref().is_some_and(|r| r.refusal.is_none());
+    let text = match (lang.as_str(), row.answer.as_str(), &result) {
+        (_, "yes", Some(r)) if r.refusal.is_some() => closed_text(&lang, "yes"),
+        ("ru", "yes", _) => "Спасибо! Мы отметили ваш ответ. Больше ничего делать не нужно.",
+        (_, "yes", _) => "Thank you. We have noted your answer. There is nothing more to do.",
+        ("ru", _, _) if applied => "Спасибо, что сообщили. Мы запросили блокировку вашей карты; специалист скоро вам позвонит. Если хотите позвонить нам сами, используйте номер на обороте карты.",
+        (_, _, _) if applied => "Thank you for telling us. We have asked for your card to be blocked; a specialist will call you shortly. If you want to call us, use the number on the back of your card.",
+        ("ru", _, _) => "Спасибо, что сообщили. Мы получили ваш ответ, и специалист скоро вам позвонит. Если хотите позвонить нам сами, используйте номер на обороте карты.",
+        _ => "Thank you for telling us. We have received your answer and a specialist will call you shortly. If you want to call us, use the number on the back of your card.",
     };
-    let title = if lang == "ru" { "Спасибо" } else { "Thank you" };
-    page(StatusCode::OK, &lang, title, &format!("<h1>{title}</h1><p>{}</p>", escape(text)))
+    page(StatusCode::OK, &lang, thanks, &format!("<h1>{thanks}</h1><p>{}</p>", escape(text)))
 }
 
 async fn show_unsubscribe(State(p): State<Pages>, Path(token): Path<String>) -> Response {
@@ -223,4 +257,48 @@ async fn unsubscribe(State(p): State<Pages>, Path(token): Path<String>) -> Respo
         ("Done", "You will not receive customer-care e-mails any more. We will still write about the security of your card.")
     };
     page(StatusCode::OK, &lang, title, &format!("<h1>{title}</h1><p>{text}</p>"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(key: &LinkKey, answer: &str, expires_ms: i64) -> (String, LinkRow) {
+        let nonce = links::nonce();
+        let fields = LinkFields { nonce: &nonce, task_id: "tsk_1", customer_id: "c1", answer, expires_ms };
+        let token = links::sign(key, &fields);
+        let row = LinkRow {
+            nonce: nonce.clone(),
+            kid: key.kid.clone(),
+            job_id: "tsk_1.fraud_confirmation".into(),
+            task_id: "tsk_1".into(),
+            customer_id: "c1".into(),
+            answer: answer.into(),
+            expires_ms,
+            used_ms: None,
+            voided_ms: None,
+        };
+        (token, row)
+    }
+
+    #[test]
+    fn a_link_is_usable_once_until_it_expires_and_only_as_signed() {
+        let key = LinkKey::random("k1");
+        let keys = [key.clone()];
+        let (token, row) = link(&key, "no", 10_000);
+        assert!(usable(&keys, &token, &row, &["yes", "no"], 9_999));
+        assert!(!usable(&keys, &token, &row, &["yes", "no"], 10_000), "expired");
+        assert!(!usable(&keys, &token, &row, &["unsubscribe"], 0), "another kind of link");
+        let replayed = LinkRow { used_ms: Some(5), ..row.clone() };
+        assert!(!usable(&keys, &token, &replayed, &["yes", "no"], 0), "used once already");
+        let extended = LinkRow { expires_ms: 99_999, ..row.clone() };
+        assert!(!usable(&keys, &token, &extended, &["yes", "no"], 20_000), "a stored expiry changed");
+        let other = LinkRow { task_id: "tsk_2".into(), ..row.clone() };
+        assert!(!usable(&keys, &token, &other, &["yes", "no"], 0), "another task");
+        let mut altered = token.clone();
+        altered.pop();
+        altered.push(if token.ends_with('A') { 'B' } else { 'A' });
+        assert!(!usable(&keys, &altered, &row, &["yes", "no"], 0), "an altered token");
+        assert!(!usable(&[LinkKey::random("k1")], &token, &row, &["yes", "no"], 0), "another key");
+    }
 }

@@ -66,12 +66,46 @@ impl Transport {
         Ok(Transport::Smtp(builder.build()))
     }
 
-    async fn send(&self, message: Message) -> Result<(), String> {
+    /// Sends one message; an error says whether the relay refused it for good (an SMTP 5xx:
+    /// retrying cannot help) and why, without any e-mail address (see [`SendError`]).
+    async fn send(&self, message: Message) -> Result<(), SendError> {
         match self {
-            Transport::Smtp(t) => t.send(message).await.map(|_| ()).map_err(|e| e.to_string()),
-            Transport::Files(t) => t.send(message).await.map(|_| ()).map_err(|e| e.to_string()),
+            Transport::Smtp(t) => t.send(message).await.map(|_| ()).map_err(|e| SendError {
+                permanent: e.is_permanent(),
+                reason: without_addresses(&e.to_string()),
+            }),
+            Transport::Files(t) => t
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| SendError { permanent: false, reason: without_addresses(&e.to_string()) }),
         }
     }
+}
+
+/// Why a message was not delivered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendError {
+    /// The relay refused it for good (SMTP 5xx): the job fails at once.
+    pub permanent: bool,
+    /// The relay's words, every e-mail address in them replaced (a relay's refusal often
+    /// quotes the recipient: `550 5.1.1 <anna@example.com>: user unknown`).
+    pub reason: String,
+}
+
+/// `text` with every word that holds an `@` (an e-mail address, in brackets or not) replaced
+/// by `<address>`: relay errors go to logs and to the task, which must carry no address.
+pub fn without_addresses(text: &str) -> String {
+    text.split_inclusive(char::is_whitespace)
+        .map(|word| {
+            if word.contains('@') {
+                let trailing = &word[word.trim_end().len()..];
+                format!("<address>{trailing}")
+            } else {
+                word.to_string()
+            }
+        })
+        .collect()
 }
 
 /// RFC 8058 one-click unsubscribe headers.
@@ -213,10 +247,10 @@ impl Sender {
         let profile = &task["context"]["profile"];
         let queue = if row.queue == "care" { Queue::Care } else { Queue::Fraud };
         let (day, week) = Policy::windows(at);
-        // One team a day: a fraud e-mail holds care e-mails for a day; an agent holding a fraud
-        // task holds them, looked at again hourly, until the task is resolved.
+        // One team a day: a fraud e-mail (sent, or queued to go) holds care e-mails for a day;
+        // an agent holding a fraud task holds them, looked at again hourly, until it is resolved.
         let fraud_contact_until = if queue == Queue::Care {
-            let (last_sent, held) = self.store.fraud_contact(&job.customer_id).await?;
+            let (last_sent, held) = self.store.fraud_contact(&job.customer_id, at.0).await?;
             let by_mail = last_sent.map(|ms| Timestamp(ms + 24 * HOUR));
             let by_agent = held.then(|| Timestamp(at.0 + HOUR));
             by_mail.into_iter().chain(by_agent).max()
@@ -293,7 +327,15 @@ impl Sender {
                 format!("the profile's e-mail address of {} is not valid", job.customer_id)
             })?,
         );
-        let message_id = format!("<{}@{}>", job.job_id, self.config.message_domain);
+        // Opaque, and the same on every attempt: a keyed hash of the job (never the task id),
+        // then the template's name, which is no secret.
+        let key = self.keys.first().context("no link signing key")?;
+        let message_id = format!(
+            "<{}.{}@{}>",
+            links::opaque_id(key, &job.job_id),
+            job.template,
+            self.config.message_domain
+        );
         let mut builder = Message::builder()
             .from(self.config.from.parse().context("outreach.from is not a valid address")?)
             .to(to)
@@ -315,21 +357,26 @@ impl Sender {
                     .update_job(&job.job_id, "sent", at.0, job.attempts + 1, Some((at.0, &message_id)), None)
                     .await?;
                 self.metrics.emails.with_label_values(&[&job.template, "sent"]).inc();
-                let opened = task["opened_at"].as_str().and_then(|t| Timestamp::parse_rfc3339(t).ok());
-                if let Some(opened) = opened.filter(|_| job.attempts == 0) {
-                    self.metrics
-                        .email_first_contact_seconds
-                        .observe((at.0 - opened.0).max(0) as f64 / 1000.0);
+                // The task's first e-mail to the customer (retries included: they delay it).
+                if self.store.sent_for_task(&job.task_id).await? == 1 {
+                    let opened = task["opened_at"].as_str().and_then(|t| Timestamp::parse_rfc3339(t).ok());
+                    let since = job.created_ms.max(opened.map_or(0, |o| o.0));
+                    self.metrics.email_first_contact_seconds.observe((at.0 - since).max(0) as f64 / 1000.0);
                 }
                 let reason = format!("to {} in {} ({message_id})", masked(&email), rendered.language);
                 self.record(job, "sent", &reason, at).await;
                 Ok(())
             }
-            Err(e) => {
+            Err(SendError { permanent, reason: e }) => {
                 let attempts = job.attempts + 1;
-                if attempts >= self.config.max_attempts {
+                if permanent || attempts >= self.config.max_attempts {
                     self.metrics.emails.with_label_values(&[&job.template, "failed"]).inc();
-                    let reason = format!("gave up after {attempts} attempts: {e}");
+                    let reason = if permanent {
+                        format!("refused by the relay for good (not retried): {e}")
+                    } else {
+                        format!("gave up after {attempts} attempts: {e}")
+                    };
+                    warn!(job = %job.job_id, attempts, error = %e, permanent, "SMTP delivery failed; giving up");
                     self.record(job, "failed", &reason, at).await;
                     self.store.update_job(&job.job_id, "failed", at.0, attempts, None, Some(&e)).await?;
                 } else {
@@ -366,6 +413,7 @@ impl Sender {
                 answer: answer.to_string(),
                 expires_ms,
                 used_ms: None,
+                voided_ms: None,
             })
             .await?;
         let path = if answer == "unsubscribe" { "u" } else { "r" };
@@ -450,6 +498,15 @@ pub fn payment_context(task: &Value, zone: &str) -> MailContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relay_errors_lose_every_address() {
+        let e = "permanent error (550): 5.1.1 <anna.petrova@example.com>: Recipient address rejected, \
+                 also ivan@example.org.";
+        let clean = without_addresses(e);
+        assert!(!clean.contains('@') && !clean.contains("anna") && !clean.contains("ivan"), "{clean}");
+        assert!(clean.starts_with("permanent error (550): 5.1.1 <address> Recipient"), "{clean}");
+    }
 
     #[test]
     fn the_payment_is_described_in_the_customers_time_and_the_card_masked() {

@@ -107,6 +107,7 @@ pub async fn serve(config: Config) -> Result<()> {
     wanted.push(&config.kafka.commands_topic);
     wanted.push(&config.kafka.tasks_topic);
     wanted.push(&config.kafka.dead_letter_topic);
+    wanted.push(&config.kafka.actions_topic);
     let missing = source::missing_topics(&consumer, &wanted, Duration::from_secs(30))
         .context("cannot read topic metadata from the brokers")?;
     if !missing.is_empty() {
@@ -191,6 +192,7 @@ pub async fn serve(config: Config) -> Result<()> {
         store: store.clone(),
         producer: producer.clone(),
         topic: config.kafka.tasks_topic.clone(),
+        actions_topic: config.kafka.actions_topic.clone(),
         metrics: metrics.clone(),
         recovery: recovery.clone(),
         wake: wake.clone(),

@@ -1,6 +1,6 @@
-//! The outbox relay: publishes task versions from the store's outbox to the tasks topic, off the
-//! event path. The batch that changed a task wrote the version and its outbox row in one
-//! transaction, so once that commits the version will be published whatever happens next; the
+//! The outbox relay: publishes task versions from the store's outbox to the tasks topic, and
+//! requests to the card system from the actions outbox to the actions topic, off the event path.
+//! The batch that changed a task wrote the version and its outbox row in one transaction, so once that commits the version will be published whatever happens next; the
 //! relay runs when a batch wrote to the outbox (woken), at start-up (left over from an earlier
 //! run) and every second (a wake-up lost to a failure). A version is published at least once: a
 //! crash between publishing and clearing the row publishes it again, with the same task id and
@@ -30,6 +30,8 @@ pub(super) struct Relay {
     pub store: TaskStore,
     pub producer: FutureProducer,
     pub topic: String,
+    /// Where requests to the card system go.
+    pub actions_topic: String,
     pub metrics: Arc<Metrics>,
     /// Readiness: not ready while the broker or the store refuses.
     pub recovery: Arc<Recovery>,
@@ -49,8 +51,50 @@ impl Relay {
         }
     }
 
-    /// Publishes every pending outbox row, retrying with back-off until the outbox is empty.
+    /// Publishes every pending row of both outboxes (task versions, then requests to the card
+    /// system), retrying with back-off until they are empty.
     pub(super) async fn publish_pending(&self) {
+        self.publish_tasks().await;
+        self.publish_actions().await;
+    }
+
+    /// Publishes every pending request to the card system, retrying with back-off.
+    async fn publish_actions(&self) {
+        let mut backoff = Backoff::new();
+        loop {
+            let rows = match self.store.pending_actions(ROWS_PER_ROUND).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    self.metrics.store_errors.inc();
+                    self.recovery.set_ready(false);
+                    warn!(error = %e, "cannot read the actions outbox; retrying");
+                    backoff.wait().await;
+                    continue;
+                }
+            };
+            if rows.is_empty() {
+                return;
+            }
+            if let Err(e) = sink::publish_actions(&self.producer, &self.actions_topic, &rows).await {
+                self.metrics.publish_errors.inc();
+                self.recovery.set_ready(false);
+                warn!(error = %e, "cannot publish card actions; retrying");
+                backoff.wait().await;
+                continue;
+            }
+            if let Err(e) = self.store.mark_actions_published(&rows).await {
+                self.metrics.store_errors.inc();
+                warn!(error = %e, "cannot clear the actions outbox; retrying (actions may be published twice)");
+                backoff.wait().await;
+                continue;
+            }
+            self.metrics.card_actions.inc_by(rows.len() as u64);
+            self.recovery.set_ready(true);
+        }
+    }
+
+    /// Publishes every pending task version, retrying with back-off until the outbox is empty.
+    async fn publish_tasks(&self) {
         let mut backoff = Backoff::new();
         loop {
             let started = Instant::now();

@@ -1,4 +1,5 @@
-//! Publishing to Kafka: task versions to the tasks topic (from the store's outbox) and refused
+//! Publishing to Kafka: task versions to the tasks topic and requests to the card system to the
+//! actions topic (from the store's outboxes), and refused
 //! input to the dead-letter topic with the reason in headers. Every publish is awaited until the
 //! broker acknowledges it; failures are retried by the caller, never dropped.
 //!
@@ -12,7 +13,7 @@ use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage, ToBytes};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 use crate::config::KafkaConfig;
-use crate::store::OutboxRow;
+use crate::store::{ActionRow, OutboxRow};
 
 /// Creates the producer: idempotent, acknowledged by all in-sync replicas.
 pub fn producer(config: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
@@ -33,6 +34,23 @@ pub async fn publish_tasks(
         let headers = OwnedHeaders::new()
             .insert(Header { key: "task_id", value: Some(r.task_id.as_str()) })
             .insert(Header { key: "task_version", value: Some(version.as_str()) });
+        let record = FutureRecord::to(topic).key(&r.customer_id).payload(&r.payload).headers(headers);
+        pending.push(enqueue(producer, record).await?);
+    }
+    acknowledged(pending).await
+}
+
+/// Publishes requests to the card system (keyed by customer id; the idempotency key in the
+/// `action_id` header too).
+pub async fn publish_actions(
+    producer: &FutureProducer,
+    topic: &str,
+    rows: &[ActionRow],
+) -> Result<(), KafkaError> {
+    let mut pending = Vec::with_capacity(rows.len());
+    for r in rows {
+        let headers =
+            OwnedHeaders::new().insert(Header { key: "action_id", value: Some(r.action_id.as_str()) });
         let record = FutureRecord::to(topic).key(&r.customer_id).payload(&r.payload).headers(headers);
         pending.push(enqueue(producer, record).await?);
     }

@@ -466,6 +466,16 @@ impl Learned {
         })
     }
 
+    /// Stops trusting every place within a kilometre of `point` for `card` (a reopened
+    /// resolution withdrawn).
+    pub fn distrust_place(&mut self, card: &str, point: Point) {
+        let card = hash_text(card);
+        self.places.retain(|p| {
+            !(p.card == card
+                && point.distance_km(&Point { lat: f64::from(p.lat), lon: f64::from(p.lon) }) < 1.0)
+        });
+    }
+
     /// Trusts a place for a card until `until` (replacing an older entry for the same spot).
     pub fn trust_place(&mut self, card: &str, point: Point, until: Timestamp) {
         let card = hash_text(card);
@@ -982,6 +992,11 @@ impl CustomerState {
             + seen
             + learned
             + incidents
+    }
+
+    /// Withdraws the trust in these countries (a resolution that taught it was reopened).
+    pub fn untrust(&mut self, countries: &[Country]) {
+        self.trusted_countries.retain(|c| !countries.contains(c));
     }
 
     /// Teaches the state that the customer confirmed these countries and devices as theirs.

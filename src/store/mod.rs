@@ -29,7 +29,7 @@ mod tokens;
 
 pub use audit::AuditRow;
 pub use checkpoint::{PartitionCheckpoint, StoredCustomers, RESTORE_CHUNK};
-pub use outbox::OutboxRow;
+pub use outbox::{ActionRow, OutboxRow};
 pub use outreach::{LinkRow, OutreachJob};
 pub use tasks::{Cursor, Page, RuleOutcomes, TaskFilter, TaskRow};
 pub use tokens::TokenRow;
@@ -202,6 +202,18 @@ const MIGRATIONS: &[(i64, &str)] = &[
         // Migration 1's queue index orders by `due_at` text, which no query uses any more; SQLite
         // still chose it for lists and then sorted every row.
         "DROP INDEX IF EXISTS tasks_queue_open",
+    ),
+    (
+        7,
+        // Requests to the card system waiting for the actions topic (written with the task
+        // version that asked); answer links voided when an agent resolves their task.
+        "CREATE TABLE IF NOT EXISTS action_outbox (
+        action_id TEXT PRIMARY KEY,
+        customer_id TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_ms BIGINT NOT NULL
+    );
+    ALTER TABLE outreach_links ADD COLUMN voided_ms BIGINT",
     ),
 ];
 

@@ -40,6 +40,9 @@ pub struct LinkRow {
     pub answer: String,
     pub expires_ms: i64,
     pub used_ms: Option<i64>,
+    /// When an agent resolved the link's task (the page then says the matter is closed; a
+    /// "no" still reaches a person).
+    pub voided_ms: Option<i64>,
 }
 
 const JOB_COLUMNS: &str =
@@ -158,16 +161,37 @@ impl TaskStore {
         .await
     }
 
+    /// E-mails sent for a task so far.
+    pub async fn sent_for_task(&self, task_id: &str) -> Result<i64, StoreError> {
+        bounded("counting a task's e-mails", async {
+            let row =
+                sqlx::query("SELECT COUNT(*) FROM outreach_jobs WHERE task_id = $1 AND sent_ms IS NOT NULL")
+                    .bind(task_id)
+                    .fetch_one(&self.pool)
+                    .await?;
+            Ok(row.try_get(0)?)
+        })
+        .await
+    }
+
     /// Whether a fraud contact with the customer is in progress: when the last fraud e-mail
-    /// was sent (if any), and whether an agent holds one of their fraud tasks (claimed or
+    /// was sent (`now_ms` for one queued, deferred or being retried), if any, and whether an agent holds one of their fraud tasks (claimed or
     /// contacted).
-    pub async fn fraud_contact(&self, customer_id: &str) -> Result<(Option<i64>, bool), StoreError> {
+    pub async fn fraud_contact(
+        &self,
+        customer_id: &str,
+        now_ms: i64,
+    ) -> Result<(Option<i64>, bool), StoreError> {
         bounded("reading fraud contacts", async {
+            // Sent, or still to be sent (queued, deferred, being retried): a fraud e-mail about to
+            // go holds care e-mails as one already sent does.
             let last = sqlx::query(
-                "SELECT MAX(j.sent_ms) FROM outreach_jobs j JOIN tasks t ON t.id = j.task_id
-                 WHERE j.customer_id = $1 AND t.queue = 'fraud' AND j.sent_ms IS NOT NULL",
+                "SELECT MAX(COALESCE(j.sent_ms, $2)) FROM outreach_jobs j JOIN tasks t ON t.id = j.task_id
+                 WHERE j.customer_id = $1 AND t.queue = 'fraud'
+                   AND (j.sent_ms IS NOT NULL OR j.status IN ('pending', 'deferred'))",
             )
             .bind(customer_id)
+            .bind(now_ms)
             .fetch_one(&self.pool)
             .await?
             .try_get::<Option<i64>, _>(0)?;
@@ -231,7 +255,8 @@ impl TaskStore {
     pub async fn link(&self, nonce: &str) -> Result<Option<LinkRow>, StoreError> {
         bounded("reading a link", async {
             let row = sqlx::query(
-                "SELECT nonce, kid, job_id, task_id, customer_id, answer, expires_ms, used_ms FROM outreach_links WHERE nonce = $1",
+                "SELECT nonce, kid, job_id, task_id, customer_id, answer, expires_ms, used_ms, voided_ms
+                 FROM outreach_links WHERE nonce = $1",
             )
             .bind(nonce)
             .fetch_optional(&self.pool)
@@ -247,6 +272,7 @@ impl TaskStore {
                         answer: r.try_get(5)?,
                         expires_ms: r.try_get(6)?,
                         used_ms: r.try_get(7)?,
+                        voided_ms: r.try_get(8)?,
                     })
                 })
                 .transpose()?)
@@ -266,8 +292,12 @@ impl TaskStore {
                     .execute(&mut *tx)
                     .await?;
             if done.rows_affected() == 1 {
-                // The sibling link ("no" beside "yes") stops working; it is not counted as used.
-                sqlx::query("UPDATE outreach_links SET expires_ms = 0 WHERE job_id = $1 AND nonce <> $2")
+                // The sibling "yes" stops working once either is used; it is not counted as used.
+                // A "no" keeps working after a "yes" (whoever clicked "yes" may not be the
+                // customer, and the customer's "no" must reach a person).
+                sqlx::query(
+                    "UPDATE outreach_links SET expires_ms = 0 WHERE job_id = $1 AND nonce <> $2 AND answer = 'yes'",
+                )
                     .bind(job_id)
                     .bind(nonce)
                     .execute(&mut *tx)

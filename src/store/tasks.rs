@@ -181,6 +181,31 @@ impl TaskStore {
             for o in &change.outreach {
                 self.insert_job(&mut tx, t, o).await?;
             }
+            for action in &change.actions {
+                let payload = serde_json::to_string(action)
+                    .map_err(|source| StoreError::Encode { id: t.id.clone(), source })?;
+                sqlx::query(
+                    "INSERT INTO action_outbox (action_id, customer_id, payload, created_ms) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&action.action_id)
+                .bind(&action.customer_id)
+                .bind(payload)
+                .bind(action.requested_at.0)
+                .execute(&mut *tx)
+                .await?;
+            }
+            // Resolved by an agent: the customer's answer links are void (a "no" on one still
+            // reaches a person; the page says the matter is closed).
+            if change.kind == ChangeKind::Resolved && change.audit.role != "customer" {
+                sqlx::query(
+                    "UPDATE outreach_links SET voided_ms = $1 WHERE task_id = $2 AND voided_ms IS NULL",
+                )
+                .bind(change.audit.at.0)
+                .bind(&t.id)
+                .execute(&mut *tx)
+                .await?;
+            }
             match change.kind {
                 ChangeKind::Resolved => {
                     for rule in &t.rules {

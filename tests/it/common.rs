@@ -105,6 +105,18 @@ pub fn http(
     token: Option<&str>,
     body: Option<&str>,
 ) -> (u16, String, serde_json::Value) {
+    let (status, headers, payload) = http_text(address, method, path, token, body);
+    (status, headers, serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null))
+}
+
+/// [`http`] with the body as text (an HTML page).
+pub fn http_text(
+    address: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(address).expect("connect to the API");
     s.set_read_timeout(Some(std::time::Duration::from_secs(15))).unwrap();
@@ -127,7 +139,7 @@ pub fn http(
     // Bodies come whole (Content-Length) or chunked; undo chunking if present.
     let payload =
         if headers.contains("transfer-encoding: chunked") { dechunk(rest) } else { rest.to_string() };
-    (status, headers, serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null))
+    (status, headers, payload)
 }
 
 fn dechunk(rest: &str) -> String {

@@ -68,18 +68,40 @@ fn open_fraud_task(r: &Replay<'_>, customer: &str) -> Option<Task> {
     state.incidents.as_ref()?.open.iter().find(|t| t.queue == Queue::Fraud).cloned()
 }
 
-fn resolve(r: &Replay<'_>, task: &Task, outcome: Outcome, at: &str) {
+fn act(r: &Replay<'_>, task: &Task, actor: Actor, action: Action, at: &str) -> callahead::engine::Processed {
     let command = Command {
-        command_id: format!("resolve-{}", task.id),
+        command_id: format!("{}-{}-{}", action.name(), task.id, at),
         customer_id: task.customer_id.clone(),
         task_id: task.id.clone(),
         at: Timestamp::parse_rfc3339(at).unwrap(),
-        actor: Actor { name: "ana".into(), role: Role::FraudAgent },
-        action: Action::Resolve { outcome, note: "called the customer".into() },
+        actor,
+        action,
     };
-    let out = r.engine().command(0, &command);
+    r.engine().command(0, &command)
+}
+
+fn ana() -> Actor {
+    Actor { name: "ana".into(), role: Role::FraudAgent }
+}
+
+/// Ana claims the task and resolves it with `outcome`.
+fn resolve(r: &Replay<'_>, task: &Task, outcome: Outcome, at: &str) {
+    let claimed = act(r, task, ana(), Action::Claim, at);
+    assert_eq!(claimed.results[0].refusal, None, "{:?}", claimed.results);
+    let out = act(r, task, ana(), Action::Resolve { outcome, note: "called the customer".into() }, at);
     assert_eq!(out.results[0].refusal, None, "{:?}", out.results);
     assert_eq!(out.changes.len(), 1);
+}
+
+/// The customer's one-click answer on `task`.
+fn answer(r: &Replay<'_>, task: &Task, yes: bool, at: &str) -> callahead::engine::Processed {
+    let customer = Actor { name: "customer".into(), role: Role::Customer };
+    act(r, task, customer, Action::CustomerAnswer { answer: if yes { "yes" } else { "no" }.into() }, at)
+}
+
+fn trusted_places(r: &Replay<'_>, customer: &str) -> usize {
+    let state = r.engine().state.customers.get(customer).expect("known");
+    state.learned.as_ref().map_or(0, |l| l.places.len())
 }
 
 #[test]
@@ -162,4 +184,180 @@ fn a_payment_confirmed_as_legitimate_becomes_part_of_the_customers_normal() {
         let again = open_fraud_task(&r, c);
         assert_eq!(again.is_some(), c == "fraud", "{c}: {again:#?}");
     }
+}
+
+#[test]
+fn a_customers_yes_is_their_word_not_proof_it_teaches_no_trip() {
+    // "word": resolved by the customer's link; "agent": resolved legitimate by an agent who
+    // spoke to them (the control: the same trip then stays quiet).
+    let mut r = Replay::new(rules());
+    for c in ["word", "agent"] {
+        feed(&mut r, &trip(c, 1));
+        let first = open_fraud_task(&r, c).expect("the first trip pages");
+        if c == "word" {
+            let out = answer(&r, &first, true, "2026-07-01T06:00:00Z");
+            assert_eq!(out.results[0].refusal, None, "{:?}", out.results);
+            let resolved = &out.changes[0].task;
+            assert_eq!(resolved.outcome, Some(Outcome::CustomerConfirmed));
+            assert_eq!(resolved.work.resolved_by.as_deref(), Some("customer"));
+            assert!(
+                resolved.work.notes.last().unwrap().text.contains("by e-mail"),
+                "the channel is recorded"
+            );
+            assert_eq!(trusted_places(&r, c), 0, "a click teaches no place");
+        } else {
+            resolve(&r, &first, Outcome::Legitimate, "2026-07-01T06:00:00Z");
+            assert!(trusted_places(&r, c) > 0);
+        }
+        feed(&mut r, &trip(c, 8));
+        assert_eq!(open_fraud_task(&r, c).is_some(), c == "word", "{c}: the same trip a week later");
+    }
+}
+
+#[test]
+fn a_customers_yes_holds_back_the_same_payment_for_a_day_only() {
+    // The same card, merchant and country paged again the same day: held back after the
+    // customer's "yes", not after a confirmed fraud (the control), and not a week later.
+    let mut r = Replay::new(rules());
+    for c in ["word", "fraud"] {
+        feed(&mut r, &trip(c, 1));
+        let first = open_fraud_task(&r, c).expect("the first trip pages");
+        if c == "word" {
+            answer(&r, &first, true, "2026-07-01T03:00:00Z");
+        } else {
+            resolve(&r, &first, Outcome::ConfirmedFraud, "2026-07-01T03:00:00Z");
+        }
+        // Seven hours later (past the rule's 6 h cooldown): Phnom Penh, then the same shop in Paris.
+        let again = [
+            card(
+                &format!("{c}-pp-b"),
+                c,
+                "2026-07-01T17:00:00+07:00",
+                12.0,
+                "Phnom Penh",
+                "KH",
+                11.5564,
+                104.9282,
+            ),
+            card(&format!("{c}-par-b"), c, "2026-07-01T12:30:00+02:00", 45.0, "Paris", "FR", 48.8606, 2.3376),
+        ];
+        for (i, l) in again.iter().enumerate() {
+            r.feed(100 + i as u64, l.as_bytes());
+        }
+        assert_eq!(open_fraud_task(&r, c).is_some(), c == "fraud", "{c}: the same payment within the day");
+    }
+}
+
+#[test]
+fn a_yes_on_a_task_an_agent_holds_is_shown_to_the_agent_who_decides() {
+    let mut r = Replay::new(rules());
+    feed(&mut r, &trip("held", 1));
+    let task = open_fraud_task(&r, "held").expect("pages");
+    act(&r, &task, ana(), Action::Claim, "2026-07-01T03:00:00Z");
+    let out = answer(&r, &task, true, "2026-07-01T03:05:00Z");
+    let t = &out.changes[0].task;
+    assert_eq!((t.outcome, t.work.assignee.as_deref()), (None, Some("ana")), "still ana's to decide");
+    assert_eq!(t.work.customer_answer.as_ref().unwrap().answer, "yes");
+    assert!(t.work.notes.last().unwrap().text.contains("ana holds the task"));
+    assert!(open_fraud_task(&r, "held").is_some());
+}
+
+#[test]
+fn only_the_holder_or_a_supervisor_resolves_a_fraud_task_as_legitimate_and_a_reopen_withdraws_it() {
+    let mut r = Replay::new(rules());
+    feed(&mut r, &trip("c", 1));
+    let task = open_fraud_task(&r, "c").expect("pages");
+    let legit = || Action::Resolve { outcome: Outcome::Legitimate, note: "it was them".into() };
+    let unclaimed = act(&r, &task, ana(), legit(), "2026-07-01T03:00:00Z");
+    assert!(unclaimed.results[0].detail.as_deref().unwrap().contains("claim the task first"));
+    let bob = Actor { name: "bob".into(), role: Role::FraudAgent };
+    act(&r, &task, bob, Action::Claim, "2026-07-01T03:01:00Z");
+    let other = act(&r, &task, ana(), legit(), "2026-07-01T03:02:00Z");
+    assert!(other.results[0].refusal.is_some(), "ana does not hold it");
+    let sue = || Actor { name: "sue".into(), role: Role::Supervisor };
+    let overridden = act(&r, &task, sue(), legit(), "2026-07-01T03:03:00Z");
+    assert_eq!(overridden.results[0].refusal, None);
+    let audit = &overridden.changes[0].audit;
+    assert_eq!(audit.role, "supervisor");
+    assert!(audit.reason.as_deref().unwrap().starts_with("supervisor override (held by bob)"), "{audit:?}");
+    assert!(trusted_places(&r, "c") > 0, "legitimate teaches the trip");
+    let countries = |r: &Replay<'_>| r.engine().state.customers.get("c").unwrap().trusted_countries.len();
+    assert!(countries(&r) > 0);
+    let reopened = act(
+        &r,
+        &task,
+        sue(),
+        Action::Reopen { note: "the customer called: not them".into() },
+        "2026-07-01T04:00:00Z",
+    );
+    assert_eq!(reopened.results[0].refusal, None, "{:?}", reopened.results);
+    assert_eq!((trusted_places(&r, "c"), countries(&r)), (0, 0), "the reopen withdraws what it taught");
+}
+
+#[test]
+fn a_no_is_never_lost_on_an_open_a_held_or_a_closed_task() {
+    let mut r = Replay::new(rules());
+    // Open and held by ana: recorded, most urgent, the card's block asked for, the customer told.
+    feed(&mut r, &trip("held", 1));
+    let task = open_fraud_task(&r, "held").expect("pages");
+    act(&r, &task, ana(), Action::Claim, "2026-07-01T03:00:00Z");
+    let out = answer(&r, &task, false, "2026-07-01T03:05:00Z");
+    let change = &out.changes[0];
+    assert_eq!((change.task.priority, change.task.work.assignee.as_deref()), (1, Some("ana")));
+    assert_eq!(change.task.context.actions[0], "block_card");
+    assert_eq!(change.actions.len(), 1, "the card system is asked to block the card");
+    assert_eq!(change.actions[0].card_token.as_deref(), Some("held-k1"));
+    assert_eq!(change.actions[0].reason, "customer_reported_fraud");
+    assert_eq!(change.outreach[0].template, "fraud_followup");
+    assert!(
+        change.audit.command_id.as_deref().unwrap().contains(&task.id),
+        "the audit names the link's command"
+    );
+
+    // Closed by an agent first, then the customer's "no" (the race, in this order).
+    feed(&mut r, &trip("closed", 1));
+    let task = open_fraud_task(&r, "closed").expect("pages");
+    resolve(&r, &task, Outcome::Legitimate, "2026-07-01T03:00:00Z");
+    let out = answer(&r, &task, false, "2026-07-01T03:00:01Z");
+    assert_eq!(out.results[0].refusal, None, "{:?}", out.results);
+    assert_eq!(out.changes.len(), 2, "the closed task records it and a new task reaches a person");
+    let (old, new) = (&out.changes[0].task, &out.changes[1].task);
+    assert_eq!(
+        (old.id.as_str(), old.work.customer_answer.as_ref().unwrap().answer.as_str()),
+        (task.id.as_str(), "no")
+    );
+    assert_eq!(old.outcome, Some(Outcome::Legitimate), "the old resolution is kept, with the report on it");
+    assert_ne!(new.id, task.id);
+    assert_eq!((new.priority, new.queue, new.version), (1, Queue::Fraud, 1));
+    assert!(new.context.earlier_tasks.iter().any(|t| t.id == task.id), "linked to the closed task");
+    assert!(new.explanation.contains(&task.id));
+    assert_eq!(out.changes[1].actions.len(), 1);
+    assert_eq!(open_fraud_task(&r, "closed").unwrap().id, new.id);
+    // A "yes" on the closed task changes nothing.
+    let yes = answer(&r, &task, true, "2026-07-01T03:00:02Z");
+    assert!(yes.changes.is_empty() && yes.results[0].refusal.is_some());
+
+    // The other order: the "no" first, then the agent's resolution, which sees it.
+    feed(&mut r, &trip("first", 1));
+    let task = open_fraud_task(&r, "first").expect("pages");
+    act(&r, &task, ana(), Action::Claim, "2026-07-01T03:00:00Z");
+    answer(&r, &task, false, "2026-07-01T03:00:01Z");
+    let out = act(
+        &r,
+        &task,
+        ana(),
+        Action::Resolve { outcome: Outcome::ConfirmedFraud, note: "blocked".into() },
+        "2026-07-01T03:00:02Z",
+    );
+    let t = &out.changes[0].task;
+    assert_eq!(t.work.customer_answer.as_ref().unwrap().answer, "no");
+
+    // About a customer the engine has forgotten: a fresh task still reaches a person.
+    let mut ghost = task.clone();
+    ghost.customer_id = "forgotten".into();
+    ghost.id = "tsk_gone".into();
+    let out = answer(&r, &ghost, false, "2026-07-01T03:00:03Z");
+    assert_eq!(out.results[0].refusal, None, "{:?}", out.results);
+    assert_eq!(out.changes.len(), 1);
+    assert_eq!(out.changes[0].task.priority, 1);
 }

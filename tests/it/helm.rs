@@ -541,13 +541,14 @@ fn helm_chart_pod_command_passes_its_probes_and_stops_within_the_grace_period() 
 
     // Topics for this run on the test broker.
     let prefix = unique("helm");
-    let (events, tasks, dead, commands) = (
+    let (events, tasks, dead, commands, actions) = (
         format!("{prefix}-events"),
         format!("{prefix}-tasks"),
         format!("{prefix}-dead"),
         format!("{prefix}-commands"),
+        format!("{prefix}-actions"),
     );
-    create_topics(broker(), &[&events, &tasks, &dead, &commands]);
+    create_topics(broker(), &[&events, &tasks, &dead, &commands, &actions]);
 
     let args: Vec<String> = c["args"]
         .as_array()
@@ -569,6 +570,7 @@ fn helm_chart_pod_command_passes_its_probes_and_stops_within_the_grace_period() 
         .env("CALLAHEAD_KAFKA_TASKS_TOPIC", &tasks)
         .env("CALLAHEAD_KAFKA_DEAD_LETTER_TOPIC", &dead)
         .env("CALLAHEAD_KAFKA_COMMANDS_TOPIC", &commands)
+        .env("CALLAHEAD_KAFKA_ACTIONS_TOPIC", &actions)
         // The test broker takes half the session timeout to form a group (scripts/kafka.sh).
         .env("CALLAHEAD_KAFKA_CLIENT_SESSION_TIMEOUT_MS", "6000")
         .current_dir(&tmp)

@@ -162,6 +162,7 @@ fn customers_are_written_to_once_and_answer_with_one_click() {
     assert!(anna.header("subject").contains("45.00 EUR"), "{:?}", anna.headers);
     assert!(anna.header("subject").starts_with("Вы совершали"), "Russian: {}", anna.header("subject"));
     assert!(anna.header("message-id").contains(".fraud_confirmation@"), "{:?}", anna.headers);
+    assert!(!anna.header("message-id").contains("tsk_"), "an opaque Message-ID: {:?}", anna.headers);
     assert!(anna.text.contains("…p-k1") && !anna.text.contains("pp-k1"), "the card masked: {}", anna.text);
     assert!(anna.text.contains("Musee d'Orsay") && anna.html.contains("<a href="), "both parts");
     assert!(anna.text.contains("обороте карты"), "the trusted channel");
@@ -236,7 +237,8 @@ fn customers_are_written_to_once_and_answer_with_one_click() {
     assert!(forged.ends_with("404") && !forged.contains("Anna") && !forged.contains("45.00"), "{forged}");
     assert_eq!(neutral("/r/k.AAAA.BBBB"), forged, "every bad link looks the same");
 
-    // "Yes, that was me" by POST: resolved as legitimate, by the customer.
+    // "Yes, that was me" by POST: the customer's word (`customer_confirmed`), not an agent's
+    // `legitimate`.
     let (status, _, _) = http(&d.address, "POST", &yes, None, Some(""));
     assert_eq!(status, 200);
     let t = wait_until("the answer applied", Duration::from_secs(10), || {
@@ -245,12 +247,28 @@ fn customers_are_written_to_once_and_answer_with_one_click() {
     });
     assert_eq!(
         (t["outcome"].as_str(), t["work"]["resolved_by"].as_str()),
-        (Some("legitimate"), Some("customer"))
+        (Some("customer_confirmed"), Some("customer"))
     );
     assert_eq!(t["work"]["customer_answer"]["answer"], "yes");
     let reused = neutral(&yes);
     assert_eq!(reused, forged, "a used link is neutral");
-    assert_eq!(neutral(&no), forged, "its sibling stops working too");
+    // Whoever clicked "yes" may not be the customer: the "no" beside it still reaches a person,
+    // on a new priority-1 fraud task that names the closed one.
+    assert_eq!(http(&d.address, "POST", &no, None, Some("")).0, 200);
+    let reported = wait_until("the later \"no\" on a new task", Duration::from_secs(10), || {
+        let (_, page) =
+            d.call(Some("supervisor"), "GET", "/api/v1/tasks?customer_id=s001&queue=fraud&status=open", None);
+        page["items"]
+            .as_array()?
+            .iter()
+            .find(|t| t["id"] != id.as_str())
+            .map(|t| t["id"].as_str().unwrap().to_string())
+    });
+    let r = task(&d, &reported);
+    assert_eq!(r["priority"], 1);
+    assert!(r["context"]["earlier_tasks"].as_array().unwrap().iter().any(|e| e["id"] == id.as_str()), "{r}");
+    assert_eq!(task(&d, &id)["work"]["customer_answer"]["answer"], "no", "recorded on the closed task too");
+    assert_eq!(neutral(&no), forged, "and now used");
 
     // Ivan Sokolov (s009): "No, it wasn't me" → priority 1, block the card first, a follow-up.
     let ivan = wait_until("Ivan's e-mail", Duration::from_secs(60), || {
@@ -267,9 +285,14 @@ fn customers_are_written_to_once_and_answer_with_one_click() {
     assert_eq!(t["priority"], 1);
     assert_eq!(t["context"]["actions"][0], "block_card");
     let follow_up = wait_until("the follow-up", Duration::from_secs(30), || {
-        sink.messages().into_iter().find(|m| m.header("message-id").contains(".fraud_followup@"))
+        sink.messages().into_iter().find(|m| {
+            m.header("message-id").contains(".fraud_followup@")
+                && m.header("to").contains("ivan.sokolov@example.com")
+        })
     });
-    assert!(follow_up.header("to").contains("ivan.sokolov@example.com"));
+    assert!(
+        follow_up.text.contains("asked for your card") || follow_up.text.contains("запросили блокировку")
+    );
     assert!(
         follow_up.text.contains("специалист") || follow_up.text.contains("specialist"),
         "{}",
@@ -332,7 +355,12 @@ async fn serve_applies_consent_quiet_hours_and_the_cap_and_survives_an_smtp_outa
     let topics = create_topics(&prefix).await;
     let store_url = temp_sqlite("mailpolicy");
     const CARE: &str = "cah_test_token_of_cat_care_agent";
-    let tokens = format!("cat:care_agent:{}", callahead::api::auth::hash_token(CARE));
+    const FRAUD: &str = "cah_test_token_of_fox_fraud_agent";
+    let tokens = format!(
+        "cat:care_agent:{},fox:fraud_agent:{}",
+        callahead::api::auth::hash_token(CARE),
+        callahead::api::auth::hash_token(FRAUD)
+    );
     let service = Service::start_with(
         crate::common::broker(),
         &topics,
@@ -492,6 +520,129 @@ async fn serve_applies_consent_quiet_hours_and_the_cap_and_survives_an_smtp_outa
     assert!(reason.contains("consent"), "{reason}");
     assert!(until("nocon", "fraud", "sent").await.contains("n***@example.com"));
 
+    // "No, it wasn't me" from flow's e-mail: the page says what was done.
+    let flow_mail = mail_to("flow").into_iter().next().unwrap();
+    let (status, _, page) =
+        crate::common::http_text(&service.http, "POST", &path_of(&flow_mail.links()[1]), None, Some(""));
+    assert_eq!(status, 200);
+    assert!(page.contains("We have asked for your card to be blocked"), "{page}");
+
+    // nocon's fraud task resolved by an agent: its links are void. The "yes" page says the
+    // matter is closed and does nothing; a "no" still reaches a person.
+    let fraud_task = tasks_of("nocon").await.into_iter().find(|t| t["queue"] == "fraud").unwrap();
+    let fraud_id = fraud_task["id"].as_str().unwrap().to_string();
+    for (action, body) in
+        [("claim", None), ("resolve", Some(r#"{"outcome":"legitimate","note":"spoke to them"}"#))]
+    {
+        let (status, _, reply) =
+            http(&service.http, "POST", &format!("/api/v1/tasks/{fraud_id}/{action}"), Some(FRAUD), body);
+        assert!(status == 200 || status == 202, "{action}: {status} {reply}");
+    }
+    let nocon_mail = mail_to("nocon").into_iter().next().unwrap();
+    let (yes, no) = (path_of(&nocon_mail.links()[0]), path_of(&nocon_mail.links()[1]));
+    let closed = wait_until("the links voided", Duration::from_secs(30), || {
+        let (status, _, page) = crate::common::http_text(&service.http, "GET", &yes, None, None);
+        (status == 200 && page.contains("already been closed")).then_some(page)
+    });
+    assert!(!closed.contains("<form"), "a closed matter offers no \"yes\": {closed}");
+    let (_, _, page) = crate::common::http_text(&service.http, "POST", &yes, None, Some(""));
+    assert!(page.contains("already been closed"), "{page}");
+    let (_, _, page) = crate::common::http_text(&service.http, "GET", &no, None, None);
+    assert!(page.contains("already been closed") && page.contains("<form"), "{page}");
+    assert_eq!(http(&service.http, "POST", &no, None, Some("")).0, 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let reported = loop {
+        let tasks = tasks_of("nocon").await;
+        if let Some(t) = tasks.into_iter().find(|t| t["queue"] == "fraud" && t["id"] != fraud_id.as_str()) {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "the customer's \"no\" on a closed task opened no task");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!((reported["priority"].as_i64(), reported["status"].as_str()), (Some(1), Some("open")));
+    let old = tasks_of("nocon").await.into_iter().find(|t| t["id"] == fraud_id.as_str()).unwrap();
+    assert_eq!(
+        (old["outcome"].as_str(), old["work"]["customer_answer"]["answer"].as_str()),
+        (Some("legitimate"), Some("no"))
+    );
+
+    // One team a day, in the same second: a fraud and a care e-mail queued by one batch, in
+    // both orders (fraud first for `same_f`, care first for `same_c`). The care e-mail never
+    // goes beside the fraud one, whichever the sender looks at first.
+    let same = vec![
+        profile(&mut event, "same_f", true, far),
+        card(&mut event, "same_f", 40, paris),
+        card(&mut event, "same_f", 10, tokyo),
+        complaint(&mut event, "same_f", 5),
+        profile(&mut event, "same_c", true, far),
+        complaint(&mut event, "same_c", 12),
+        card(&mut event, "same_c", 40, paris),
+        card(&mut event, "same_c", 10, tokyo),
+    ];
+    produce_lines(&producer, &topics.events, &same).await;
+    for who in ["same_f", "same_c"] {
+        arrives(who);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let reason = loop {
+            assert!(Instant::now() < deadline, "{who}: no decision on the care e-mail");
+            let tasks = tasks_of(who).await;
+            let found = decisions(&tasks, "care");
+            if let Some((d, r)) = found.iter().find(|(d, _)| d != "pending") {
+                assert_ne!(d, "sent", "{who}: a care e-mail went beside the fraud one: {r}");
+                if d == "suppressed" || d == "deferred" {
+                    break r.clone();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        assert!(reason.contains("one team a day") || reason.contains("contact cap"), "{who}: {reason}");
+    }
+
+    // Both blocks are on the actions topic, once each, keyed by customer, with the card's token.
+    let reader: rdkafka::consumer::StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", crate::common::broker())
+        .set("group.id", unique("card-system"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    rdkafka::consumer::Consumer::subscribe(&reader, &[topics.actions.as_str()]).expect("subscribe");
+    let mut seen: Vec<Value> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut quiet_until = None;
+    // Until both arrived, then three seconds more: a doubled one would show.
+    while quiet_until.is_none_or(|t| Instant::now() < t) {
+        assert!(Instant::now() < deadline, "the actions topic holds {seen:?}");
+        if seen.len() >= 2 && quiet_until.is_none() {
+            quiet_until = Some(Instant::now() + Duration::from_secs(3));
+        }
+        if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(1), reader.recv()).await {
+            use rdkafka::message::{Headers, Message};
+            let action: Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            assert_eq!(m.key().unwrap(), action["customer_id"].as_str().unwrap().as_bytes());
+            let header = m.headers().unwrap().iter().find(|h| h.key == "action_id").unwrap();
+            assert_eq!(header.value.unwrap(), action["action_id"].as_str().unwrap().as_bytes());
+            seen.push(action);
+        }
+    }
+    let mut customers: Vec<&str> = seen.iter().map(|a| a["customer_id"].as_str().unwrap()).collect();
+    customers.sort();
+    assert_eq!(customers, ["flow", "nocon"], "one block each, none doubled: {seen:?}");
+    for a in &seen {
+        let who = a["customer_id"].as_str().unwrap();
+        assert_eq!(a["card_token"], format!("card-{who}-4242"));
+        assert_eq!(
+            (a["action"].as_str(), a["reason"].as_str()),
+            (Some("block_card"), Some("customer_reported_fraud"))
+        );
+        let schema: Value =
+            serde_json::from_str(&std::fs::read_to_string(root().join("docs/actions.schema.json")).unwrap())
+                .unwrap();
+        for field in schema["required"].as_array().unwrap() {
+            assert!(!a[field.as_str().unwrap()].is_null(), "{field} missing from {a}");
+        }
+    }
+    assert!(sum(&service.metrics(), "callahead_card_actions_total", None) >= 2.0);
+
     // The cap counts the fraud e-mail already sent today: a care e-mail is one too many.
     produce_lines(&producer, &topics.events, &[complaint(&mut event, "capped", 1)]).await;
     let reason = until("capped", "care", "suppressed").await;
@@ -500,6 +651,11 @@ async fn serve_applies_consent_quiet_hours_and_the_cap_and_survives_an_smtp_outa
     // Unsubscribe by one POST; the next care e-mail (a new incident) is suppressed.
     let url = unsub.header("list-unsubscribe").trim_matches(['<', '>']).to_string();
     assert_eq!(http(&service.http, "POST", &path_of(&url), None, Some("List-Unsubscribe=One-Click")).0, 200);
+    let (_, _, customer) = http(&service.http, "GET", "/api/v1/customers/unsub", Some(CARE), None);
+    assert_eq!(
+        customer["profile"]["email_consent"], false,
+        "the consent shown is the current one: {customer}"
+    );
     let care_task = tasks_of("unsub").await.into_iter().find(|t| t["queue"] == "care").unwrap();
     let path = format!("/api/v1/tasks/{}/resolve", care_task["id"].as_str().unwrap());
     let (status, _, reply) = http(
@@ -537,13 +693,17 @@ async fn serve_applies_consent_quiet_hours_and_the_cap_and_survives_an_smtp_outa
     assert!(quiet_mail.header("message-id").contains(".care_callback@"));
     until("quiet", "care", "sent").await;
 
-    // Exactly one message per e-mail that was sent, none for the suppressed ones.
+    // Exactly one message per e-mail that was sent, none for the suppressed ones: one each,
+    // and for the two who answered "no", the follow-up once.
     std::thread::sleep(Duration::from_secs(2));
     let all = sink.messages();
-    for who in ["nocon", "capped", "unsub", "quiet", "flow"] {
+    for who in ["nocon", "capped", "unsub", "quiet", "flow", "same_f", "same_c"] {
+        let ids: Vec<String> = mail_to(who).iter().map(|m| m.header("message-id").to_string()).collect();
+        let follow_ups = ids.iter().filter(|id| id.contains(".fraud_followup@")).count();
+        let answered_no = who == "nocon" || who == "flow";
         assert_eq!(
-            mail_to(who).len(),
-            1,
+            (ids.len() - follow_ups, follow_ups),
+            (1, usize::from(answered_no)),
             "{who}: {:?}",
             all.iter().map(|m| m.header("message-id")).collect::<Vec<_>>()
         );

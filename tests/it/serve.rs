@@ -24,6 +24,7 @@ pub(crate) struct Topics {
     pub(crate) tasks: String,
     pub(crate) dead: String,
     pub(crate) commands: String,
+    pub(crate) actions: String,
 }
 
 pub(crate) async fn create_topics(prefix: &str) -> Topics {
@@ -36,6 +37,7 @@ pub(crate) async fn create_topics_on(bootstrap: &str, prefix: &str) -> Topics {
         tasks: format!("{prefix}-tasks"),
         dead: format!("{prefix}-dead"),
         commands: format!("{prefix}-commands"),
+        actions: format!("{prefix}-actions"),
     };
     let admin: AdminClient<DefaultClientContext> =
         ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client");
@@ -45,6 +47,7 @@ pub(crate) async fn create_topics_on(bootstrap: &str, prefix: &str) -> Topics {
         NewTopic::new(&t.dead, 1, TopicReplication::Fixed(1)),
         // Co-partitioned with the events: a customer's commands reach the owner of its state.
         NewTopic::new(&t.commands, 3, TopicReplication::Fixed(1)),
+        NewTopic::new(&t.actions, 1, TopicReplication::Fixed(1)),
     ];
     for result in admin.create_topics(&new, &AdminOptions::new()).await.expect("create topics") {
         result.expect("topic created");
@@ -88,6 +91,7 @@ impl Service {
             .env("CALLAHEAD_KAFKA_TASKS_TOPIC", &topics.tasks)
             .env("CALLAHEAD_KAFKA_DEAD_LETTER_TOPIC", &topics.dead)
             .env("CALLAHEAD_KAFKA_COMMANDS_TOPIC", &topics.commands)
+            .env("CALLAHEAD_KAFKA_ACTIONS_TOPIC", &topics.actions)
             .env("CALLAHEAD_KAFKA_CLIENT_SESSION_TIMEOUT_MS", "6000")
             .env("CALLAHEAD_STORE_URL", store_url)
             .env("CALLAHEAD_HTTP_LISTEN", &http)
