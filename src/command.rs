@@ -107,6 +107,10 @@ pub enum Action {
     CustomerAnswer { answer: String },
     /// Ask the card system to block the task's card (fraud tasks; the holder or a supervisor).
     BlockCard { note: String },
+    /// Erase the customer (admins): their state leaves the engine and every stored trace of
+    /// them leaves the store, in order with their events. The command's `task_id` is unused
+    /// (`-`).
+    EraseCustomer,
 }
 
 impl Action {
@@ -126,6 +130,7 @@ impl Action {
             Action::Outreach { .. } => "outreach",
             Action::CustomerAnswer { .. } => "customer_answer",
             Action::BlockCard { .. } => "block_card",
+            Action::EraseCustomer => "erase_customer",
         }
     }
 

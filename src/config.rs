@@ -27,6 +27,43 @@ pub struct Config {
     pub log: LogConfig,
     pub api: ApiConfig,
     pub outreach: OutreachConfig,
+    pub retention: RetentionConfig,
+}
+
+/// How long personal data is kept (`docs/privacy.md`), and how often the purge runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Resolved tasks and their versions, after their last change (days).
+    pub resolved_tasks_days: i64,
+    /// Audit records (days): the longest, a bank's record-keeping period.
+    pub audit_days: i64,
+    /// E-mail jobs and answer links, after the job was created (days).
+    pub outreach_days: i64,
+    /// Between purges, milliseconds (0: never purge).
+    pub purge_interval_ms: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            resolved_tasks_days: 400,
+            audit_days: 2_557,
+            outreach_days: 90,
+            purge_interval_ms: 3_600_000,
+        }
+    }
+}
+
+impl RetentionConfig {
+    /// The periods, for the store's purge.
+    pub fn periods(&self) -> crate::store::Retention {
+        crate::store::Retention {
+            resolved_tasks_days: self.resolved_tasks_days,
+            audit_days: self.audit_days,
+            outreach_days: self.outreach_days,
+        }
+    }
 }
 
 /// E-mail to customers: SMTP, the answer links, the policy.
@@ -400,6 +437,16 @@ impl Config {
                 p.push(format!("outreach.dkim_key_file: {e}"));
             }
         }
+        let r = &self.retention;
+        for (key, days) in [
+            ("retention.resolved_tasks_days", r.resolved_tasks_days),
+            ("retention.audit_days", r.audit_days),
+            ("retention.outreach_days", r.outreach_days),
+        ] {
+            if !(1..=36_500).contains(&days) {
+                p.push(format!("{key}: {days} is not within 1..=36500 days"));
+            }
+        }
         if o.enabled && o.link_keys.is_empty() {
             p.push("outreach.link_keys: at least one key is needed when outreach is enabled".into());
         }
@@ -480,6 +527,7 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], errors: &mut Vec
                 "poll_ms",
             ],
         ),
+        ("retention", &["resolved_tasks_days", "audit_days", "outreach_days", "purge_interval_ms"]),
     ];
     for (name, value) in env {
         let Some(rest) = name.strip_prefix("CALLAHEAD_") else { continue };

@@ -379,6 +379,9 @@ impl Engine {
     /// one. A resolution as `legitimate` teaches the customer's state (see [`learn`]).
     pub fn command(&self, partition: i32, command: &Command) -> Processed {
         let mut out = Processed::default();
+        if command.action == Action::EraseCustomer {
+            return self.erase(partition, command);
+        }
         let now = self.watermark(partition);
         let customers = &self.state.customers;
         let entry = customers.get_mut(command.customer_id.as_str());
@@ -431,6 +434,42 @@ impl Engine {
             out.changes.push(change);
         }
         out.results.push(applied.result);
+        out
+    }
+}
+
+impl Engine {
+    /// Erases a customer: their state (and with it their incidents, marks and waits) leaves
+    /// the map, and the change that tells the store to delete every stored trace of them at
+    /// this point of the batch. Applied whether or not the engine knows them (their tasks may
+    /// be in the store only); a redelivery erases again, which changes nothing. A later event
+    /// of theirs starts afresh; a checkpoint taken after this holds nothing of them, and one
+    /// taken before is followed by this command again on a restore (offsets are stored only up
+    /// to a durable checkpoint).
+    fn erase(&self, partition: i32, command: &Command) -> Processed {
+        let mut out = Processed::default();
+        let mut open = Vec::new();
+        if let Some((id, state)) = self.state.customers.remove(command.customer_id.as_str()) {
+            open = state
+                .incidents
+                .as_ref()
+                .map(|i| i.open.iter().map(Task::summary).collect())
+                .unwrap_or_default();
+            out.expired.push((partition, id));
+        }
+        let actor = &command.actor;
+        let mut erasure = TaskChange::erasure(
+            &command.customer_id,
+            &actor.name,
+            actor.role.as_str(),
+            &command.command_id,
+            command.at,
+        );
+        erasure.task.context.earlier_tasks = open;
+        out.changes.push(erasure);
+        let mut result = CommandResult::applied(command, 0);
+        result.customer_id = crate::task::erasure_key(&command.customer_id); // the id leaves with the rest
+        out.results.push(result);
         out
     }
 }

@@ -51,6 +51,9 @@ pub fn apply(incidents: &mut CustomerIncidents, command: &Command) -> Applied {
     match &command.action {
         Action::Reopen { note } => return reopen(incidents, command, note),
         Action::CustomerAnswer { answer } => return customer_answer(incidents, command, answer == "yes"),
+        Action::EraseCustomer => {
+            return refused(Refusal::Invalid, "an erasure is the engine's, not a task's".to_string());
+        }
         _ => {}
     }
     let Some(index) = incidents.open.iter().position(|t| t.id == command.task_id) else {
@@ -243,7 +246,9 @@ pub fn apply(incidents: &mut CustomerIncidents, command: &Command) -> Applied {
             push_capped(&mut task.work.notes, Note { at, by: actor.name.clone(), text: note.clone() });
             actions.push(AGENT_BLOCK);
         }
-        Action::Reopen { .. } | Action::CustomerAnswer { .. } => unreachable!("handled above"),
+        Action::Reopen { .. } | Action::CustomerAnswer { .. } | Action::EraseCustomer => {
+            unreachable!("handled above")
+        }
     }
     task.version += 1;
     task.updated_at = task.updated_at.max(at);

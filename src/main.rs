@@ -142,6 +142,35 @@ enum Command {
         #[command(subcommand)]
         command: TokensCommand,
     },
+    /// Personal data: erase a customer, or export what is stored about them (docs/privacy.md).
+    Customers {
+        #[command(subcommand)]
+        command: CustomersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CustomersCommand {
+    /// Erase a customer: an erasure command on the commands topic, applied by the instance that
+    /// owns the customer in order with their events; waits for it to be applied.
+    Erase {
+        /// The customer's id.
+        id: String,
+        /// Who asks (recorded in the audit).
+        #[arg(long, default_value = "cli")]
+        by: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// How long to wait for the service to apply it, seconds.
+        #[arg(long, default_value_t = 60)]
+        wait: u64,
+    },
+    /// Print everything the task store holds about a customer, as JSON (a subject-access report).
+    Export {
+        id: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -276,6 +305,61 @@ async fn tokens_command(command: TokensCommand, config: callahead::config::Confi
     }
 }
 
+async fn customers_command(command: CustomersCommand, config: callahead::config::Config) -> Result<ExitCode> {
+    let store = callahead::store::TaskStore::connect(&config.store.url).await?;
+    match command {
+        CustomersCommand::Erase { id, by, wait, .. } => {
+            use callahead::command::{Action, Actor, Command, Role};
+            let producer = callahead::sink::kafka::producer(&config.kafka)?;
+            let bus =
+                callahead::bus::CommandBus::Kafka { producer, topic: config.kafka.commands_topic.clone() };
+            let command = Command {
+                command_id: format!("erase_{}", callahead::outreach::links::nonce()),
+                customer_id: id.clone(),
+                task_id: "-".into(),
+                at: callahead::api::now(),
+                actor: Actor { name: by, role: Role::Admin },
+                action: Action::EraseCustomer,
+            };
+            if let Err(e) = command.validate() {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(2));
+            }
+            bus.send(&command).await?;
+            eprintln!(
+                "erasure of {id} queued as {}; waiting for the service to apply it",
+                command.command_id
+            );
+            match store
+                .await_command_result(&command.command_id, std::time::Duration::from_secs(wait))
+                .await?
+            {
+                Some(_) => {
+                    println!("erased {id}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => {
+                    eprintln!(
+                        "not applied within {wait} s: is `callahead serve` running? The command stays on the \
+                         commands topic and is applied when the owner of the customer's partition runs"
+                    );
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        CustomersCommand::Export { id, .. } => match store.export_customer(&id).await? {
+            Some(report) => {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                Ok(ExitCode::SUCCESS)
+            }
+            None => {
+                eprintln!("nothing is stored about customer {id}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+    }
+}
+
 /// Peeks at `log.format` before logging starts (the full configuration is validated later).
 fn log_format_is_json(path: Option<&Path>) -> bool {
     let env: Vec<(String, String)> = std::env::vars().collect();
@@ -386,6 +470,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let config = callahead::config::Config::load(path.as_deref(), &env)?;
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(tokens_command(command, config))
+        }
+        Command::Customers { command } => {
+            let path = match &command {
+                CustomersCommand::Erase { config, .. } | CustomersCommand::Export { config, .. } => {
+                    config.clone()
+                }
+            };
+            let env: Vec<(String, String)> = std::env::vars().collect();
+            let config = callahead::config::Config::load(path.as_deref(), &env)?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(customers_command(command, config))
         }
         Command::State { command } => {
             let path = match &command {

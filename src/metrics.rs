@@ -34,6 +34,8 @@ pub struct Metrics {
     pub store_errors: IntCounter,
     pub publish_errors: IntCounter,
     pub card_actions: IntCounter,
+    pub customers_erased: IntCounter,
+    pub retention_purged: IntCounterVec,
     pub ready: IntGauge,
     pub build_info: IntGaugeVec,
     pub messages_skipped: IntCounterVec,
@@ -344,6 +346,17 @@ impl Metrics {
                 &r,
                 "callahead_publish_errors_total",
                 "Failed publishes to the tasks, actions or dead-letter topic (retried).",
+            ),
+            customers_erased: counter(
+                &r,
+                "callahead_customers_erased_total",
+                "Customers erased (state, tasks, versions, e-mail records, command results).",
+            ),
+            retention_purged: counter_vec(
+                &r,
+                "callahead_retention_purged_total",
+                "Rows deleted by the retention purge, by kind (resolved_tasks, audit, outreach).",
+                &["kind"],
             ),
             card_actions: counter(
                 &r,

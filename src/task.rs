@@ -329,6 +329,9 @@ pub enum ChangeKind {
     Resolved,
     /// A supervisor reopened a resolved task.
     Reopened,
+    /// Not a task's change: the customer (`task.customer_id`) was erased. The store deletes
+    /// every trace of them at this point of the batch (see [`TaskChange::erasure`]).
+    Erased,
 }
 
 impl ChangeKind {
@@ -340,6 +343,7 @@ impl ChangeKind {
             ChangeKind::Updated => "updated",
             ChangeKind::Resolved => "resolved",
             ChangeKind::Reopened => "reopened",
+            ChangeKind::Erased => "erased",
         }
     }
 }
@@ -418,6 +422,78 @@ pub struct TaskChange {
     /// the task version, published on the actions topic.
     #[serde(skip)]
     pub actions: Vec<CardAction>,
+}
+
+impl TaskChange {
+    /// The erasure of a customer, in order with the batch's task changes: a marker whose task
+    /// carries only the customer id (`id` is empty; the engine lists the open tasks it erased in
+    /// `context.earlier_tasks`, for the open-task gauges), and the audit record of who erased them
+    /// (its `task_id` names the erasure by a hash of the customer id, never the id).
+    pub fn erasure(
+        customer_id: &str,
+        actor: &str,
+        role: &str,
+        command_id: &str,
+        at: Timestamp,
+    ) -> TaskChange {
+        let task = Task {
+            id: String::new(),
+            version: 0,
+            customer_id: customer_id.to_string(),
+            queue: Queue::Fraud,
+            rules: Vec::new(),
+            priority: 4,
+            status: TaskStatus::Resolved,
+            outcome: None,
+            opened_at: at,
+            updated_at: at,
+            due_at: at,
+            title: String::new(),
+            explanation: String::new(),
+            money_at_risk_eur: 0.0,
+            signals: Vec::new(),
+            context: TaskContext {
+                profile_known: false,
+                profile: None,
+                language: "en".to_string(),
+                events: Vec::new(),
+                recent_history: Vec::new(),
+                earlier_tasks: Vec::new(),
+                actions: Vec::new(),
+                script: String::new(),
+                procedure: None,
+                open_in_other_queue: Vec::new(),
+            },
+            work: Workflow::default(),
+        };
+        let audit = AuditRecord {
+            task_id: erasure_key(customer_id),
+            // One record per erasure (a customer who came back may be erased again).
+            version: u32::try_from(at.0.div_euclid(1000)).unwrap_or(u32::MAX),
+            at,
+            actor: actor.to_string(),
+            role: role.to_string(),
+            action: "erase_customer".to_string(),
+            reason: None,
+            command_id: Some(command_id.to_string()),
+            before: None,
+            after: AuditView::of(&task),
+        };
+        TaskChange {
+            kind: ChangeKind::Erased,
+            task,
+            audit,
+            outreach: Vec::new(),
+            without_procedure: Vec::new(),
+            actions: Vec::new(),
+        }
+    }
+}
+
+/// How the audit names a customer's erasure: `erasure_` and a hash of the customer id, so an
+/// auditor can confirm that a given customer was erased without the audit holding the id.
+pub fn erasure_key(customer_id: &str) -> String {
+    format!("erasure_{:016x}", xxhash_rust::xxh3::xxh3_64(customer_id.as_bytes()))
 }
 
 /// A request to the card system, published on the actions topic (`docs/actions.md`,

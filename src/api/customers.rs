@@ -18,7 +18,84 @@ use crate::state::{codec, CustomerState, Interner};
 use crate::store::TaskFilter;
 
 pub fn routes() -> Router<ApiState> {
-    Router::new().route("/customers/{id}", get(customer))
+    Router::new()
+        .route("/customers/{id}", get(customer))
+        .route("/customers/{id}/erase", axum::routing::post(erase))
+        .route("/customers/{id}/export", get(export))
+}
+
+/// What an erasure did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Erased {
+    pub customer_id: String,
+    /// True once the engine that owns the customer applied it (in order with their events) and
+    /// the store deleted their records; false when it was queued and not applied within the
+    /// API's wait (it will be: `GET /commands/{command_id}`).
+    pub erased: bool,
+    pub command_id: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/customers/{id}/erase", tag = "customers",
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Erased, or queued (`erased: false`)", body = Erased),
+        (status = 400, description = "Bad request", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a customer id (1 to 200 characters)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The command could not be queued; nothing was changed", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+    ))]
+/// Erases a customer (admins): their state in the engine and every stored record of them;
+/// the audit keeps that it happened and by whom (`docs/privacy.md`).
+pub async fn erase(
+    State(state): State<ApiState>,
+    principal: Principal,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Erased>, Problem> {
+    if principal.role != crate::command::Role::Admin {
+        return Err(Problem::forbidden("only admins erase customers"));
+    }
+    let command = crate::command::Command {
+        command_id: super::tasks::new_command_id(),
+        customer_id: id.clone(),
+        task_id: "-".into(),
+        at: now(),
+        actor: principal.actor(),
+        action: crate::command::Action::EraseCustomer,
+    };
+    command.validate().map_err(|e| Problem::unprocessable(e.to_string()))?;
+    state.bus.send(&command).await.map_err(|e| {
+        tracing::warn!(error = %e, "cannot hand an erasure over");
+        Problem::unavailable("the erasure could not be queued; nothing was changed; retry")
+    })?;
+    let done = state.store.await_command_result(&command.command_id, state.command_wait).await?;
+    Ok(Json(Erased { customer_id: id, erased: done.is_some(), command_id: command.command_id }))
+}
+
+#[utoipa::path(get, path = "/api/v1/customers/{id}/export", tag = "customers",
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Everything stored about the customer (a subject-access report)", body = Object),
+        (status = 400, description = "Bad request", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Nothing stored about the customer", body = Problem, content_type = "application/problem+json"),
+    ))]
+/// A subject-access report (admins): every stored record of the customer, as JSON.
+pub async fn export(
+    State(state): State<ApiState>,
+    principal: Principal,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    if principal.role != crate::command::Role::Admin {
+        return Err(Problem::forbidden("only admins export customers' data"));
+    }
+    match state.store.export_customer(&id).await? {
+        Some(report) => Ok(Json(report)),
+        None => Err(Problem::not_found(format!("nothing is stored about customer {id}"))),
+    }
 }
 
 /// A task of the customer, in either queue.

@@ -17,7 +17,7 @@ use super::{customers, problem, rules, tasks};
         tasks::claim_doc, tasks::release_doc, tasks::contacted_doc, tasks::resolve_doc, tasks::note_doc,
         tasks::reassign_doc, tasks::reopen_doc, tasks::snooze_doc, tasks::block_card_doc,
         tasks::next, tasks::command_result, tasks::audit_of_actor, tasks::me,
-        customers::customer, rules::list_rules, rules::validate,
+        customers::customer, customers::erase, customers::export, rules::list_rules, rules::validate,
     ),
     components(schemas(problem::Problem)),
     modifiers(&Bearer, &TooManyFailures),

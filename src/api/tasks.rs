@@ -425,7 +425,7 @@ async fn act(state: &ApiState, principal: &Principal, id: &str, action: Action) 
 }
 
 /// A fresh command id.
-fn new_command_id() -> String {
+pub(super) fn new_command_id() -> String {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).expect("the operating system's random source");
     format!("cmd_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())

@@ -184,6 +184,7 @@ pub async fn serve(config: Config) -> Result<()> {
         tokio::spawn(sender.run());
     }
     tokio::spawn(tickers::run(store.clone(), bus, metrics.clone(), config.api.clone(), true));
+    tokio::spawn(tickers::purge(store.clone(), metrics.clone(), config.retention.clone()));
 
     let consumer = Arc::new(consumer);
     let flight = hooks.flight.clone();

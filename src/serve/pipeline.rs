@@ -366,6 +366,10 @@ impl Durable {
         }
         self.recovery.set_ready(true);
         for c in changes {
+            if c.kind == ChangeKind::Erased {
+                self.metrics.customers_erased.inc();
+                continue;
+            }
             let rule = c.task.rules.last().map(String::as_str).unwrap_or("");
             let priority = c.task.priority.to_string();
             self.metrics
@@ -404,11 +408,17 @@ impl Durable {
         let stored = customers as u64 * self.recovery.stored_bytes_per_customer();
         self.metrics.state_bytes.with_label_values(&["stored"]).set(stored as i64);
         for c in changes {
+            if c.kind == ChangeKind::Erased {
+                for open in &c.task.context.earlier_tasks {
+                    self.metrics.tasks_open.with_label_values(&[open.queue.as_str()]).dec();
+                }
+                continue;
+            }
             let gauge = self.metrics.tasks_open.with_label_values(&[c.task.queue.as_str()]);
             match c.kind {
                 ChangeKind::Opened | ChangeKind::Reopened => gauge.inc(),
                 ChangeKind::Resolved => gauge.dec(),
-                ChangeKind::Enriched | ChangeKind::Updated => {}
+                ChangeKind::Enriched | ChangeKind::Updated | ChangeKind::Erased => {}
             }
         }
     }

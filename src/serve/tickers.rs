@@ -3,7 +3,8 @@
 //! `api.claim_idle_ms`, and send an `escalate` or `expire_claim` command for each, carrying the
 //! version they saw (the engine refuses it if the task changed meanwhile, and every instance may
 //! tick: the second command for the same version is refused). They also refresh the gauges that
-//! come from the store: overdue tasks per queue and precision per rule.
+//! come from the store: overdue tasks per queue and precision per rule. The retention purge runs
+//! here too, on its own interval.
 
 use std::time::Duration;
 
@@ -38,6 +39,33 @@ pub async fn run(
         tick.tick().await;
         if let Err(e) = once(&store, &bus, &metrics, &config, escalate).await {
             warn!(error = %e, "SLA tick failed; trying again next tick");
+        }
+    }
+}
+
+/// Runs the retention purge every `config.purge_interval_ms` until the process ends (every
+/// instance may: a row is deleted once).
+pub async fn purge(
+    store: TaskStore,
+    metrics: std::sync::Arc<Metrics>,
+    config: crate::config::RetentionConfig,
+) {
+    if config.purge_interval_ms == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_millis(config.purge_interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match store.purge(&config.periods(), now().0).await {
+            Ok(p) => {
+                for (kind, n) in
+                    [("resolved_tasks", p.resolved_tasks), ("audit", p.audit), ("outreach", p.outreach)]
+                {
+                    metrics.retention_purged.with_label_values(&[kind]).inc_by(n);
+                }
+            }
+            Err(e) => warn!(error = %e, "retention purge failed; trying again next interval"),
         }
     }
 }

@@ -34,7 +34,10 @@ pub async fn publish_tasks(
         let headers = OwnedHeaders::new()
             .insert(Header { key: "task_id", value: Some(r.task_id.as_str()) })
             .insert(Header { key: "task_version", value: Some(version.as_str()) });
-        let record = FutureRecord::to(topic).key(&r.customer_id).payload(&r.payload).headers(headers);
+        let record = FutureRecord::to(topic).key(&r.customer_id).headers(headers);
+        // An empty payload is an erased customer's tombstone: a null value, so compaction
+        // removes the customer's versions (`store::privacy`).
+        let record = if r.payload.is_empty() { record } else { record.payload(&r.payload) };
         pending.push(enqueue(producer, record).await?);
     }
     acknowledged(pending).await

@@ -23,6 +23,7 @@ mod checkpoint;
 mod commands;
 mod outbox;
 mod outreach;
+mod privacy;
 mod state_db;
 mod tasks;
 mod tokens;
@@ -31,6 +32,7 @@ pub use audit::AuditRow;
 pub use checkpoint::{PartitionCheckpoint, StoredCustomers, RESTORE_CHUNK};
 pub use outbox::{ActionRow, OutboxRow};
 pub use outreach::{LinkRow, OutreachJob};
+pub use privacy::{Purged, Retention};
 pub use tasks::{Cursor, Page, RuleOutcomes, TaskFilter, TaskRow};
 pub use tokens::TokenRow;
 

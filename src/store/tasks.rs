@@ -141,10 +141,10 @@ impl TaskStore {
         bounded("writing tasks", self.write_unbounded(changes, results)).await
     }
 
-    /// A batch in a handful of multi-row statements, whatever its size: every version
-    /// (returning those that are new), the latest version of each task, then for the new
-    /// versions only their audit records and outbox rows; the rare parts (e-mail jobs, rule
-    /// outcomes, command results) one by one, in the batch's order.
+    /// A batch in one transaction: the command results, then the task changes in a handful of
+    /// multi-row statements per stretch between erasures (see [`Self::write_changes`]), each
+    /// erasure applied at its place in the batch, so a change before it is erased and one after
+    /// it (the customer came back) is kept.
     async fn write_unbounded(
         &self,
         changes: &[TaskChange],
@@ -153,17 +153,48 @@ impl TaskStore {
         if changes.is_empty() && results.is_empty() {
             return Ok(());
         }
-        let encoded = changes.iter().map(Encoded::of).collect::<Result<Vec<_>, _>>()?;
         let mut tx = self.pool.begin().await?;
-        let mut fresh = self.insert_versions(&mut tx, &encoded).await?;
-        self.upsert_latest(&mut tx, &encoded).await?;
+        for r in results {
+            self.insert_result(&mut tx, r).await?;
+        }
+        for stretch in changes.split_inclusive(|c| c.kind == ChangeKind::Erased) {
+            match stretch.split_last() {
+                Some((erasure, before)) if erasure.kind == ChangeKind::Erased => {
+                    self.write_changes(&mut tx, before).await?;
+                    self.erase_in(&mut tx, erasure).await?;
+                }
+                _ => self.write_changes(&mut tx, stretch).await?,
+            }
+        }
+        tx.commit().await?;
+        for erasure in changes.iter().filter(|c| c.kind == ChangeKind::Erased) {
+            self.erase_state(&erasure.task.customer_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Task changes in a handful of multi-row statements, whatever their number: every version
+    /// (returning those that are new), the latest version of each task, then for the new
+    /// versions only their audit records and outbox rows; the rare parts (e-mail jobs, card
+    /// actions, rule outcomes) one by one, in the batch's order.
+    async fn write_changes(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        changes: &[TaskChange],
+    ) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let encoded = changes.iter().map(Encoded::of).collect::<Result<Vec<_>, _>>()?;
+        let mut fresh = self.insert_versions(tx, &encoded).await?;
+        self.upsert_latest(tx, &encoded).await?;
         // A version already stored was published before (re-processed after a restore): only
         // the new ones get audit records and outbox rows. Each is consumed once.
         let new: Vec<&Encoded> = encoded
             .iter()
             .filter(|e| fresh.remove(&(e.change.task.id.as_str(), i64::from(e.change.task.version))))
             .collect();
-        self.insert_audits(&mut tx, &new.iter().map(|e| &e.change.audit).collect::<Vec<_>>()).await?;
+        self.insert_audits(tx, &new.iter().map(|e| &e.change.audit).collect::<Vec<_>>()).await?;
         for chunk in new.chunks(super::rows_per_statement(4)) {
             let sql = format!(
                 "INSERT INTO outbox (task_id, version, customer_id, payload) VALUES {} ON CONFLICT DO NOTHING",
@@ -174,12 +205,12 @@ impl TaskStore {
                 let t = &e.change.task;
                 query = query.bind(&t.id).bind(i64::from(t.version)).bind(&t.customer_id).bind(&e.body);
             }
-            query.execute(&mut *tx).await?;
+            query.execute(&mut **tx).await?;
         }
         for e in &new {
             let (t, change) = (&e.change.task, e.change);
             for o in &change.outreach {
-                self.insert_job(&mut tx, t, o).await?;
+                self.insert_job(tx, t, o).await?;
             }
             for action in &change.actions {
                 let payload = serde_json::to_string(action)
@@ -192,7 +223,7 @@ impl TaskStore {
                 .bind(&action.customer_id)
                 .bind(payload)
                 .bind(action.requested_at.0)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
             // Resolved by an agent: the customer's answer links are void (a "no" on one still
@@ -203,7 +234,7 @@ impl TaskStore {
                 )
                 .bind(change.audit.at.0)
                 .bind(&t.id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
             match change.kind {
@@ -217,23 +248,19 @@ impl TaskStore {
                         .bind(rule)
                         .bind(t.queue.as_str())
                         .bind(t.outcome.map_or("", |o| o.as_str()))
-                        .execute(&mut *tx)
+                        .execute(&mut **tx)
                         .await?;
                     }
                 }
                 ChangeKind::Reopened => {
                     sqlx::query("DELETE FROM rule_outcomes WHERE task_id = $1")
                         .bind(&t.id)
-                        .execute(&mut *tx)
+                        .execute(&mut **tx)
                         .await?;
                 }
                 _ => {}
             }
         }
-        for r in results {
-            self.insert_result(&mut tx, r).await?;
-        }
-        tx.commit().await?;
         Ok(())
     }
 

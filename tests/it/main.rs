@@ -20,6 +20,7 @@
 //! - `cli`: the `callahead` binary end to end (`replay`, `rules check`, `demo`, `backtest`);
 //! - `serve`: the service against a real broker and both task stores;
 //! - `recovery`: SIGKILL, instances joining and leaving, a database outage: state and tasks survive;
+//! - `privacy`: erasure during traffic and after a restart (both stores), export, retention;
 //! - `api_fuzz`: the agents' API fuzzed from its OpenAPI document (Schemathesis), on both stores;
 //! - `ops`: the Grafana dashboard's queries against a real Prometheus scraping the service, the
 //!   alert rules under promtool, the chart's manifests against the Kubernetes and CRD schemas.
@@ -38,6 +39,7 @@ mod helm;
 mod languages;
 mod ops;
 mod outreach;
+mod privacy;
 mod properties;
 mod recovery;
 mod scenarios;
