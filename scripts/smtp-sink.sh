@@ -5,7 +5,9 @@
 #
 # Usage:
 #   scripts/smtp-sink.sh install              install aiosmtpd (cached); prints its python
-#   scripts/smtp-sink.sh run PORT MAILDIR     run the server in the foreground on 127.0.0.1:PORT
+#   scripts/smtp-sink.sh run PORT MAILDIR     run the server in the foreground on 127.0.0.1:PORT;
+#                                             recipients at reject.example are refused with a
+#                                             550 quoting the address (scripts/smtp_sink_handler.py)
 #   scripts/smtp-sink.sh verify-dkim FILE PUBKEY   verify FILE's DKIM signature against PUBKEY
 #                                             (base64 DER), standing in for the DNS record
 #
@@ -43,7 +45,9 @@ case "${1:-}" in
         [[ $# -eq 3 ]] || usage
         installed || die "run scripts/smtp-sink.sh install first"
         mkdir -p "$3/new" "$3/tmp" "$3/cur" # a Maildir
-        exec "$VENV/bin/python" -m aiosmtpd -n -l "127.0.0.1:$2" -c aiosmtpd.handlers.Mailbox "$3"
+        export PYTHONPATH
+        PYTHONPATH="$(cd "$(dirname "$0")" && pwd)"
+        exec "$VENV/bin/python" -m aiosmtpd -n -l "127.0.0.1:$2" -c smtp_sink_handler.Sink "$3"
         ;;
     verify-dkim)
         [[ $# -eq 3 ]] || usage

@@ -566,6 +566,34 @@ async fn serve_applies_consent_quiet_hours_and_the_cap_and_survives_an_smtp_outa
         (Some("legitimate"), Some("no"))
     );
 
+    // A relay's permanent refusal (550, quoting the address): not retried, and recorded on the
+    // task and in the log without the address or the name.
+    const BOUNCE: &str = "zelda.quincey@reject.example";
+    const NAME: &str = "Zelda Quincey-Marchbanks";
+    let bounce = vec![
+        event(
+            "bounce",
+            60,
+            "customer_profile",
+            serde_json::json!({"name": NAME, "email": BOUNCE, "language": "en", "segment": "private",
+                "timezone": far, "consent": {"email": true},
+                "home": {"country": "FR", "city": "Paris", "lat": 48.86, "lon": 2.35}}),
+        ),
+        card(&mut event, "bounce", 40, paris),
+        card(&mut event, "bounce", 10, tokyo),
+    ];
+    produce_lines(&producer, &topics.events, &bounce).await;
+    let reason = until("bounce", "fraud", "failed").await;
+    assert!(reason.contains("not retried") && reason.contains("550"), "{reason}");
+    assert!(!reason.contains("zelda") && !reason.contains("reject.example"), "{reason}");
+    let jobs = store.jobs_of_task(tasks_of("bounce").await[0]["id"].as_str().unwrap()).await.unwrap();
+    assert_eq!(jobs[0].attempts, 1, "a permanent refusal is tried once");
+    let log = service.log_text();
+    assert!(log.contains("giving up"), "the failure is logged");
+    for secret in ["zelda", "Zelda", "reject.example", "Marchbanks"] {
+        assert!(!log.contains(secret), "`{secret}` in the service log");
+    }
+
     // One team a day, in the same second: a fraud and a care e-mail queued by one batch, in
     // both orders (fraud first for `same_f`, care first for `same_c`). The care e-mail never
     // goes beside the fraud one, whichever the sender looks at first.

@@ -118,6 +118,11 @@ impl Service {
         service
     }
 
+    /// What the service has logged so far.
+    pub(crate) fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     pub(crate) fn metrics(&self) -> prometheus_parse::Scrape {
         let (status, body) = http_get(&self.http, "/metrics").expect("GET /metrics");
         assert_eq!(status, 200);
