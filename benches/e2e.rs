@@ -272,6 +272,8 @@ impl Service {
             .env("CALLAHEAD_KAFKA_DEAD_LETTER_TOPIC", format!("{prefix}-dead"))
             .env("CALLAHEAD_KAFKA_COMMANDS_TOPIC", format!("{prefix}-commands"))
             .env("CALLAHEAD_KAFKA_ACTIONS_TOPIC", format!("{prefix}-actions"))
+            // Instances of one run share the key that signs commands.
+            .env("CALLAHEAD_KAFKA_COMMAND_KEYS", "b1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
             .env("CALLAHEAD_KAFKA_CLIENT_SESSION_TIMEOUT_MS", "6000")
             .env("CALLAHEAD_STORE_URL", store_url)
             .env("CALLAHEAD_HTTP_LISTEN", &http)

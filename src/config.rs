@@ -197,12 +197,23 @@ pub struct KafkaConfig {
     /// Requests to the card system (a block after a customer's "it was not me" or an agent's
     /// action), keyed by customer id, each with an idempotency key (`docs/actions.md`).
     pub actions_topic: String,
+    /// Keys that sign and verify commands on the commands topic, `KEYID:BASE64` (at least 32
+    /// bytes), the first signs; the same on every instance (`bus` module doc). Empty: a key of
+    /// this process only (one instance; logged as a warning).
+    pub command_keys: Vec<String>,
     /// Most messages processed and made durable together.
     pub batch_size: usize,
     /// Longest wait to fill a batch, milliseconds (0: take what is already fetched).
     pub batch_wait_ms: u64,
     /// librdkafka settings passed through unchanged (security, SASL, TLS, timeouts).
     pub client: BTreeMap<String, String>,
+}
+
+impl KafkaConfig {
+    /// The command keys (validated at load), the first signing; none when none are configured.
+    pub fn command_keys(&self) -> Vec<crate::outreach::links::LinkKey> {
+        self.command_keys.iter().filter_map(|k| crate::outreach::links::LinkKey::parse(k).ok()).collect()
+    }
 }
 
 impl Default for KafkaConfig {
@@ -215,6 +226,7 @@ impl Default for KafkaConfig {
             dead_letter_topic: "callahead.dead-letters".into(),
             commands_topic: "callahead.commands".into(),
             actions_topic: "callahead.actions".into(),
+            command_keys: Vec::new(),
             batch_size: 2_000,
             batch_wait_ms: 0,
             client: BTreeMap::new(),
@@ -390,6 +402,11 @@ impl Config {
                 p.push(format!("{key}: `{topic}` is also an input topic (a loop)"));
             }
         }
+        for (i, key) in k.command_keys.iter().enumerate() {
+            if let Err(e) = crate::outreach::links::LinkKey::parse(key) {
+                p.push(format!("kafka.command_keys[{i}]: {e}"));
+            }
+        }
         if k.batch_size == 0 || k.batch_size > 100_000 {
             p.push(format!("kafka.batch_size: {} is not within 1..=100000", k.batch_size));
         }
@@ -488,6 +505,7 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], errors: &mut Vec
                 "dead_letter_topic",
                 "commands_topic",
                 "actions_topic",
+                "command_keys",
                 "batch_size",
                 "batch_wait_ms",
             ],
@@ -553,7 +571,8 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], errors: &mut Vec
             errors.push(format!("{name}: not a configuration variable"));
             continue;
         };
-        let typed = if key == "input_topics" || key == "tokens" || key == "link_keys" {
+        let typed = if key == "input_topics" || key == "tokens" || key == "link_keys" || key == "command_keys"
+        {
             toml::Value::Array(value.split(',').map(|t| toml::Value::String(t.trim().to_string())).collect())
         } else if key.ends_with("_size")
             || key.ends_with("_ms")

@@ -310,9 +310,15 @@ async fn customers_command(command: CustomersCommand, config: callahead::config:
     match command {
         CustomersCommand::Erase { id, by, wait, .. } => {
             use callahead::command::{Action, Actor, Command, Role};
+            let Some(key) = config.kafka.command_keys().into_iter().next() else {
+                eprintln!(
+                    "error: kafka.command_keys is empty: the service refuses unsigned commands (docs/agents-api.md)"
+                );
+                return Ok(ExitCode::from(2));
+            };
             let producer = callahead::sink::kafka::producer(&config.kafka)?;
-            let bus =
-                callahead::bus::CommandBus::Kafka { producer, topic: config.kafka.commands_topic.clone() };
+            let topic = config.kafka.commands_topic.clone();
+            let bus = callahead::bus::CommandBus::Kafka { producer, topic, key };
             let command = Command {
                 command_id: format!("erase_{}", callahead::outreach::links::nonce()),
                 customer_id: id.clone(),

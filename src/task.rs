@@ -365,6 +365,23 @@ pub struct AuditView {
 }
 
 impl AuditView {
+    /// The view of a record about no task (a refused command).
+    pub fn nothing() -> AuditView {
+        AuditView {
+            version: 0,
+            status: TaskStatus::Open,
+            priority: 0,
+            assignee: None,
+            outcome: None,
+            escalated: false,
+            snoozed_until: None,
+            due_at: Timestamp(0),
+            signals: 0,
+            contact_attempts: 0,
+            notes: 0,
+        }
+    }
+
     /// The audited fields of `task`.
     pub fn of(task: &Task) -> AuditView {
         AuditView {

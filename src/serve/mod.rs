@@ -131,7 +131,20 @@ pub async fn serve(config: Config) -> Result<()> {
         rules.clone(),
         metrics.clone(),
     ));
-    let bus = CommandBus::Kafka { producer: producer.clone(), topic: config.kafka.commands_topic.clone() };
+    let mut command_keys = config.kafka.command_keys();
+    if command_keys.is_empty() {
+        warn!(
+            "kafka.command_keys is empty: commands are signed with a key of this process only, so other \
+             instances (and this one after a restart) refuse them; set the same keys on every instance"
+        );
+        command_keys.push(crate::outreach::links::LinkKey::random("process"));
+    }
+    let command_keys = Arc::new(command_keys);
+    let bus = CommandBus::Kafka {
+        producer: producer.clone(),
+        topic: config.kafka.commands_topic.clone(),
+        key: command_keys[0].clone(),
+    };
     let api_state = ApiState {
         store: store.clone(),
         bus: bus.clone(),
@@ -205,6 +218,7 @@ pub async fn serve(config: Config) -> Result<()> {
         Arc::new(workers::Context {
             engine: engine.clone(),
             commands_topic: config.kafka.commands_topic.clone(),
+            command_keys: command_keys.clone(),
             require_key: recovery.enabled(),
         }),
     )

@@ -227,6 +227,7 @@ struct Batch {
     changes: Vec<TaskChange>,
     results: Vec<CommandResult>,
     dead: Vec<DeadLetter>,
+    refused: Vec<crate::task::AuditRecord>,
 }
 
 impl Durable {
@@ -268,10 +269,22 @@ impl Durable {
                 batch.changes.extend(out.changes);
                 batch.results.extend(out.results);
                 batch.dead.extend(out.dead);
+                batch.refused.extend(out.refused);
             }
             done.push((b.seq, b.offsets));
         }
         self.publish_dead_letters(&batch.dead).await;
+        if !batch.refused.is_empty() {
+            let mut backoff = Backoff::new();
+            while let Err(e) = self.store.audit_refusals(&batch.refused).await {
+                self.metrics.store_errors.inc();
+                warn!(error = %e, "cannot audit refused commands; retrying");
+                backoff.wait().await;
+            }
+            for r in &batch.refused {
+                warn!(actor = %r.actor, reason = %r.reason.as_deref().unwrap_or(""), "command refused: not signed with a command key");
+            }
+        }
         // Most batches change no task: then there is nothing to write.
         if !batch.changes.is_empty() || !batch.results.is_empty() {
             let t = Instant::now();

@@ -34,6 +34,8 @@ pub(super) struct Context {
     pub engine: Arc<Engine>,
     /// Messages of this topic are commands; of any other input topic, events.
     pub commands_topic: String,
+    /// The keys commands must be signed with (`bus` module doc).
+    pub command_keys: Arc<Vec<crate::outreach::links::LinkKey>>,
     /// Refuse events without a key (with checkpoints, a customer's state follows the key).
     pub require_key: bool,
 }
@@ -50,6 +52,8 @@ pub(super) struct Job {
 #[derive(Default)]
 pub(super) struct Output {
     pub changes: Vec<TaskChange>,
+    /// Audit records of commands refused for their signature.
+    pub refused: Vec<crate::task::AuditRecord>,
     pub results: Vec<CommandResult>,
     pub dead: Vec<DeadLetter>,
     /// Customers whose state changed, with their partition (for the next checkpoint).
@@ -210,11 +214,42 @@ fn process(context: &Context, rules: &RuleSet, messages: Vec<OwnedMessage>) -> O
     out
 }
 
+/// The audit record of a command refused for its signature: who it claims to be from and what it
+/// claims to do (as it says: unproven), why it was refused, under a key derived from its bytes
+/// (a redelivery is recorded once).
+fn refusal_audit(payload: &[u8], reason: &'static str, detail: &str) -> crate::task::AuditRecord {
+    let claimed: serde_json::Value = serde_json::from_slice(payload).unwrap_or_default();
+    let text = |v: &serde_json::Value| v.as_str().map(|s| s.chars().take(200).collect::<String>());
+    let at = crate::api::now();
+    crate::task::AuditRecord {
+        task_id: format!("refused_{:016x}", xxhash_rust::xxh3::xxh3_64(payload)),
+        version: 1,
+        at,
+        actor: text(&claimed["actor"]["name"]).unwrap_or_else(|| "unknown".into()),
+        role: text(&claimed["actor"]["role"]).unwrap_or_else(|| "unknown".into()),
+        action: "command_refused".into(),
+        reason: Some(format!(
+            "{reason}: {detail} (claimed action {}, task {})",
+            text(&claimed["action"]["type"]).unwrap_or_else(|| "?".into()),
+            text(&claimed["task_id"]).unwrap_or_else(|| "?".into())
+        )),
+        command_id: text(&claimed["command_id"]),
+        before: None,
+        after: crate::task::AuditView::nothing(),
+    }
+}
+
 /// Decodes one message into an event or a command, or dead-letters it with the reason.
 fn decode(context: &Context, m: OwnedMessage, out: &mut Output) -> Option<Decoded> {
     let partition = m.partition();
     if m.topic() == context.commands_topic {
-        let command = match command::decode(m.payload().unwrap_or_default()) {
+        let payload = m.payload().unwrap_or_default();
+        if let Err((reason, detail)) = crate::bus::verify(&context.command_keys, m.headers(), payload) {
+            out.refused.push(refusal_audit(payload, reason, &detail));
+            out.dead.push(DeadLetter { reason, detail, message: m, payload: None });
+            return None;
+        }
+        let command = match command::decode(payload) {
             Ok(c) => c,
             Err(e) => {
                 out.dead.push(DeadLetter {

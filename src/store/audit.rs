@@ -77,6 +77,17 @@ impl TaskStore {
         Ok(())
     }
 
+    /// Appends audit records that belong to no task (commands refused for their signature).
+    pub async fn audit_refusals(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+        super::bounded("auditing refused commands", async {
+            let mut tx = self.pool.begin().await?;
+            self.insert_audits(&mut tx, &records.iter().collect::<Vec<_>>()).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
     /// A task's audit trail, oldest first.
     pub async fn audit_of_task(&self, task_id: &str) -> Result<Vec<AuditRow>, StoreError> {
         bounded("reading the audit trail", async {

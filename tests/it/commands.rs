@@ -127,3 +127,104 @@ async fn actions_reach_the_owner_once_and_survive_its_crash() {
     assert!(resolved >= tasks.len() as i64, "{rules}");
     assert!(a.stop(Duration::from_secs(30)).success());
 }
+
+/// Whoever can produce to the commands topic cannot act: a command without a signature, under a
+/// key the service does not have, or with a MAC that does not match its payload is
+/// dead-lettered with the reason, audited under the actor it claims, and never applied; the
+/// same command signed with the configured key is applied.
+#[tokio::test(flavor = "multi_thread")]
+async fn unsigned_and_forged_commands_are_refused_and_audited() {
+    use callahead::outreach::links::LinkKey;
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+    use rdkafka::producer::FutureRecord;
+
+    const SUE: &str = "cah_test_token_of_sue_supervisor";
+    let prefix = unique("signed");
+    let topics = create_topics(&prefix).await;
+    let tokens = format!("{},sue:supervisor:{}", provisioned(), callahead::api::auth::hash_token(SUE));
+    let store_url = crate::common::temp_sqlite("signed");
+    let service =
+        Service::start_with(broker(), &topics, &prefix, &store_url, &[("CALLAHEAD_API_TOKENS", &tokens)]);
+    let generated = generate(&StreamSpec { customers: 10, days: 40, seed: 5, scenarios: true, noise: false });
+    let producer: FutureProducer =
+        ClientConfig::new().set("bootstrap.servers", broker()).create().expect("producer");
+    produce_lines(&producer, &topics.events, &generated.lines).await;
+    let store = TaskStore::connect(&store_url).await.unwrap();
+    let stored = wait_for_tasks(&store, 1, Duration::from_secs(90)).await;
+    let row = store.task_row(&stored[0].0).await.unwrap().unwrap();
+    let claim = |who: &str| {
+        serde_json::json!({"command_id": unique("forged"), "customer_id": row.customer_id, "task_id": row.id,
+            "at": "2026-12-06T10:00:00Z", "actor": {"name": who, "role": "supervisor"}, "action": {"type": "claim"}})
+        .to_string()
+    };
+    let send = |payload: String, headers: Option<OwnedHeaders>| {
+        let producer = producer.clone();
+        let (topic, key) = (topics.commands.clone(), row.customer_id.clone());
+        async move {
+            let record = FutureRecord::to(&topic).key(&key).payload(&payload);
+            let record = match headers {
+                Some(h) => record.headers(h),
+                None => record,
+            };
+            producer.send(record, Duration::from_secs(10)).await.expect("produced");
+        }
+    };
+    let signed = |key: &LinkKey, mac_of: &str| {
+        OwnedHeaders::new().insert(Header { key: "callahead-kid", value: Some(key.kid.as_str()) }).insert(
+            Header {
+                key: "callahead-mac",
+                value: Some(callahead::bus::sign(key, mac_of.as_bytes()).as_str()),
+            },
+        )
+    };
+    let ours = LinkKey::parse(crate::serve::TEST_COMMAND_KEY).unwrap();
+    let stranger = LinkKey::random("t1"); // the same key id, another secret
+    send(claim("mallory"), None).await;
+    send(claim("mallory"), Some(signed(&stranger, &claim("x")))).await;
+    send(claim("mallory"), Some(signed(&LinkKey::random("zz"), "x"))).await;
+    let tampered = claim("mallory");
+    send(tampered.clone(), Some(signed(&ours, &tampered.replace("mallory", "ana")))).await;
+
+    // Four dead letters, each with its reason.
+    let dead: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker())
+        .set("group.id", unique("dead"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    dead.subscribe(&[topics.dead.as_str()]).unwrap();
+    let mut reasons = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while reasons.len() < 4 {
+        assert!(Instant::now() < deadline, "dead letters: {reasons:?}");
+        if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(1), dead.recv()).await {
+            let h = m.headers().unwrap().iter().find(|h| h.key == "callahead.reason").unwrap();
+            reasons.push(String::from_utf8(h.value.unwrap().to_vec()).unwrap());
+        }
+    }
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        ["bad_command_signature", "bad_command_signature", "unknown_command_key", "unsigned_command"]
+    );
+    let after = store.task_row(&row.id).await.unwrap().unwrap();
+    assert_eq!((after.version, after.assignee), (row.version, None), "never applied");
+    let (_, _, audit) = http(&service.http, "GET", "/api/v1/audit?actor=mallory", Some(SUE), None);
+    let refused = audit.as_array().unwrap().iter().filter(|a| a["action"] == "command_refused").count();
+    assert_eq!(refused, 4, "{audit}");
+
+    // The same command, signed with the configured key: applied.
+    let genuine = claim("ana");
+    send(genuine.clone(), Some(signed(&ours, &genuine))).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = store.task_row(&row.id).await.unwrap().unwrap();
+        if now.assignee.as_deref() == Some("ana") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a signed command was not applied");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(sum(&service.metrics(), "callahead_dead_letters_total", None) >= 4.0);
+}

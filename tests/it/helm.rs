@@ -399,8 +399,27 @@ fn helm_chart_default_values_give_a_working_single_pod() {
         "--set",
         "secrets.existingSecret=s",
         "--set",
+        "secrets.commandKeysKey=command-keys",
+        "--set",
         "replicaCount=5",
     ]);
+    let env = &five.deployment()["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(
+        env.as_array().unwrap().iter().any(|e| e["name"] == "CALLAHEAD_KAFKA_COMMAND_KEYS"
+            && e["valueFrom"]["secretKeyRef"]["key"] == "command-keys"),
+        "{env}"
+    );
+    let err = render_refused(&[
+        "--set",
+        "store.type=postgres",
+        "--set",
+        "secrets.existingSecret=s",
+        "--set",
+        "replicaCount=2",
+    ]);
+    assert!(err.contains("needs secrets.commandKeysKey"), "{err}");
+    let err = render_refused(&["--set", "config.kafka.command_keys[0]=k1:c2VjcmV0"]);
+    assert!(err.contains("config.kafka.command_keys must not be set here"), "{err}");
     assert_eq!(five.deployment()["spec"]["replicas"], 5);
     let other = render(&["--set", "config.kafka.batch_size=100"]);
     assert_ne!(
@@ -425,6 +444,7 @@ fn helm_chart_production_values_wire_secrets_and_monitoring() {
         (("callahead-secrets", "api-tokens"), API_TOKENS),
         (("callahead-secrets", "smtp-password"), "smtp-s3cret"),
         (("callahead-secrets", "link-keys"), "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="),
+        (("callahead-secrets", "command-keys"), "c1:ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="),
     ]);
     let env = r.env(&secrets);
     let names: Vec<&str> = env.iter().map(|(n, _)| n.as_str()).collect();
@@ -437,6 +457,7 @@ fn helm_chart_production_values_wire_secrets_and_monitoring() {
     assert!(config.outreach.enabled);
     assert_eq!(config.outreach.smtp_password, "smtp-s3cret");
     assert_eq!(config.outreach.link_keys, vec!["k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="]);
+    assert_eq!(config.kafka.command_keys, vec!["c1:ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="]);
 
     // The Secret's values reach the settings the service uses, and never the ConfigMap.
     assert_eq!(config.store.url, "postgres://callahead:s3cret@postgres.db:5432/callahead");
@@ -444,7 +465,13 @@ fn helm_chart_production_values_wire_secrets_and_monitoring() {
     assert_eq!(config.kafka.client["security.protocol"], "SASL_SSL");
     assert_eq!(config.kafka.client["sasl.mechanism"], "SCRAM-SHA-512");
     let toml = r.config_text();
-    assert!(!toml.contains("s3cret") && !toml.contains("postgres://") && !toml.contains("k1:"), "{toml}");
+    assert!(
+        !toml.contains("s3cret")
+            && !toml.contains("postgres://")
+            && !toml.contains("k1:")
+            && !toml.contains("c1:"),
+        "{toml}"
+    );
     // Whole numbers from a -f file stay integers (helm's toToml would write 5000.0).
     assert_eq!(config.kafka.batch_size, 5000);
     assert_eq!(config.kafka.group_id, "callahead-prod");

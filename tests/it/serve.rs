@@ -27,6 +27,9 @@ pub(crate) struct Topics {
     pub(crate) actions: String,
 }
 
+/// The command key every test instance shares (`KEYID:BASE64`, 32 bytes).
+pub(crate) const TEST_COMMAND_KEY: &str = "t1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
 pub(crate) async fn create_topics(prefix: &str) -> Topics {
     create_topics_on(broker(), prefix).await
 }
@@ -85,6 +88,8 @@ impl Service {
             // Generated events are historical: every task would be overdue, and the SLA ticker
             // would add versions a replay does not have. Tests of the ticker turn it on.
             .env("CALLAHEAD_API_SLA_TICK_MS", "0")
+            // Every instance of a test signs and verifies commands with the same key.
+            .env("CALLAHEAD_KAFKA_COMMAND_KEYS", TEST_COMMAND_KEY)
             .envs(extra.iter().copied())
             .env("CALLAHEAD_KAFKA_GROUP_ID", group)
             .env("CALLAHEAD_KAFKA_INPUT_TOPICS", &topics.events)

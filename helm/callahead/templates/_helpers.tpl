@@ -106,7 +106,13 @@ Checks the values; fails the render with a readable message on a combination tha
 {{- if and .Values.secrets.saslPasswordKey (not .Values.secrets.existingSecret) }}
 {{- fail "secrets.saslPasswordKey is set but secrets.existingSecret is empty." }}
 {{- end }}
-{{- range $key := list "smtpPasswordKey" "linkKeysKey" "dkimKeyKey" }}
+{{- if hasKey (.Values.config.kafka | default dict) "command_keys" }}
+{{- fail "config.kafka.command_keys must not be set here (it would land in a ConfigMap): put the keys in a Secret and set secrets.commandKeysKey." }}
+{{- end }}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.secrets.commandKeysKey) }}
+{{- fail (printf "replicaCount=%v needs secrets.commandKeysKey: every pod must sign and verify commands with the same keys (KEYID:BASE64, from the Secret as CALLAHEAD_KAFKA_COMMAND_KEYS)." .Values.replicaCount) }}
+{{- end }}
+{{- range $key := list "smtpPasswordKey" "linkKeysKey" "dkimKeyKey" "commandKeysKey" }}
 {{- if and (get $.Values.secrets $key) (not $.Values.secrets.existingSecret) }}
 {{- fail (printf "secrets.%s is set but secrets.existingSecret is empty." $key) }}
 {{- end }}
