@@ -268,11 +268,21 @@ impl Default for RulesConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     pub listen: String,
+    /// Proxies (an ingress, a load balancer) whose `X-Forwarded-For` names the client: addresses
+    /// or ranges (`10.0.0.0/8`). Empty: the connecting address is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: "127.0.0.1:9898".into() }
+        HttpConfig { listen: "127.0.0.1:9898".into(), trusted_proxies: Vec::new() }
+    }
+}
+
+impl HttpConfig {
+    /// The trusted proxies (validated at load).
+    pub fn trusted_proxies(&self) -> Vec<crate::api::auth::AddressRange> {
+        self.trusted_proxies.iter().filter_map(|p| crate::api::auth::AddressRange::parse(p).ok()).collect()
     }
 }
 
@@ -402,6 +412,11 @@ impl Config {
                 p.push(format!("{key}: `{topic}` is also an input topic (a loop)"));
             }
         }
+        for (i, proxy) in self.http.trusted_proxies.iter().enumerate() {
+            if let Err(e) = crate::api::auth::AddressRange::parse(proxy) {
+                p.push(format!("http.trusted_proxies[{i}]: {e}"));
+            }
+        }
         for (i, key) in k.command_keys.iter().enumerate() {
             if let Err(e) = crate::outreach::links::LinkKey::parse(key) {
                 p.push(format!("kafka.command_keys[{i}]: {e}"));
@@ -512,7 +527,7 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], errors: &mut Vec
         ),
         ("store", &["url"]),
         ("rules", &["dir", "reload_poll_ms"]),
-        ("http", &["listen"]),
+        ("http", &["listen", "trusted_proxies"]),
         ("engine", &["allowed_lateness", "workers"]),
         ("state", &["checkpoint", "checkpoint_interval_ms", "expire_after"]),
         ("log", &["format"]),

@@ -293,16 +293,32 @@ async fn tokens_command(command: TokensCommand, config: callahead::config::Confi
             let (token, hash) = callahead::api::auth::new_token();
             let now = callahead::api::now().to_string();
             store.add_token(&hash, &name, role.as_str(), &now).await?;
+            store
+                .audit_access(
+                    "token_created",
+                    &operator(),
+                    "admin",
+                    format!("token for {name} ({})", role.as_str()),
+                )
+                .await?;
             eprintln!("token for {name} ({}); shown once, store it now:", role.as_str());
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }
         TokensCommand::Revoke { name, .. } => {
             let n = store.revoke_tokens(&name).await?;
+            store
+                .audit_access("token_revoked", &operator(), "admin", format!("{n} token(s) of {name}"))
+                .await?;
             println!("revoked {n} token(s) of {name}");
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Who runs an administrative command, for the audit: `cli:` and the operating-system user.
+fn operator() -> String {
+    format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
 }
 
 async fn customers_command(command: CustomersCommand, config: callahead::config::Config) -> Result<ExitCode> {

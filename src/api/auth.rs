@@ -101,16 +101,77 @@ pub fn parse_provisioned(text: &str) -> Result<(String, Role, String), String> {
     Ok((name.to_string(), role, hash.to_ascii_lowercase()))
 }
 
-/// Failed authentications per client address, per minute.
+/// An address range (`10.0.0.0/8`, `fd00::/8`, or one address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressRange {
+    network: IpAddr,
+    bits: u8,
+}
+
+impl AddressRange {
+    /// Parses `ADDRESS` or `ADDRESS/BITS`.
+    pub fn parse(text: &str) -> Result<AddressRange, String> {
+        let (address, bits) = match text.trim().split_once('/') {
+            Some((a, b)) => (a, Some(b)),
+            None => (text.trim(), None),
+        };
+        let network: IpAddr = address.parse().map_err(|_| format!("`{address}` is not an IP address"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let bits = match bits {
+            Some(b) => {
+                b.parse::<u8>().ok().filter(|b| *b <= max).ok_or(format!("`/{b}` is not 0 to {max}"))?
+            }
+            None => max,
+        };
+        Ok(AddressRange { network, bits })
+    }
+
+    /// True if `ip` is in the range.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let prefix = |bytes: &[u8], other: &[u8]| {
+            let (whole, rest) = (usize::from(self.bits / 8), self.bits % 8);
+            bytes[..whole] == other[..whole]
+                && (rest == 0 || (bytes[whole] ^ other[whole]) & (0xFFu8 << (8 - rest)) == 0)
+        };
+        match (self.network, ip) {
+            (IpAddr::V4(n), IpAddr::V4(i)) => prefix(&n.octets(), &i.octets()),
+            (IpAddr::V6(n), IpAddr::V6(i)) => prefix(&n.octets(), &i.octets()),
+            _ => false,
+        }
+    }
+}
+
+/// Failed authentications per client address, per minute. The client is the connecting address,
+/// or, when that is a trusted proxy (`http.trusted_proxies`), the last address in
+/// `X-Forwarded-For` that is not one: behind an ingress, one guesser does not lock out the floor.
 #[derive(Debug)]
 pub struct FailureLimiter {
     per_minute: u32,
     seen: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    trusted_proxies: Vec<AddressRange>,
 }
 
 impl FailureLimiter {
     pub fn new(per_minute: u32) -> FailureLimiter {
-        FailureLimiter { per_minute, seen: Mutex::new(HashMap::new()) }
+        FailureLimiter { per_minute, seen: Mutex::new(HashMap::new()), trusted_proxies: Vec::new() }
+    }
+
+    /// The limiter, trusting `X-Forwarded-For` from these proxies.
+    pub fn trusting(mut self, proxies: Vec<AddressRange>) -> FailureLimiter {
+        self.trusted_proxies = proxies;
+        self
+    }
+
+    /// The client behind a request from `peer` with these headers.
+    pub fn client(&self, peer: IpAddr, headers: &axum::http::HeaderMap) -> IpAddr {
+        let trusted = |ip: IpAddr| self.trusted_proxies.iter().any(|r| r.contains(ip));
+        if !trusted(peer) {
+            return peer;
+        }
+        let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+        let hops: Vec<IpAddr> =
+            forwarded.flat_map(|v| v.split(',')).filter_map(|a| a.trim().parse().ok()).collect();
+        hops.into_iter().rev().find(|ip| !trusted(*ip)).unwrap_or(peer)
     }
 
     /// True if the address failed too often in the current minute.
@@ -166,14 +227,7 @@ impl FromRequestParts<ApiState> for Principal {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
-        let ip = client_ip(parts);
-        if state.limiter.blocked(ip) {
-            return Err(Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too-many-failures",
-                "too many failed authentications from this address; wait a minute",
-            ));
-        }
+        let ip = state.limiter.client(client_ip(parts), &parts.headers);
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -186,13 +240,29 @@ impl FromRequestParts<ApiState> for Principal {
             None => None,
         };
         match principal {
+            // A valid credential is never refused, whatever others did from the same address.
             Some(p) => Ok(p),
+            None if state.limiter.blocked(ip) => {
+                state.metrics.auth_failures.inc();
+                Err(Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too-many-failures",
+                    "too many failed authentications from this address; wait a minute",
+                ))
+            }
             None => {
                 // Only a token that was presented and did not match is a guess worth limiting: a
                 // request without one (a browser, a probe, a client that forgot the header) costs
                 // no look-up and must not lock the address's real users out.
                 if token.is_some() {
                     state.limiter.failed(ip);
+                    // Who tried is unknown; where from is what the audit can say (never the token).
+                    state.store.audit_access_later(
+                        "auth_failed",
+                        "unknown".into(),
+                        String::new(),
+                        format!("an unknown or revoked API token from {ip}"),
+                    );
                 }
                 state.metrics.auth_failures.inc();
                 Err(Problem::unauthorized())
@@ -225,6 +295,24 @@ mod tests {
         assert!(parse_provisioned("ana:admin:cah_plaintext").unwrap_err().contains("64 hex"));
         assert!(parse_provisioned("ana").is_err());
         assert!(parse_provisioned("ana:customer:00").is_err(), "only token roles");
+    }
+
+    #[test]
+    fn the_client_is_found_behind_trusted_proxies_only() {
+        let l = FailureLimiter::new(3).trusting(vec![
+            AddressRange::parse("10.0.0.0/8").unwrap(),
+            AddressRange::parse("fd00::1").unwrap(),
+        ]);
+        let mut h = axum::http::HeaderMap::new();
+        h.insert("x-forwarded-for", "203.0.113.9, 198.51.100.7, 10.1.2.3".parse().unwrap());
+        let ingress = IpAddr::from([10, 0, 0, 5]);
+        assert_eq!(l.client(ingress, &h), IpAddr::from([198, 51, 100, 7]), "the last untrusted hop");
+        let stranger = IpAddr::from([192, 0, 2, 1]);
+        assert_eq!(l.client(stranger, &h), stranger, "a header from an untrusted peer is ignored");
+        assert_eq!(l.client(ingress, &axum::http::HeaderMap::new()), ingress);
+        assert!(AddressRange::parse("10.0.0.0/33").is_err() && AddressRange::parse("ten").is_err());
+        assert!(AddressRange::parse("192.168.1.0/23").unwrap().contains(IpAddr::from([192, 168, 0, 200])));
+        assert!(!AddressRange::parse("192.168.1.0/24").unwrap().contains(IpAddr::from([192, 168, 0, 200])));
     }
 
     #[test]

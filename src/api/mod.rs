@@ -76,6 +76,7 @@ pub fn ops_router(health: Health) -> Router {
 /// Everything: ops endpoints, the API, its document and the Swagger UI.
 pub fn router(health: Health, api: ApiState) -> Router {
     let metrics = api.metrics.clone();
+    let access = console::Access { store: api.store.clone(), limiter: api.limiter.clone() };
     let v1 = Router::new()
         .merge(tasks::routes())
         .merge(customers::routes())
@@ -84,7 +85,7 @@ pub fn router(health: Health, api: ApiState) -> Router {
         .with_state(api)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(metrics, observe));
-    let console = console::routes(Router::new().nest("/api/v1", v1.clone()));
+    let console = console::routes(Router::new().nest("/api/v1", v1.clone()), access);
     ops_router(health)
         .nest("/api/v1", v1)
         .merge(openapi::routes())

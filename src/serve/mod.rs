@@ -130,6 +130,7 @@ pub async fn serve(config: Config) -> Result<()> {
         config.rules.reload_poll_ms,
         rules.clone(),
         metrics.clone(),
+        store.clone(),
     ));
     let mut command_keys = config.kafka.command_keys();
     if command_keys.is_empty() {
@@ -153,7 +154,10 @@ pub async fn serve(config: Config) -> Result<()> {
         provisioned: Arc::new(
             config.api.tokens.iter().filter_map(|t| api::auth::parse_provisioned(t).ok()).collect(),
         ),
-        limiter: Arc::new(api::auth::FailureLimiter::new(config.api.auth_failures_per_minute)),
+        limiter: Arc::new(
+            api::auth::FailureLimiter::new(config.api.auth_failures_per_minute)
+                .trusting(config.http.trusted_proxies()),
+        ),
         command_wait: Duration::from_millis(config.api.command_wait_ms),
         group_id: config.kafka.group_id.clone(),
         local_engine: None,

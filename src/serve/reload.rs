@@ -12,7 +12,13 @@ use crate::metrics::Metrics;
 use crate::rules::{Mode, RuleSet, SharedRules};
 
 /// Reloads rules when the directory changes (polled every `poll_ms`; 0: only on SIGHUP).
-pub(super) async fn watch(dir: PathBuf, poll_ms: u64, rules: SharedRules, metrics: Arc<Metrics>) {
+pub(super) async fn watch(
+    dir: PathBuf,
+    poll_ms: u64,
+    rules: SharedRules,
+    metrics: Arc<Metrics>,
+    store: crate::store::TaskStore,
+) {
     let mut hup =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).expect("SIGHUP handler");
     let mut seen = fingerprint(&dir);
@@ -36,16 +42,45 @@ pub(super) async fn watch(dir: PathBuf, poll_ms: u64, rules: SharedRules, metric
                 metrics.rules_loaded.set(set.rules.len() as i64);
                 metrics.rule_reloads.with_label_values(&["ok"]).inc();
                 export_rule_labels(&metrics, &set);
+                let summary = {
+                    let old = rules.read().expect("rules lock poisoned").clone();
+                    reload_summary(&old, &set)
+                };
+                store.audit_access_later("rules_reloaded", "rules".into(), "system".into(), summary);
                 *rules.write().expect("rules lock poisoned") = Arc::new(set);
             }
             Err(errors) => {
                 metrics.rule_reloads.with_label_values(&["refused"]).inc();
+                let reason = format!(
+                    "refused with {} error(s), the first: {}; the running rules stay in force",
+                    errors.0.len(),
+                    errors.0.first().map(ToString::to_string).unwrap_or_default()
+                );
+                store.audit_access_later("rules_refused", "rules".into(), "system".into(), reason);
                 for e in &errors.0 {
                     error!(error = %e, "rule reload refused; the running rules stay in force");
                 }
             }
         }
     }
+}
+
+/// What a reload changed, for the audit: the packs' hashes and the rules added, removed and kept.
+fn reload_summary(old: &RuleSet, new: &RuleSet) -> String {
+    let ids =
+        |set: &RuleSet| set.rules.iter().map(|r| r.id.clone()).collect::<std::collections::BTreeSet<_>>();
+    let (before, after) = (ids(old), ids(new));
+    let added: Vec<_> = after.difference(&before).cloned().collect();
+    let removed: Vec<_> = before.difference(&after).cloned().collect();
+    format!(
+        "rule pack {:016x} -> {:016x}: {} rules; added [{}]; removed [{}]; {} kept (edited or not)",
+        old.fingerprint,
+        new.fingerprint,
+        new.rules.len(),
+        added.join(", "),
+        removed.join(", "),
+        after.intersection(&before).count()
+    )
 }
 
 /// Exports at zero the series that depend on the rule set (firings per rule and mode, outcomes

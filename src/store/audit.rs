@@ -88,6 +88,44 @@ impl TaskStore {
         .await
     }
 
+    /// Records an access event, not a task's change (a console login or logout, a failed
+    /// authentication, a token created or revoked, a rule pack reloaded or refused), filed
+    /// under `security_<random>`. Never a secret in `reason` (the caller's duty: addresses and
+    /// names, not tokens).
+    pub async fn audit_access(
+        &self,
+        action: &str,
+        actor: &str,
+        role: &str,
+        reason: String,
+    ) -> Result<(), StoreError> {
+        let mut id = [0u8; 8];
+        getrandom::fill(&mut id).expect("the operating system's random source");
+        let record = AuditRecord {
+            task_id: format!("security_{}", id.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+            version: 1,
+            at: crate::api::now(),
+            actor: actor.chars().take(200).collect(),
+            role: role.to_string(),
+            action: action.to_string(),
+            reason: Some(reason),
+            command_id: None,
+            before: None,
+            after: crate::task::AuditView::nothing(),
+        };
+        self.audit_refusals(std::slice::from_ref(&record)).await
+    }
+
+    /// The same, in the background: a failed write is logged, never in the caller's way.
+    pub fn audit_access_later(&self, action: &'static str, actor: String, role: String, reason: String) {
+        let store = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.audit_access(action, &actor, &role, reason).await {
+                tracing::warn!(error = %e, action, "cannot audit an access event");
+            }
+        });
+    }
+
     /// A task's audit trail, oldest first.
     pub async fn audit_of_task(&self, task_id: &str) -> Result<Vec<AuditRow>, StoreError> {
         bounded("reading the audit trail", async {

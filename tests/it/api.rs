@@ -335,8 +335,34 @@ fn auth_failures_are_limited(d: &Demo) {
         last = http(&d.address, "GET", "/api/v1/tasks", Some("cah_not_a_token"), None).0;
     }
     assert_eq!(last, 429, "repeated failures from one address are rate-limited");
+    // A valid token from the same address is never refused: one guesser does not lock the floor out.
+    assert_eq!(d.call(Some("fraud-agent"), "GET", "/api/v1/tasks", None).0, 200);
+    // The failures are audited with the address, never the token.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (_, audit) = d.call(Some("supervisor"), "GET", "/api/v1/audit?actor=unknown", None);
+    let failed: Vec<&serde_json::Value> =
+        audit.as_array().unwrap().iter().filter(|a| a["action"] == "auth_failed").collect();
+    assert!(failed.len() >= 10, "{audit}");
+    assert!(failed[0]["reason"].as_str().unwrap().contains("from 127.0.0.1"), "{audit}");
+    assert!(!audit.to_string().contains("cah_not_a_token"), "{audit}");
     let (s, _, _) = http(&d.address, "GET", "/healthz", None, None);
     assert_eq!(s, 200, "health stays open");
+    // A login form posted without the login page's CSRF value (a cross-site form) is refused.
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+            "--data",
+            "token=cah_x&csrf=forged",
+        ])
+        .arg(format!("http://{}/console/login", d.address))
+        .output()
+        .expect("curl");
+    let reply = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(reply.starts_with("303") && reply.ends_with("/console/login?error=expired"), "{reply}");
 }
 
 #[test]

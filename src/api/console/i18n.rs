@@ -9,6 +9,7 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("token", "API token", "API-токен"),
     ("token_help", "Paste the token you were given. It is kept in a secure cookie for this browser only.", "Вставьте выданный вам токен. Он хранится только в этом браузере, в защищённой куке."),
     ("bad_token", "That token is not valid.", "Токен недействителен."),
+    ("expired", "The login form expired or did not come from this site. Try again.", "Форма входа устарела или открыта не с этого сайта. Попробуйте ещё раз."),
     ("too_many", "Too many attempts from this address. Wait a minute.", "Слишком много попыток с этого адреса. Подождите минуту."),
     ("queue", "Queue", "Очередь"),
     ("queues", "Queues", "Очереди"),

@@ -45,6 +45,9 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Client {
 const COOKIE: &str = "cah_session";
 /// The language cookie's name (`en` or `ru`).
 const LANG_COOKIE: &str = "cah_lang";
+
+/// The login form's CSRF cookie (double submit: the form carries the same random value).
+const LOGIN_CSRF_COOKIE: &str = "cah_login_csrf";
 /// How long a session lasts (seconds): a working day.
 const SESSION_SECONDS: u64 = 10 * 3600;
 
@@ -53,11 +56,31 @@ const SESSION_SECONDS: u64 = 10 * 3600;
 pub struct Console {
     api: Router,
     templates: Arc<minijinja::Environment<'static>>,
+    access: Access,
+}
+
+/// What the console audits logins with: the store, and how the client's address is found.
+#[derive(Clone)]
+pub struct Access {
+    pub store: crate::store::TaskStore,
+    pub limiter: Arc<crate::api::auth::FailureLimiter>,
+}
+
+impl Access {
+    /// The client of a request (behind the trusted proxies).
+    fn client(
+        &self,
+        client: Option<ConnectInfo<std::net::SocketAddr>>,
+        headers: &HeaderMap,
+    ) -> std::net::IpAddr {
+        let peer = client.map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
+        self.limiter.client(peer, headers)
+    }
 }
 
 /// The console's routes. `api` is the `/api/v1` router the pages are rendered from.
-pub fn routes(api: Router) -> Router {
-    let console = Console { api, templates: Arc::new(views::templates()) };
+pub fn routes(api: Router, access: Access) -> Router {
+    let console = Console { api, templates: Arc::new(views::templates()), access };
     Router::new()
         .route("/console", get(|| async { Redirect::to("/console/queue") }))
         .route("/console/login", get(login_page).post(login))
@@ -264,8 +287,19 @@ async fn login_page(
         Some("en") => "en",
         _ => language(&headers),
     };
-    let mut response =
-        c.render("login.html", None, lang, minijinja::context! { error => query.error.clone() });
+    // A fresh random value in a cookie and in the form: a cross-site form cannot know it, so
+    // nobody can log a browser in to an account of theirs.
+    let csrf = crate::outreach::links::nonce();
+    let mut response = c.render(
+        "login.html",
+        None,
+        lang,
+        minijinja::context! { error => query.error.clone(), login_csrf => csrf.clone() },
+    );
+    set_cookie(
+        &mut response,
+        &format!("{LOGIN_CSRF_COOKIE}={csrf}; Path=/console/login; HttpOnly; SameSite=Strict; Max-Age=1800"),
+    );
     if query.lang.is_some() {
         set_cookie(
             &mut response,
@@ -286,6 +320,8 @@ struct LangQuery {
 #[derive(Debug, Deserialize)]
 struct LoginForm {
     token: String,
+    #[serde(default)]
+    csrf: String,
 }
 
 /// Exchanges an API token for a session cookie (after the API accepted it).
@@ -295,14 +331,34 @@ async fn login(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
+    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !bool::from(expected.as_bytes().ct_eq(form.csrf.as_bytes())) {
+        return secured(Redirect::to("/console/login?error=expired").into_response());
+    }
     let token = form.token.trim().to_string();
     if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
         return secured(Redirect::to("/console/login?error=bad_token").into_response());
     }
-    if let Err(status) = c.session_for(token.clone(), &headers, client).await {
-        let why = if status == StatusCode::TOO_MANY_REQUESTS { "too_many" } else { "bad_token" };
-        return secured(Redirect::to(&format!("/console/login?error={why}")).into_response());
-    }
+    let ip = c.access.client(client, &headers);
+    let session = match c.session_for(token.clone(), &headers, client).await {
+        Ok(s) => s,
+        Err(status) => {
+            let why = if status == StatusCode::TOO_MANY_REQUESTS { "too_many" } else { "bad_token" };
+            c.access.store.audit_access_later(
+                "login_failed",
+                "unknown".into(),
+                String::new(),
+                format!("console login refused ({why}) from {ip}"),
+            );
+            return secured(Redirect::to(&format!("/console/login?error={why}")).into_response());
+        }
+    };
+    c.access.store.audit_access_later(
+        "login",
+        session.name.clone(),
+        session.role.clone(),
+        format!("console login from {ip}"),
+    );
     let mut response = Redirect::to("/console/queue").into_response();
     set_cookie(
         &mut response,
@@ -329,6 +385,13 @@ async fn logout(
         if !csrf_ok(&s, &form.csrf) {
             return forbidden_csrf(&c, &s);
         }
+        let ip = c.access.client(client, &headers);
+        c.access.store.audit_access_later(
+            "logout",
+            s.name.clone(),
+            s.role.clone(),
+            format!("console logout from {ip}"),
+        );
     }
     let mut response = Redirect::to("/console/login").into_response();
     set_cookie(&mut response, &format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"));
