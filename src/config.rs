@@ -271,11 +271,22 @@ pub struct HttpConfig {
     /// Proxies (an ingress, a load balancer) whose `X-Forwarded-For` names the client: addresses
     /// or ranges (`10.0.0.0/8`). Empty: the connecting address is the client.
     pub trusted_proxies: Vec<String>,
+    /// The customers' answer pages (`/r/…`, `/u/…`) on a listener of their own, the one to
+    /// expose to the internet; the console, the API, metrics and docs stay on `listen`. Empty:
+    /// the pages are served on `listen` too (the demo; a trial on one host).
+    pub public_listen: String,
+    /// Send `Strict-Transport-Security` on every answer (when TLS terminates in front of us).
+    pub hsts: bool,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: "127.0.0.1:9898".into(), trusted_proxies: Vec::new() }
+        HttpConfig {
+            listen: "127.0.0.1:9898".into(),
+            trusted_proxies: Vec::new(),
+            public_listen: String::new(),
+            hsts: false,
+        }
     }
 }
 
@@ -527,7 +538,7 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], errors: &mut Vec
         ),
         ("store", &["url"]),
         ("rules", &["dir", "reload_poll_ms"]),
-        ("http", &["listen", "trusted_proxies"]),
+        ("http", &["listen", "trusted_proxies", "public_listen", "hsts"]),
         ("engine", &["allowed_lateness", "workers"]),
         ("state", &["checkpoint", "checkpoint_interval_ms", "expire_after"]),
         ("log", &["format"]),
@@ -605,7 +616,7 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], errors: &mut Vec
                     continue;
                 }
             }
-        } else if key == "checkpoint" || key == "enabled" {
+        } else if key == "checkpoint" || key == "enabled" || key == "hsts" {
             match value.as_str() {
                 "true" | "1" => toml::Value::Boolean(true),
                 "false" | "0" => toml::Value::Boolean(false),

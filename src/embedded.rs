@@ -163,7 +163,7 @@ pub async fn serve_with(
     };
     let health = Health { metrics, ready: Arc::new(AtomicBool::new(true)) };
     ready(&Embedded { address, tokens: issued });
-    api::serve_http(listener, api::router(health, state).merge(crate::outreach::pages::routes(pages)))
+    api::serve_http(listener, api::router(health, state).merge(crate::outreach::pages::routes(pages)), false)
         .await?;
     Ok(())
 }

@@ -140,7 +140,35 @@ pub fn now() -> crate::time::Timestamp {
     crate::time::Timestamp(ms)
 }
 
-/// Serves `router` on `listener` with client addresses (for the auth failure limit).
-pub async fn serve_http(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
+/// Longest a request may take: past it the client gets a 503 problem, so a stuck store or a
+/// slow handler does not hold connections for ever.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Serves `router` on `listener` with client addresses (for the auth failure limit), every
+/// request bounded by [`REQUEST_TIMEOUT`], and with `hsts` the `Strict-Transport-Security`
+/// header on every answer (set it where TLS terminates in front of the service).
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    hsts: bool,
+) -> std::io::Result<()> {
+    let router = router
+        .layer(axum::middleware::from_fn(move |request: Request, next: Next| guard(request, next, hsts)));
     axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
+}
+
+/// The request timeout and the HSTS header.
+async fn guard(request: Request, next: Next, hsts: bool) -> Response {
+    use axum::response::IntoResponse;
+    let mut response = match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => problem::Problem::unavailable("the request took too long; retry").into_response(),
+    };
+    if hsts {
+        response.headers_mut().insert(
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            axum::http::HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+    response
 }

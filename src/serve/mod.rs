@@ -76,11 +76,24 @@ pub async fn serve(config: Config) -> Result<()> {
             }
         }
     });
+    let hsts = config.http.hsts;
     tokio::spawn(async move {
-        if let Err(e) = api::serve_http(listener, app).await {
+        if let Err(e) = api::serve_http(listener, app, hsts).await {
             error!(error = %e, "HTTP server stopped");
         }
     });
+    // The customers' pages on a listener of their own, when configured (bound now: a port
+    // that cannot be had stops the start, as for the internal one).
+    let public = if config.http.public_listen.is_empty() {
+        None
+    } else {
+        let listener =
+            tokio::net::TcpListener::bind(&config.http.public_listen).await.with_context(|| {
+                format!("cannot listen on {} (http.public_listen)", config.http.public_listen)
+            })?;
+        info!(address = %config.http.public_listen, "serving the customers' answer pages /r/, /u/");
+        Some(listener)
+    };
 
     let store = connect_store(&config.store.url, &metrics).await;
     let engine = Arc::new(Engine::new(EngineConfig {
@@ -176,7 +189,23 @@ pub async fn serve(config: Config) -> Result<()> {
         keys: keys.clone(),
         metrics: metrics.clone(),
     };
-    let _ = api_router.set(api::router(health, api_state).merge(crate::outreach::pages::routes(pages)));
+    match public {
+        Some(listener) => {
+            // Public: the pages and nothing else (no API, console, metrics or docs).
+            let router = crate::outreach::pages::routes(pages)
+                .fallback(|| async { api::problem::Problem::not_found("no such page") });
+            tokio::spawn(async move {
+                if let Err(e) = api::serve_http(listener, router, hsts).await {
+                    error!(error = %e, "public HTTP server stopped");
+                }
+            });
+            let _ = api_router.set(api::router(health, api_state));
+        }
+        None => {
+            let _ =
+                api_router.set(api::router(health, api_state).merge(crate::outreach::pages::routes(pages)));
+        }
+    }
     if config.outreach.enabled {
         let current = rules.read().expect("rules lock poisoned").clone();
         let templates = crate::outreach::templates::Templates::load(

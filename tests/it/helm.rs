@@ -250,7 +250,7 @@ fn check_pod(r: &Rendered, env: &[(String, String)], name: &str) -> Config {
     assert!(listen.ip().is_unspecified(), "the service must listen on all addresses in a pod, not {listen}");
 
     // The metrics Service targets that port on these pods.
-    let service = r.one("Service");
+    let service = r.named("Service", "callahead-metrics");
     r.assert_selects_pods("the Service", &service["spec"]["selector"]);
     let sp = &service["spec"]["ports"][0];
     let target = match &sp["targetPort"] {
@@ -418,6 +418,15 @@ fn helm_chart_default_values_give_a_working_single_pod() {
         "replicaCount=2",
     ]);
     assert!(err.contains("needs secrets.commandKeysKey"), "{err}");
+    for secret in
+        ["ssl.key.password", "ssl.keystore.password", "sasl.oauthbearer.client.secret", "ssl.key.pem"]
+    {
+        let err = render_refused(&[
+            "--set-string",
+            &format!("config.kafka.client.{}=x", secret.replace('.', "\\.")),
+        ]);
+        assert!(err.contains(&format!("must not hold \"{secret}\"")), "{secret}: {err}");
+    }
     let err = render_refused(&["--set", "config.kafka.command_keys[0]=k1:c2VjcmV0"]);
     assert!(err.contains("config.kafka.command_keys must not be set here"), "{err}");
     assert_eq!(five.deployment()["spec"]["replicas"], 5);
@@ -488,11 +497,25 @@ fn helm_chart_production_values_wire_secrets_and_monitoring() {
 
     // Monitoring through the prometheus-operator: the ServiceMonitor scrapes the metrics port.
     let sm = r.one("ServiceMonitor");
-    let service = r.one("Service");
+    let service = r.named("Service", "callahead-metrics");
     for (k, v) in sm["spec"]["selector"]["matchLabels"].as_object().unwrap() {
         assert_eq!(&service["metadata"]["labels"][k], v, "the ServiceMonitor does not select the Service");
     }
     assert_eq!(sm["spec"]["endpoints"][0]["port"], service["spec"]["ports"][0]["name"]);
+
+    // The customers' pages: their own port, Service and listener; HSTS; a NetworkPolicy that
+    // opens the pages port to all and the internal port to the listed peers only.
+    assert_eq!(config.http.public_listen, "0.0.0.0:8081");
+    assert!(config.http.hsts);
+    let pages = r.named("Service", "callahead-pages");
+    assert_eq!(pages["spec"]["ports"][0]["targetPort"], "pages");
+    let ports = r.container()["ports"].as_array().unwrap();
+    assert!(ports.iter().any(|p| p["name"] == "pages" && p["containerPort"] == 8081), "{ports:?}");
+    let policy = r.one("NetworkPolicy");
+    let rules = policy["spec"]["ingress"].as_array().unwrap();
+    assert!(rules.iter().any(|r| r["ports"][0]["port"] == "pages" && r["from"].is_null()), "{rules:?}");
+    let internal = rules.iter().find(|r| r["ports"][0]["port"] == "metrics").unwrap();
+    assert_eq!(internal["from"].as_array().unwrap().len(), 3, "own pods, monitoring, agents' ingress");
     assert_eq!(sm["spec"]["endpoints"][0]["path"], "/metrics");
     assert_eq!(sm["metadata"]["labels"]["release"], "kube-prometheus-stack");
     let rules = r.one("PrometheusRule");

@@ -629,3 +629,35 @@ script.ru = "Здравствуйте, {customer_name}! Вы пытались в
     assert!(found, "the reloaded rule opened a task: {stored:?}");
     assert!(service.stop(Duration::from_secs(20)).success());
 }
+
+/// The customers' pages on their own listener (`http.public_listen`): there, the pages and
+/// nothing else (no API, console, metrics or docs); on the internal listener, everything but the
+/// pages. With `http.hsts` every answer carries `Strict-Transport-Security`.
+#[tokio::test(flavor = "multi_thread")]
+async fn customer_pages_have_a_listener_of_their_own() {
+    let prefix = unique("listeners");
+    let topics = create_topics(&prefix).await;
+    let public = format!("127.0.0.1:{}", free_port());
+    let service = Service::start_with(
+        broker(),
+        &topics,
+        &prefix,
+        &temp_sqlite("listeners"),
+        &[("CALLAHEAD_HTTP_PUBLIC_LISTEN", &public), ("CALLAHEAD_HTTP_HSTS", "true")],
+    );
+    let get = |address: &str, path: &str| crate::common::http_text(address, "GET", path, None, None);
+    let (status, headers, page) = get(&public, "/r/k1.AAAA.BBBB");
+    assert_eq!(status, 404);
+    assert!(page.contains("This link is not valid"), "the neutral page: {page}");
+    assert!(headers.contains("strict-transport-security: max-age=31536000"), "{headers}");
+    for path in ["/api/v1/me", "/metrics", "/console/login", "/docs/", "/openapi.json", "/healthz"] {
+        let (status, _, body) = get(&public, path);
+        assert_eq!(status, 404, "{path} on the public listener: {body}");
+    }
+    let (status, headers, _) = get(&service.http, "/metrics");
+    assert_eq!(status, 200);
+    assert!(headers.contains("strict-transport-security"), "{headers}");
+    let (status, _, body) = get(&service.http, "/r/k1.AAAA.BBBB");
+    assert_eq!(status, 404);
+    assert!(!body.contains("This link is not valid"), "no pages on the internal listener: {body}");
+}

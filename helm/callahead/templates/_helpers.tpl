@@ -130,6 +130,11 @@ Checks the values; fails the render with a readable message on a combination tha
 {{- if hasKey $client "sasl.password" }}
 {{- fail "config.kafka.client must not hold \"sasl.password\" (it would land in a ConfigMap): put it in a Secret and set secrets.existingSecret and secrets.saslPasswordKey." }}
 {{- end }}
+{{- range $key, $_ := $client }}
+{{- if regexMatch "(password|secret|\\.key\\.pem)$" $key }}
+{{- fail (printf "config.kafka.client must not hold %q (a secret would land in a ConfigMap): pass it from a Secret in extraEnv as CALLAHEAD_KAFKA_CLIENT_%s." $key (upper (replace "." "_" $key))) }}
+{{- end }}
+{{- end }}
 {{- if hasKey .Values.config "http" }}
 {{- fail "config.http is set by the chart (metrics.host, metrics.port): remove it from config." }}
 {{- end }}
@@ -170,7 +175,14 @@ callahead.toml: .Values.config with the keys the chart owns set (see values.yaml
 {{- end }}
 {{- $_ := set $kafka "client" $client }}
 {{- $_ := set $config "kafka" $kafka }}
-{{- $_ := set $config "http" (dict "listen" (printf "%s:%d" .Values.metrics.host (int .Values.metrics.port))) }}
+{{- $http := dict "listen" (printf "%s:%d" .Values.metrics.host (int .Values.metrics.port)) }}
+{{- if .Values.publicPages.enabled }}
+{{- $_ := set $http "public_listen" (printf "%s:%d" .Values.metrics.host (int .Values.publicPages.port)) }}
+{{- end }}
+{{- if .Values.publicPages.hsts }}
+{{- $_ := set $http "hsts" true }}
+{{- end }}
+{{- $_ := set $config "http" $http }}
 {{- if .Values.secrets.dkimKeyKey }}
 {{- $outreach := get $config "outreach" | default dict }}
 {{- $_ := set $outreach "dkim_key_file" (printf "%s/dkim.pem" (include "callahead.dkimDir" .)) }}
