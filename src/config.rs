@@ -78,6 +78,9 @@ pub struct OutreachConfig {
     /// `starttls` (required: never falls back to plain text), `tls` (implicit TLS) or `none`
     /// (only for a relay on the same host).
     pub smtp_tls: String,
+    /// Allow `smtp_tls = "none"` to a relay that is not on this host (the customers' addresses
+    /// and the answer links would cross the network in clear): off unless set on purpose.
+    pub smtp_allow_plain: bool,
     pub smtp_username: String,
     /// Environment: CALLAHEAD_OUTREACH_SMTP_PASSWORD (never logged).
     pub smtp_password: String,
@@ -123,6 +126,7 @@ impl Default for OutreachConfig {
             smtp_host: "127.0.0.1".into(),
             smtp_port: 587,
             smtp_tls: "starttls".into(),
+            smtp_allow_plain: false,
             smtp_username: String::new(),
             smtp_password: String::new(),
             mail_dir: String::new(),
@@ -464,6 +468,15 @@ impl Config {
         if !["starttls", "tls", "none"].contains(&o.smtp_tls.as_str()) {
             p.push(format!("outreach.smtp_tls: `{}` is not starttls, tls or none", o.smtp_tls));
         }
+        let loopback = o.smtp_host == "localhost"
+            || o.smtp_host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if o.smtp_tls == "none" && o.mail_dir.is_empty() && !loopback && !o.smtp_allow_plain {
+            p.push(format!(
+                "outreach.smtp_tls: `none` to `{}`, which is not this host, would send customers' addresses \
+                 and answer links in clear: use starttls or tls (or set outreach.smtp_allow_plain = true on purpose)",
+                o.smtp_host
+            ));
+        }
         if let Err(e) = crate::outreach::policy::parse_quiet(&o.quiet_hours) {
             p.push(format!("outreach.quiet_hours: `{}`: {e}", o.quiet_hours));
         }
@@ -550,6 +563,7 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], errors: &mut Vec
                 "smtp_host",
                 "smtp_port",
                 "smtp_tls",
+                "smtp_allow_plain",
                 "smtp_username",
                 "smtp_password",
                 "mail_dir",
@@ -616,7 +630,7 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], errors: &mut Vec
                     continue;
                 }
             }
-        } else if key == "checkpoint" || key == "enabled" || key == "hsts" {
+        } else if key == "checkpoint" || key == "enabled" || key == "hsts" || key == "smtp_allow_plain" {
             match value.as_str() {
                 "true" | "1" => toml::Value::Boolean(true),
                 "false" | "0" => toml::Value::Boolean(false),
@@ -648,6 +662,27 @@ mod tests {
         let c = Config::load(None, &[]).unwrap();
         assert_eq!(c.store.url, "sqlite://callahead.db");
         assert_eq!(c.kafka.input_topics, vec!["callahead.events"]);
+    }
+
+    #[test]
+    fn plain_smtp_is_for_this_host_only_unless_allowed_on_purpose() {
+        let with = |pairs: &[(&str, &str)]| Config::load(None, &env(pairs));
+        let e =
+            with(&[("CALLAHEAD_OUTREACH_SMTP_HOST", "relay.bank"), ("CALLAHEAD_OUTREACH_SMTP_TLS", "none")])
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("in clear"), "{e}");
+        assert!(with(&[
+            ("CALLAHEAD_OUTREACH_SMTP_HOST", "127.0.0.1"),
+            ("CALLAHEAD_OUTREACH_SMTP_TLS", "none")
+        ])
+        .is_ok());
+        assert!(with(&[
+            ("CALLAHEAD_OUTREACH_SMTP_HOST", "relay.bank"),
+            ("CALLAHEAD_OUTREACH_SMTP_TLS", "none"),
+            ("CALLAHEAD_OUTREACH_SMTP_ALLOW_PLAIN", "true"),
+        ])
+        .is_ok());
     }
 
     #[test]

@@ -275,7 +275,7 @@ async fn open_pool(url: &str, per_connection: &'static [&'static str]) -> Result
     let url = if url.starts_with("sqlite:") && !url.contains('?') {
         format!("{url}?mode=rwc")
     } else {
-        url.to_string()
+        with_tls_default(url)
     };
     let sqlite = url.starts_with("sqlite:");
     let pool = AnyPoolOptions::new()
@@ -303,6 +303,34 @@ async fn open_pool(url: &str, per_connection: &'static [&'static str]) -> Result
             .map_err(|source| StoreError::Connect { url: redact(&url), source })?;
     }
     Ok(pool)
+}
+
+/// A PostgreSQL URL to a host other than this one without an `sslmode` gets
+/// `sslmode=verify-full`: the link is encrypted and the server's certificate checked against the
+/// system's CAs (or `sslrootcert=`), never a silent fall-back to clear text. On loopback (and a
+/// Unix socket) the default stays PostgreSQL's `prefer`. An explicit `sslmode` is kept as given.
+pub fn with_tls_default(url: &str) -> String {
+    let Some(rest) = url.strip_prefix("postgres://").or_else(|| url.strip_prefix("postgresql://")) else {
+        return url.to_string();
+    };
+    if url.contains("sslmode=") {
+        return url.to_string();
+    }
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = hostport.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        hostport.split(':').next().unwrap_or("")
+    };
+    let local = host.is_empty()
+        || host == "localhost"
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if local {
+        return url.to_string();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}sslmode=verify-full")
 }
 
 /// Applies the `migrations` a database has not had yet, each in one transaction, recording
@@ -392,6 +420,32 @@ pub fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_remote_database_is_reached_over_verified_tls_unless_told_otherwise() {
+        use super::with_tls_default as tls;
+        assert_eq!(
+            tls("postgres://u:p@db.bank:5432/cah"),
+            "postgres://u:p@db.bank:5432/cah?sslmode=verify-full"
+        );
+        assert_eq!(
+            tls("postgres://db.bank/cah?application_name=x"),
+            "postgres://db.bank/cah?application_name=x&sslmode=verify-full"
+        );
+        assert_eq!(
+            tls("postgresql://u@[2001:db8::1]:5432/cah"),
+            "postgresql://u@[2001:db8::1]:5432/cah?sslmode=verify-full"
+        );
+        for kept in [
+            "postgres://u@db.bank/cah?sslmode=disable",
+            "postgres://root@127.0.0.1:5432/test",
+            "postgres://u@localhost/cah",
+            "postgres://u@[::1]/cah",
+            "sqlite://x.db",
+        ] {
+            assert_eq!(tls(kept), kept);
+        }
+    }
+
     #[test]
     fn a_values_list_numbers_every_placeholder_once() {
         assert_eq!(super::values_list(2, 3), "($1, $2), ($3, $4), ($5, $6)");

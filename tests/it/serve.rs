@@ -661,3 +661,51 @@ async fn customer_pages_have_a_listener_of_their_own() {
     assert_eq!(status, 404);
     assert!(!body.contains("This link is not valid"), "no pages on the internal listener: {body}");
 }
+
+/// The task store's link to PostgreSQL is encrypted and the server verified: against a server
+/// started with TLS on, a test CA and plain connections refused (`scripts/pg-tls.sh`), the store
+/// connects with `sslmode=verify-full` and the session is TLS; a plain connection, and one that
+/// trusts another CA, are refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_task_store_reaches_postgresql_over_verified_tls() {
+    let dir = std::env::temp_dir().join(unique("pgtls"));
+    let port = free_port();
+    let script = root().join("scripts/pg-tls.sh");
+    let started =
+        Command::new(&script).args(["start", dir.to_str().unwrap(), &port.to_string()]).output().unwrap();
+    assert!(started.status.success(), "pg-tls.sh: {}", String::from_utf8_lossy(&started.stderr));
+    struct Stop(std::path::PathBuf, std::path::PathBuf);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = Command::new(&self.0).args(["stop", self.1.to_str().unwrap()]).output();
+            let _ = std::fs::remove_dir_all(&self.1);
+        }
+    }
+    let _stop = Stop(script, dir.clone());
+    let url = |host: &str, mode: &str, ca: &str| {
+        format!(
+            "postgres://postgres@{host}:{port}/postgres?sslmode={mode}&sslrootcert={}",
+            dir.join(ca).display()
+        )
+    };
+    for host in ["localhost", "127.0.0.1"] {
+        let verified = url(host, "verify-full", "ca.crt");
+        let store = TaskStore::connect(&verified).await.expect("the store over verified TLS");
+        assert!(store.task_versions().await.unwrap().is_empty(), "migrated and readable");
+        sqlx::any::install_default_drivers();
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&verified).await.unwrap();
+        let row = sqlx::query(
+            "SELECT (CASE WHEN ssl THEN 1 ELSE 0 END)::int8 FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(sqlx::Row::get::<i64, _>(&row, 0), 1, "the session is TLS");
+    }
+    let plain = TaskStore::connect(&url("localhost", "disable", "ca.crt")).await;
+    assert!(plain.is_err(), "the server refuses clear text");
+    let stranger = TaskStore::connect(&url("localhost", "verify-full", "other-ca.crt")).await;
+    let Err(error) = stranger else { panic!("a server certificate from another CA was accepted") };
+    let error = error.to_string();
+    assert!(error.to_lowercase().contains("certificate") || error.contains("tls"), "{error}");
+}
