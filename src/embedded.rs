@@ -122,6 +122,7 @@ pub async fn serve_with(
         ..crate::config::ApiConfig::default()
     };
     tokio::spawn(crate::serve::tickers::run(store.clone(), bus.clone(), metrics.clone(), tick, false));
+    tokio::spawn(crate::serve::tickers::seal_audit(store.clone()));
     let state = ApiState {
         store,
         bus,

@@ -142,10 +142,24 @@ enum Command {
         #[command(subcommand)]
         command: TokensCommand,
     },
+    /// The audit trail's hash chain: check that no sealed row was changed, removed or inserted.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Personal data: erase a customer, or export what is stored about them (docs/privacy.md).
     Customers {
         #[command(subcommand)]
         command: CustomersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the chain over every sealed row; exit 1 at the first break, naming the row.
+    Verify {
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -492,6 +506,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let config = callahead::config::Config::load(path.as_deref(), &env)?;
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(tokens_command(command, config))
+        }
+        Command::Audit { command: AuditCommand::Verify { config } } => {
+            let env: Vec<(String, String)> = std::env::vars().collect();
+            let config = callahead::config::Config::load(config.as_deref(), &env)?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let store = callahead::store::TaskStore::connect(&config.store.url).await?;
+                let r = store.verify_audit().await?;
+                let first = r.first_seq.map_or("none".to_string(), |s| s.to_string());
+                println!(
+                    "sealed rows checked: {}; not sealed yet: {}; erased contents: {}; first row: {first}",
+                    r.sealed, r.unsealed, r.erased
+                );
+                match r.broken {
+                    None => {
+                        println!("the audit chain is whole");
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Some((seq, task, version, why)) => {
+                        println!("BROKEN at row {seq} (task {task}, version {version}): {why}");
+                        Ok(ExitCode::FAILURE)
+                    }
+                }
+            })
         }
         Command::Customers { command } => {
             let path = match &command {

@@ -231,6 +231,7 @@ pub async fn serve(config: Config) -> Result<()> {
     }
     tokio::spawn(tickers::run(store.clone(), bus, metrics.clone(), config.api.clone(), true));
     tokio::spawn(tickers::purge(store.clone(), metrics.clone(), config.retention.clone()));
+    tokio::spawn(tickers::seal_audit(store.clone()));
 
     let consumer = Arc::new(consumer);
     let flight = hooks.flight.clone();

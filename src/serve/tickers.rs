@@ -70,6 +70,26 @@ pub async fn purge(
     }
 }
 
+/// Seals new audit rows into the hash chain every second until the process ends (every instance
+/// may: they take turns on the chain's head).
+pub async fn seal_audit(store: TaskStore) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        loop {
+            match store.seal_audit().await {
+                Ok(n) if n > 0 => continue, // more may be waiting
+                Ok(_) => break,
+                Err(e) => {
+                    warn!(error = %e, "cannot seal the audit; trying again in a second");
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// One tick: escalations, expired claims, gauges.
 pub async fn once(
     store: &TaskStore,

@@ -19,6 +19,7 @@
 //! (where the checkpoint tables live: on SQLite, a database file of their own).
 
 mod audit;
+mod audit_chain;
 mod checkpoint;
 mod commands;
 mod outbox;
@@ -29,6 +30,7 @@ mod tasks;
 mod tokens;
 
 pub use audit::AuditRow;
+pub use audit_chain::{ChainReport, GENESIS};
 pub use checkpoint::{PartitionCheckpoint, StoredCustomers, RESTORE_CHUNK};
 pub use outbox::{ActionRow, OutboxRow};
 pub use outreach::{LinkRow, OutreachJob};
@@ -216,6 +218,18 @@ const MIGRATIONS: &[(i64, &str)] = &[
         created_ms BIGINT NOT NULL
     );
     ALTER TABLE outreach_links ADD COLUMN voided_ms BIGINT",
+    ),
+    (
+        8,
+        // The audit's hash chain (`audit_chain.rs`): per row its place, the hash it links to,
+        // its content's hash and its own; the chain's head.
+        "ALTER TABLE audit ADD COLUMN chain_seq BIGINT;
+    ALTER TABLE audit ADD COLUMN prev_hash TEXT;
+    ALTER TABLE audit ADD COLUMN content_hash TEXT;
+    ALTER TABLE audit ADD COLUMN chain_hash TEXT;
+    CREATE INDEX IF NOT EXISTS audit_unsealed ON audit (chain_seq, at_ms);
+    CREATE TABLE IF NOT EXISTS audit_chain (id BIGINT PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL);
+    INSERT INTO audit_chain (id, seq, hash) VALUES (1, 0, 'callahead-audit-chain-v1')",
     ),
 ];
 

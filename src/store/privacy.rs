@@ -19,7 +19,7 @@ use crate::task::TaskChange;
 use crate::time::DAY;
 
 /// What the audit keeps of a record about an erased customer's task.
-const ERASED: &str = r#"{"erased":true}"#;
+pub(super) const ERASED: &str = r#"{"erased":true}"#;
 
 /// How long each kind of record is kept (`[retention]` in the configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,11 +217,17 @@ impl TaskStore {
                     sqlx::query(sql).bind(id).execute(&mut *tx).await?;
                 }
             }
-            let audit = sqlx::query("DELETE FROM audit WHERE at_ms < $1")
-                .bind(cutoff(retention.audit_days))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            // The oldest sealed rows, as a prefix of the hash chain (`audit_chain`): a row is
+            // deleted only when every row sealed before it is old enough too.
+            let audit = sqlx::query(
+                "DELETE FROM audit WHERE chain_seq IS NOT NULL AND chain_seq < (
+                     SELECT COALESCE(MIN(chain_seq), (SELECT seq + 1 FROM audit_chain WHERE id = 1))
+                     FROM audit WHERE chain_seq IS NOT NULL AND at_ms >= $1)",
+            )
+            .bind(cutoff(retention.audit_days))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
             let outreach_cutoff = cutoff(retention.outreach_days);
             sqlx::query(
                 "DELETE FROM outreach_links WHERE job_id IN (SELECT job_id FROM outreach_jobs WHERE created_ms < $1)",

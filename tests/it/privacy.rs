@@ -224,6 +224,7 @@ async fn the_retention_purge_deletes_what_has_outlived_its_period() {
     let resolved = changes.iter().filter(|c| c.task.status == callahead::task::TaskStatus::Resolved).count();
     assert_eq!(purged.resolved_tasks as usize, resolved, "the resolved tasks, all from the stream's past");
     assert_eq!(store.task_versions().await.unwrap().len(), changes.len() - resolved, "open tasks stay");
+    while store.seal_audit().await.unwrap() > 0 {} // the purge takes sealed rows only
     let audit = callahead::store::Retention { resolved_tasks_days: 1, audit_days: 1, outreach_days: 1 };
     assert_eq!(
         store.purge(&audit, now).await.unwrap().audit as usize,
@@ -270,4 +271,121 @@ fn the_engine_forgets_an_erased_customer_in_order_with_their_events() {
     // Erasing again (a redelivery) changes nothing more and is not refused.
     let again = engine.command(0, &erase);
     assert_eq!(again.results[0].refusal, None);
+}
+
+/// The audit's hash chain: sealed rows verify; a changed reason, a changed actor, a row removed
+/// from the middle and the newest rows removed are each found, at the row; an erasure and the
+/// retention purge keep the chain whole; `callahead audit verify` says so with its exit status.
+async fn the_audit_chain_finds_tampering(url: &str) {
+    use callahead::command::CommandResult;
+    use callahead::task::{ChangeKind, TaskChange};
+    let store = TaskStore::connect(url).await.unwrap();
+    let generated = generate(&StreamSpec { customers: 20, days: 40, seed: 9, scenarios: true, noise: false });
+    let mut r = callahead::replay::Replay::new(crate::common::rules());
+    for (i, l) in generated.lines.iter().enumerate() {
+        r.feed(i as u64 + 1, l.as_bytes());
+    }
+    let (tasks, _) = r.into_tasks();
+    let changes: Vec<TaskChange> =
+        tasks.iter().map(|t| TaskChange::by_engine(ChangeKind::Opened, t.clone(), None)).collect();
+    assert!(changes.len() >= 6);
+    store.write(&changes, &[] as &[CommandResult]).await.unwrap();
+    while store.seal_audit().await.unwrap() > 0 {}
+    let verify = |store: TaskStore| async move { store.verify_audit().await.unwrap() };
+    let whole = verify(store.clone()).await;
+    assert_eq!(
+        (whole.sealed as usize, whole.broken.clone(), whole.first_seq),
+        (changes.len(), None, Some(1))
+    );
+    let cli = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_callahead"))
+            .args(["audit", "verify"])
+            .env("CALLAHEAD_STORE_URL", url)
+            .output()
+            .unwrap()
+    };
+    let out = cli();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("whole"), "{out:?}");
+
+    sqlx::any::install_default_drivers();
+    let mut db = <sqlx::AnyConnection as sqlx::Connection>::connect(url).await.unwrap();
+    // A reason rewritten at row 3.
+    exec(&mut db, "UPDATE audit SET reason = 'nothing to see' WHERE chain_seq = 3".into()).await;
+    let report = verify(store.clone()).await;
+    assert_eq!(report.broken.as_ref().map(|b| b.0), Some(3), "{report:?}");
+    assert!(report.broken.unwrap().3.contains("reason"));
+    let out = cli();
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stdout).contains("BROKEN at row 3"),
+        "{out:?}"
+    );
+    exec(
+        &mut db,
+        format!("UPDATE audit SET reason = {} WHERE chain_seq = 3", quoted(&changes[2].audit.reason)),
+    )
+    .await;
+    assert_eq!(verify(store.clone()).await.broken, None, "restored");
+    // The actor rewritten at row 2.
+    exec(&mut db, "UPDATE audit SET actor = 'mallory' WHERE chain_seq = 2".into()).await;
+    assert_eq!(verify(store.clone()).await.broken.map(|b| b.0), Some(2));
+    exec(&mut db, "UPDATE audit SET actor = 'engine' WHERE chain_seq = 2".into()).await;
+    assert_eq!(verify(store.clone()).await.broken, None, "restored");
+
+    // An erasure replaces content but keeps the chain; so does the purge of the oldest rows.
+    let customer = changes[0].task.customer_id.clone();
+    let erasure = TaskChange::erasure(&customer, "ada", "admin", "erase-1", callahead::api::now());
+    store.write(&[erasure], &[] as &[CommandResult]).await.unwrap();
+    while store.seal_audit().await.unwrap() > 0 {}
+    let report = verify(store.clone()).await;
+    assert_eq!(report.broken, None, "{report:?}");
+    assert!(report.erased >= 1);
+    let purge =
+        callahead::store::Retention { resolved_tasks_days: 36_500, audit_days: 1, outreach_days: 36_500 };
+    let purged = store.purge(&purge, callahead::api::now().0).await.unwrap();
+    assert_eq!(
+        purged.audit as usize,
+        changes.len(),
+        "the stream's rows, all older than a day; not the erasure's"
+    );
+    let report = verify(store.clone()).await;
+    assert_eq!((report.broken, report.sealed, report.first_seq), (None, 1, Some(changes.len() as i64 + 1)));
+
+    // Removed from the middle, and the newest removed: both found.
+    let more: Vec<TaskChange> = changes[..4]
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            c.task.version += 10;
+            c.audit.version += 10;
+            c
+        })
+        .collect();
+    store.write(&more, &[] as &[CommandResult]).await.unwrap();
+    while store.seal_audit().await.unwrap() > 0 {}
+    assert_eq!(verify(store.clone()).await.broken, None);
+    let last = changes.len() as i64 + 1 + more.len() as i64;
+    exec(&mut db, format!("DELETE FROM audit WHERE chain_seq = {}", last - 2)).await;
+    assert_eq!(verify(store.clone()).await.broken.map(|b| b.0), Some(last - 1), "missing before it");
+    exec(&mut db, format!("DELETE FROM audit WHERE chain_seq >= {}", last - 1)).await;
+    let report = verify(store.clone()).await;
+    assert!(report.broken.as_ref().is_some_and(|b| b.3.contains("newest")), "{report:?}");
+}
+
+fn quoted(text: &Option<String>) -> String {
+    text.as_ref().map_or("NULL".to_string(), |t| format!("'{}'", t.replace('\'', "''")))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_chain_finds_tampering_on_sqlite() {
+    the_audit_chain_finds_tampering(&temp_sqlite("chain")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_chain_finds_tampering_on_postgres() {
+    let db = PostgresDb::create().await;
+    the_audit_chain_finds_tampering(&db.url).await;
+}
+
+async fn exec(db: &mut sqlx::AnyConnection, q: String) {
+    sqlx::query(sqlx::AssertSqlSafe(q)).execute(db).await.unwrap();
 }
