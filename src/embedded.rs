@@ -133,6 +133,7 @@ pub async fn serve_with(
         command_wait: Duration::from_secs(5),
         group_id: "demo".to_string(),
         local_engine: Some(engine),
+        secure_cookies: false,
     };
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;

@@ -321,6 +321,8 @@ async fn tokens_command(command: TokensCommand, config: callahead::config::Confi
         }
         TokensCommand::Revoke { name, .. } => {
             let n = store.revoke_tokens(&name).await?;
+            let sessions = store.end_sessions_of(&name).await?;
+            println!("ended {sessions} console session(s) of {name}");
             store
                 .audit_access("token_revoked", &operator(), "admin", format!("{n} token(s) of {name}"))
                 .await?;

@@ -59,6 +59,8 @@ pub struct ApiState {
     /// In the embedded mode, the engine itself (customers' live state); in `serve`, state is
     /// read from the last checkpoint.
     pub local_engine: Option<Arc<Engine>>,
+    /// TLS terminates in front of the service (`http.hsts`): console cookies are `Secure`.
+    pub secure_cookies: bool,
 }
 
 /// Largest request body accepted (a rule file to validate is the largest thing sent).
@@ -76,7 +78,11 @@ pub fn ops_router(health: Health) -> Router {
 /// Everything: ops endpoints, the API, its document and the Swagger UI.
 pub fn router(health: Health, api: ApiState) -> Router {
     let metrics = api.metrics.clone();
-    let access = console::Access { store: api.store.clone(), limiter: api.limiter.clone() };
+    let access = console::Access {
+        store: api.store.clone(),
+        limiter: api.limiter.clone(),
+        secure: api.secure_cookies,
+    };
     let v1 = Router::new()
         .merge(tasks::routes())
         .merge(customers::routes())

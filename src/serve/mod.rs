@@ -174,6 +174,7 @@ pub async fn serve(config: Config) -> Result<()> {
         command_wait: Duration::from_millis(config.api.command_wait_ms),
         group_id: config.kafka.group_id.clone(),
         local_engine: None,
+        secure_cookies: config.http.hsts,
     };
     let keys: Arc<Vec<crate::outreach::links::LinkKey>> = Arc::new(
         config

@@ -25,6 +25,7 @@ mod commands;
 mod outbox;
 mod outreach;
 mod privacy;
+mod sessions;
 mod state_db;
 mod tasks;
 mod tokens;
@@ -35,6 +36,7 @@ pub use checkpoint::{PartitionCheckpoint, StoredCustomers, RESTORE_CHUNK};
 pub use outbox::{ActionRow, OutboxRow};
 pub use outreach::{LinkRow, OutreachJob};
 pub use privacy::{Purged, Retention};
+pub use sessions::SessionRow;
 pub use tasks::{Cursor, Page, RuleOutcomes, TaskFilter, TaskRow};
 pub use tokens::TokenRow;
 
@@ -230,6 +232,18 @@ const MIGRATIONS: &[(i64, &str)] = &[
     CREATE INDEX IF NOT EXISTS audit_unsealed ON audit (chain_seq, at_ms);
     CREATE TABLE IF NOT EXISTS audit_chain (id BIGINT PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL);
     INSERT INTO audit_chain (id, seq, hash) VALUES (1, 0, 'callahead-audit-chain-v1')",
+    ),
+    (
+        9,
+        // The console's own sessions (`sessions.rs`): only the id's hash is stored.
+        "CREATE TABLE IF NOT EXISTS console_sessions (
+        hash TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        last_ms BIGINT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS console_sessions_name ON console_sessions (name)",
     ),
 ];
 

@@ -191,6 +191,7 @@ await check('login with a token sets an HttpOnly, SameSite=Strict session cookie
   const cookies = await ana.context.cookies();
   const session = cookies.find((c) => c.name === 'cah_session');
   assert(session && session.httpOnly && session.sameSite === 'Strict', JSON.stringify(cookies));
+  assert(session.value !== TOKENS['fraud-agent'] && !session.value.startsWith('cah_'), 'an opaque session id, not the API token');
   const readable = await ana.page.evaluate(() => document.cookie);
   assert(!readable.includes('cah_session'), 'scripts cannot read the session');
 });
@@ -499,11 +500,16 @@ await check('the console speaks Russian when asked', async () => {
   assert((await ana.page.textContent('header')).includes('Выйти'), 'Russian labels');
 });
 
-await check('logout ends the session', async () => {
+await check('logout ends the session, server-side', async () => {
   await ana.page.goto(`${BASE}/console/queue`);
+  const before = (await ana.context.cookies()).find((c) => c.name === 'cah_session');
   await Promise.all([ana.page.waitForURL(/\/console\/login/), ana.page.click('form[action="/console/logout"] button')]);
   await ana.page.goto(`${BASE}/console/queue`);
   assert(ana.page.url().endsWith('/console/login'), 'logged out');
+  // The old cookie, put back (a copy someone kept), is worth nothing now.
+  await ana.context.addCookies([before]);
+  await ana.page.goto(`${BASE}/console/queue`);
+  assert(ana.page.url().endsWith('/console/login'), 'a copied session cookie still worked after logout');
 });
 
 await check('at scale: the queue and a task page with 10,000 open tasks', async () => {

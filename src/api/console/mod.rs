@@ -64,6 +64,40 @@ pub struct Console {
 pub struct Access {
     pub store: crate::store::TaskStore,
     pub limiter: Arc<crate::api::auth::FailureLimiter>,
+    /// TLS terminates in front (`http.hsts`): the session cookie is `Secure` with the
+    /// `__Host-` prefix.
+    pub secure: bool,
+}
+
+/// A console session ends after this long without a request.
+pub const SESSION_IDLE_MS: i64 = 30 * 60 * 1000;
+
+impl Access {
+    /// The session cookie's name: `__Host-` prefixed (Secure, host-only, path /) behind TLS.
+    fn cookie_name(&self) -> &'static str {
+        if self.secure {
+            "__Host-cah_session"
+        } else {
+            COOKIE
+        }
+    }
+
+    /// The session cookie's attributes (value `value`, lifetime `max_age` seconds).
+    fn session_cookie(&self, value: &str, max_age: u64) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!(
+            "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}",
+            self.cookie_name()
+        )
+    }
+}
+
+/// The stored form of a session id.
+fn session_hash(id: &str) -> String {
+    Sha256::digest(format!("callahead-console-session\0{id}").as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl Access {
@@ -117,9 +151,9 @@ fn html(status: StatusCode, body: String) -> Response {
     secured((status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response())
 }
 
-/// The CSRF token of a session: derived from its API token, so any instance can check it.
-pub fn csrf_of(token: &str) -> String {
-    let digest = Sha256::digest(format!("callahead-console-csrf\0{token}").as_bytes());
+/// The CSRF token of a session: derived from its id, so any instance can check it.
+pub fn csrf_of(id: &str) -> String {
+    let digest = Sha256::digest(format!("callahead-console-csrf\0{id}").as_bytes());
     digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
@@ -135,10 +169,10 @@ fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .map(|(_, v)| v)
 }
 
-/// A logged-in agent: the token (from the cookie), who they are, their language.
+/// A logged-in agent: the session's opaque id (from the cookie), who they are, their language.
 #[derive(Debug, Clone)]
 pub struct Session {
-    pub token: String,
+    pub id: String,
     pub name: String,
     pub role: String,
     pub queues: Vec<String>,
@@ -168,7 +202,8 @@ fn language(headers: &HeaderMap) -> &'static str {
 }
 
 impl Console {
-    /// Calls the API in-process with the session's token: (status, JSON body).
+    /// Calls the API in-process as the session's holder (a `ConsoleCaller` in the request's
+    /// extensions, which only in-process calls can set): (status, JSON body).
     pub async fn call(
         &self,
         session: &Session,
@@ -176,10 +211,7 @@ impl Console {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> (StatusCode, serde_json::Value) {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::AUTHORIZATION, format!("Bearer {}", session.token));
+        let mut request = Request::builder().method(method).uri(path);
         if body.is_some() {
             request = request.header(header::CONTENT_TYPE, "application/json");
         }
@@ -187,6 +219,10 @@ impl Console {
         let mut request = request.body(body).expect("a valid request");
         if let Some(client) = session.client {
             request.extensions_mut().insert(client);
+        }
+        if let Some(role) = crate::command::Role::parse(&session.role) {
+            let principal = crate::api::auth::Principal { name: session.name.clone(), role };
+            request.extensions_mut().insert(crate::api::auth::ConsoleCaller(principal));
         }
         let response = match self.api.clone().oneshot(request).await {
             Ok(r) => r,
@@ -197,48 +233,69 @@ impl Console {
         (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
     }
 
-    /// The session of a request, checked against the API (`/api/v1/me`); `None` if there is no
-    /// valid one (the page then redirects to the login).
+    /// The session of a request: the cookie's id, found (by its hash) in the store, neither
+    /// idle past [`SESSION_IDLE_MS`] nor older than [`SESSION_SECONDS`]; `None` otherwise (the
+    /// page then redirects to the login).
     pub async fn session(
         &self,
         headers: &HeaderMap,
         client: Option<ConnectInfo<std::net::SocketAddr>>,
     ) -> Option<Session> {
-        let token = cookie(headers, COOKIE)?.to_string();
-        self.session_for(token, headers, client).await.ok()
-    }
-
-    /// The session of an API token, as `/api/v1/me` describes its holder; the API's status when
-    /// it refuses the token.
-    async fn session_for(
-        &self,
-        token: String,
-        headers: &HeaderMap,
-        client: Option<ConnectInfo<std::net::SocketAddr>>,
-    ) -> Result<Session, StatusCode> {
-        let mut session = Session {
-            csrf: csrf_of(&token),
-            token,
-            name: String::new(),
-            role: String::new(),
-            queues: Vec::new(),
+        let id = cookie(headers, self.access.cookie_name())?.to_string();
+        let hash = session_hash(&id);
+        let row = self.access.store.session(&hash).await.ok()??;
+        let now = crate::api::now().0;
+        if now - row.last_ms > SESSION_IDLE_MS || now - row.created_ms > SESSION_SECONDS as i64 * 1000 {
+            let _ = self.access.store.end_session(&hash).await;
+            return None;
+        }
+        if now - row.last_ms > 60_000 {
+            let _ = self.access.store.touch_session(&hash, now).await;
+        }
+        let role = crate::command::Role::parse(&row.role)?;
+        let queues = crate::api::auth::Principal { name: row.name.clone(), role }
+            .queues()
+            .iter()
+            .map(|q| q.as_str().to_string())
+            .collect();
+        Some(Session {
+            csrf: csrf_of(&id),
+            id,
+            name: row.name,
+            role: row.role,
+            queues,
             lang: language(headers),
             client,
+        })
+    }
+
+    /// Who holds an API token, as `/api/v1/me` says; the API's status when it refuses it.
+    async fn holder_of(
+        &self,
+        token: &str,
+        client: Option<ConnectInfo<std::net::SocketAddr>>,
+    ) -> Result<(String, String), StatusCode> {
+        let mut request = Request::builder()
+            .method(Method::GET)
+            .uri("/api/v1/me")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .expect("a valid request");
+        if let Some(client) = client {
+            request.extensions_mut().insert(client);
+        }
+        let response = match self.api.clone().oneshot(request).await {
+            Ok(r) => r,
+            Err(never) => match never {},
         };
-        let (status, me) = self.call(&session, Method::GET, "/api/v1/me", None).await;
+        let status = response.status();
         if status != StatusCode::OK {
             return Err(status);
         }
-        session.name = me["name"].as_str().unwrap_or_default().to_string();
-        session.role = me["role"].as_str().unwrap_or_default().to_string();
-        session.queues = me["queues"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|q| q.as_str())
-            .map(str::to_string)
-            .collect();
-        Ok(session)
+        let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
+        let me: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let text = |k: &str| me[k].as_str().unwrap_or_default().to_string();
+        Ok((text("name"), text("role")))
     }
 
     /// Renders a template with the session's words and language.
@@ -340,8 +397,8 @@ async fn login(
         return secured(Redirect::to("/console/login?error=bad_token").into_response());
     }
     let ip = c.access.client(client, &headers);
-    let session = match c.session_for(token.clone(), &headers, client).await {
-        Ok(s) => s,
+    let (name, role) = match c.holder_of(&token, client).await {
+        Ok(holder) => holder,
         Err(status) => {
             let why = if status == StatusCode::TOO_MANY_REQUESTS { "too_many" } else { "bad_token" };
             c.access.store.audit_access_later(
@@ -353,17 +410,20 @@ async fn login(
             return secured(Redirect::to(&format!("/console/login?error={why}")).into_response());
         }
     };
+    // A session of our own: an opaque random id in the cookie (never the API token), its hash
+    // in the store.
+    let id = format!("{}{}", crate::outreach::links::nonce(), crate::outreach::links::nonce());
+    if c.access.store.create_session(&session_hash(&id), &name, &role, crate::api::now().0).await.is_err() {
+        return secured(Redirect::to("/console/login?error=unavailable").into_response());
+    }
     c.access.store.audit_access_later(
         "login",
-        session.name.clone(),
-        session.role.clone(),
-        format!("console login from {ip}"),
+        name,
+        role,
+        format!("console login from {ip}; session started"),
     );
     let mut response = Redirect::to("/console/queue").into_response();
-    set_cookie(
-        &mut response,
-        &format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECONDS}"),
-    );
+    set_cookie(&mut response, &c.access.session_cookie(&id, SESSION_SECONDS));
     secured(response)
 }
 
@@ -386,15 +446,17 @@ async fn logout(
             return forbidden_csrf(&c, &s);
         }
         let ip = c.access.client(client, &headers);
+        // Ended here, server-side: the cookie's id is worth nothing from now on.
+        let _ = c.access.store.end_session(&session_hash(&s.id)).await;
         c.access.store.audit_access_later(
             "logout",
             s.name.clone(),
             s.role.clone(),
-            format!("console logout from {ip}"),
+            format!("console logout from {ip}; session ended"),
         );
     }
     let mut response = Redirect::to("/console/login").into_response();
-    set_cookie(&mut response, &format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"));
+    set_cookie(&mut response, &c.access.session_cookie("", 0));
     secured(response)
 }
 
