@@ -108,7 +108,7 @@ pub async fn serve_with(
         ("auditor", Role::Auditor),
     ] {
         let (token, hash) = auth::new_token();
-        store.add_token(&hash, name, role.as_str(), &now).await?;
+        store.add_token(&hash, name, role.as_str(), &now, None).await?;
         issued.push(IssuedToken { name: name.to_string(), role, token });
     }
     let metrics = Arc::new(Metrics::new());

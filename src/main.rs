@@ -197,6 +197,9 @@ enum TokensCommand {
         /// Who holds it (shown in the audit trail as the actor).
         #[arg(long)]
         name: String,
+        /// How long it works (`90d`, `12h`; `never` for none).
+        #[arg(long, default_value = "90d")]
+        expires_in: String,
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -293,7 +296,19 @@ async fn tokens_command(command: TokensCommand, config: callahead::config::Confi
     use callahead::command::Role;
     let store = callahead::store::TaskStore::connect(&config.store.url).await?;
     match command {
-        TokensCommand::Create { role, name, .. } => {
+        TokensCommand::Create { role, name, expires_in, .. } => {
+            let expires_ms = match expires_in.as_str() {
+                "never" => None,
+                text => {
+                    match callahead::time::Span::parse(text) {
+                        Ok(span) if span.0 > 0 => Some(callahead::api::now().0 + span.0),
+                        _ => {
+                            eprintln!("error: --expires-in `{text}` is not a duration such as 90d or 12h, or `never`");
+                            return Ok(ExitCode::from(2));
+                        }
+                    }
+                }
+            };
             let Some(role) = Role::parse(&role).filter(|r| Role::TOKEN_ROLES.contains(r)) else {
                 eprintln!(
                     "error: `{role}` is not a role: fraud_agent, care_agent, supervisor, admin or auditor"
@@ -306,7 +321,7 @@ async fn tokens_command(command: TokensCommand, config: callahead::config::Confi
             }
             let (token, hash) = callahead::api::auth::new_token();
             let now = callahead::api::now().to_string();
-            store.add_token(&hash, &name, role.as_str(), &now).await?;
+            store.add_token(&hash, &name, role.as_str(), &now, expires_ms).await?;
             store
                 .audit_access(
                     "token_created",

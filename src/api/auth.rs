@@ -218,6 +218,9 @@ pub async fn authenticate(state: &ApiState, token: &str) -> Result<Option<Princi
     if row.revoked || !bool::from(row.hash.as_bytes().ct_eq(hash.as_bytes())) {
         return Ok(None);
     }
+    if row.expires_ms.is_some_and(|at| at <= super::now().0) {
+        return Ok(None); // expired: as unknown as a revoked one
+    }
     Ok(Role::parse(&row.role).map(|role| Principal { name: row.name, role }))
 }
 

@@ -16,6 +16,7 @@ mod openapi;
 pub mod problem;
 mod rules;
 mod tasks;
+mod tokens;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -87,6 +88,7 @@ pub fn router(health: Health, api: ApiState) -> Router {
         .merge(tasks::routes())
         .merge(customers::routes())
         .merge(rules::routes())
+        .merge(tokens::routes())
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(api)
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -7,7 +7,7 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{customers, problem, rules, tasks};
+use super::{customers, problem, rules, tasks, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,7 +17,7 @@ use super::{customers, problem, rules, tasks};
         tasks::claim_doc, tasks::release_doc, tasks::contacted_doc, tasks::resolve_doc, tasks::note_doc,
         tasks::reassign_doc, tasks::reopen_doc, tasks::snooze_doc, tasks::block_card_doc,
         tasks::next, tasks::command_result, tasks::audit_of_actor, tasks::me,
-        customers::customer, customers::erase, customers::export, rules::list_rules, rules::validate,
+        customers::customer, customers::erase, customers::export, tokens::create, tokens::list, tokens::rotate, tokens::revoke, rules::list_rules, rules::validate,
     ),
     components(schemas(problem::Problem)),
     modifiers(&Bearer, &TooManyFailures),

@@ -245,6 +245,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
     );
     CREATE INDEX IF NOT EXISTS console_sessions_name ON console_sessions (name)",
     ),
+    (
+        10,
+        // Stored API tokens expire (NULL: never, for tokens from before).
+        "ALTER TABLE api_tokens ADD COLUMN expires_ms BIGINT",
+    ),
 ];
 
 /// Longest wait for one store operation: a database that stops answering (a network partition,

@@ -14,6 +14,8 @@ pub struct TokenRow {
     pub role: String,
     pub created_at: String,
     pub revoked: bool,
+    /// When it stops working (milliseconds since the epoch); `None`: never.
+    pub expires_ms: Option<i64>,
 }
 
 impl TaskStore {
@@ -24,15 +26,17 @@ impl TaskStore {
         name: &str,
         role: &str,
         created_at: &str,
+        expires_ms: Option<i64>,
     ) -> Result<(), StoreError> {
         bounded("adding a token", async {
             sqlx::query(
-                "INSERT INTO api_tokens (hash, name, role, created_at, revoked) VALUES ($1, $2, $3, $4, 0)",
+                "INSERT INTO api_tokens (hash, name, role, created_at, revoked, expires_ms) VALUES ($1, $2, $3, $4, 0, $5)",
             )
             .bind(hash)
             .bind(name)
             .bind(role)
             .bind(created_at)
+            .bind(expires_ms)
             .execute(&self.pool)
             .await?;
             Ok(())
@@ -43,11 +47,12 @@ impl TaskStore {
     /// The token with this hash, if any (revoked ones too: the caller refuses them).
     pub async fn token(&self, hash: &str) -> Result<Option<TokenRow>, StoreError> {
         bounded("reading a token", async {
-            let row =
-                sqlx::query("SELECT hash, name, role, created_at, revoked FROM api_tokens WHERE hash = $1")
-                    .bind(hash)
-                    .fetch_optional(&self.pool)
-                    .await?;
+            let row = sqlx::query(
+                "SELECT hash, name, role, created_at, revoked, expires_ms FROM api_tokens WHERE hash = $1",
+            )
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
             Ok(row
                 .map(|r| -> Result<TokenRow, sqlx::Error> {
                     Ok(TokenRow {
@@ -56,9 +61,35 @@ impl TaskStore {
                         role: r.try_get(2)?,
                         created_at: r.try_get(3)?,
                         revoked: r.try_get::<i64, _>(4)? != 0,
+                        expires_ms: r.try_get(5)?,
                     })
                 })
                 .transpose()?)
+        })
+        .await
+    }
+
+    /// Every stored token (hashes included: the caller shows none of them), newest first.
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+        bounded("listing tokens", async {
+            let rows = sqlx::query(
+                "SELECT hash, name, role, created_at, revoked, expires_ms FROM api_tokens ORDER BY created_at DESC",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(TokenRow {
+                        hash: r.try_get(0)?,
+                        name: r.try_get(1)?,
+                        role: r.try_get(2)?,
+                        created_at: r.try_get(3)?,
+                        revoked: r.try_get::<i64, _>(4)? != 0,
+                        expires_ms: r.try_get(5)?,
+                    })
+                })
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(StoreError::Query)
         })
         .await
     }

@@ -329,6 +329,41 @@ fn claim_race(d: &Demo) {
     assert_eq!(loser.1["holder"], winner, "the 409 names who holds it");
 }
 
+/// Admins manage machine tokens through the API: created with an expiry and shown once, listed
+/// without secrets, rotated (the old one stops, the new one works), revoked, expired; others may
+/// not; every change is audited.
+fn tokens_are_managed_through_the_api(d: &Demo) {
+    let bot = r#"{"name":"ingest-bot","role":"auditor","expires_in":"2s"}"#;
+    assert_eq!(d.call(Some("supervisor"), "POST", "/api/v1/tokens", Some(bot)).0, 403, "admins only");
+    let (status, created) = d.call(Some("admin"), "POST", "/api/v1/tokens", Some(bot));
+    assert_eq!(status, 200, "{created}");
+    let first = created["token"].as_str().unwrap().to_string();
+    let me = |token: &str| http(&d.address, "GET", "/api/v1/me", Some(token), None).0;
+    assert_eq!(me(&first), 200);
+    let (_, listed) = d.call(Some("admin"), "GET", "/api/v1/tokens", None);
+    assert!(listed.as_array().unwrap().iter().any(|t| t["name"] == "ingest-bot" && t["expired"] == false));
+    assert!(!listed.to_string().contains(&first) && !listed.to_string().contains("hash"), "{listed}");
+    std::thread::sleep(std::time::Duration::from_millis(2_500));
+    assert_eq!(me(&first), 401, "an expired token stops working");
+    let long = r#"{"name":"ingest-bot","role":"auditor","expires_in":"1d"}"#;
+    let second =
+        d.call(Some("admin"), "POST", "/api/v1/tokens", Some(long)).1["token"].as_str().unwrap().to_string();
+    let (status, rotated) =
+        d.call(Some("admin"), "POST", "/api/v1/tokens/ingest-bot/rotate?expires_in=7d", None);
+    assert_eq!(status, 200, "{rotated}");
+    let third = rotated["token"].as_str().unwrap().to_string();
+    assert_eq!((me(&second), me(&third)), (401, 200), "rotation: the old stops, the new works");
+    let (status, revoked) = d.call(Some("admin"), "POST", "/api/v1/tokens/ingest-bot/revoke", None);
+    assert_eq!((status, revoked["revoked"].as_u64()), (200, Some(1)));
+    assert_eq!(me(&third), 401);
+    let bad = r#"{"name":"x","role":"auditor","expires_in":"9999d"}"#;
+    assert_eq!(d.call(Some("admin"), "POST", "/api/v1/tokens", Some(bad)).0, 422);
+    let (_, audit) = d.call(Some("supervisor"), "GET", "/api/v1/audit?actor=admin", None);
+    let actions: Vec<&str> = audit.as_array().unwrap().iter().filter_map(|a| a["action"].as_str()).collect();
+    assert!(actions.contains(&"token_created") && actions.contains(&"token_revoked"), "{actions:?}");
+    assert!(!audit.to_string().contains(&third), "no token in the audit");
+}
+
 fn auth_failures_are_limited(d: &Demo) {
     let mut last = 0;
     for _ in 0..12 {
@@ -375,6 +410,7 @@ fn every_endpoint_and_role_on_sqlite() {
     assert_eq!(s, 200);
     assert!(doc["paths"]["/api/v1/tasks/{id}/claim"]["post"].is_object(), "{doc}");
     assert_eq!(http(&d.address, "GET", "/docs/", None, None).0, 200);
+    tokens_are_managed_through_the_api(&d);
     auth_failures_are_limited(&d);
 }
 
