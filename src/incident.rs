@@ -19,8 +19,7 @@ use crate::rules::playbook::{Compensation, Playbook};
 use crate::rules::Rule;
 use crate::state::{CustomerState, HistoryItem};
 use crate::task::{
-    AuditView, ChangeKind, HistoryLine, Procedure, SignalRecord, Task, TaskChange, TaskContext, TaskStatus,
-    TaskSummary, Workflow,
+    AuditView, ChangeKind, HistoryLine, Procedure, SignalRecord, Task, TaskChange, TaskSummary,
 };
 use crate::time::{Timestamp, HOUR, MINUTE};
 use crate::vocab::{Queue, Severity};
@@ -251,36 +250,9 @@ pub fn reported_task(
 }
 
 fn new_task(customer_id: &str, queue: Queue, number: u32, at: Timestamp) -> Task {
-    Task {
-        id: task_id(customer_id, queue, number),
-        version: 0,
-        customer_id: customer_id.to_string(),
-        queue,
-        rules: Vec::new(),
-        priority: 4,
-        status: TaskStatus::Open,
-        outcome: None,
-        opened_at: at,
-        updated_at: at,
-        due_at: due_at(4, at),
-        title: String::new(),
-        explanation: String::new(),
-        money_at_risk_eur: 0.0,
-        signals: Vec::new(),
-        context: TaskContext {
-            profile_known: false,
-            profile: None,
-            language: "en".to_string(),
-            events: Vec::new(),
-            recent_history: Vec::new(),
-            earlier_tasks: Vec::new(),
-            actions: Vec::new(),
-            script: String::new(),
-            procedure: None,
-            open_in_other_queue: Vec::new(),
-        },
-        work: Workflow::default(),
-    }
+    let mut task = Task::blank(task_id(customer_id, queue, number), customer_id, queue, at);
+    task.due_at = due_at(4, at);
+    task
 }
 
 /// The customer's language, `en` without a profile.

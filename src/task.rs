@@ -441,26 +441,18 @@ pub struct TaskChange {
     pub actions: Vec<CardAction>,
 }
 
-impl TaskChange {
-    /// The erasure of a customer, in order with the batch's task changes: a marker whose task
-    /// carries only the customer id (`id` is empty; the engine lists the open tasks it erased in
-    /// `context.earlier_tasks`, for the open-task gauges), and the audit record of who erased them
-    /// (its `task_id` names the erasure by a hash of the customer id, never the id).
-    pub fn erasure(
-        customer_id: &str,
-        actor: &str,
-        role: &str,
-        command_id: &str,
-        at: Timestamp,
-    ) -> TaskChange {
-        let task = Task {
-            id: String::new(),
+impl Task {
+    /// A task with nothing in it yet: version 0, open, priority 4, due at `at`, no signals, an
+    /// English context without a profile.
+    pub fn blank(id: String, customer_id: &str, queue: Queue, at: Timestamp) -> Task {
+        Task {
+            id,
             version: 0,
             customer_id: customer_id.to_string(),
-            queue: Queue::Fraud,
+            queue,
             rules: Vec::new(),
             priority: 4,
-            status: TaskStatus::Resolved,
+            status: TaskStatus::Open,
             outcome: None,
             opened_at: at,
             updated_at: at,
@@ -482,7 +474,24 @@ impl TaskChange {
                 open_in_other_queue: Vec::new(),
             },
             work: Workflow::default(),
-        };
+        }
+    }
+}
+
+impl TaskChange {
+    /// The erasure of a customer, in order with the batch's task changes: a marker whose task
+    /// carries only the customer id (`id` is empty; the engine lists the open tasks it erased in
+    /// `context.earlier_tasks`, for the open-task gauges), and the audit record of who erased them
+    /// (its `task_id` names the erasure by a hash of the customer id, never the id).
+    pub fn erasure(
+        customer_id: &str,
+        actor: &str,
+        role: &str,
+        command_id: &str,
+        at: Timestamp,
+    ) -> TaskChange {
+        let mut task = Task::blank(String::new(), customer_id, Queue::Fraud, at);
+        task.status = TaskStatus::Resolved;
         let audit = AuditRecord {
             task_id: erasure_key(customer_id),
             // One record per erasure (a customer who came back may be erased again).

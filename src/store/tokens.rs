@@ -18,6 +18,18 @@ pub struct TokenRow {
     pub expires_ms: Option<i64>,
 }
 
+/// A row of `hash, name, role, created_at, revoked, expires_ms`.
+fn token_row(r: &sqlx::any::AnyRow) -> Result<TokenRow, sqlx::Error> {
+    Ok(TokenRow {
+        hash: r.try_get(0)?,
+        name: r.try_get(1)?,
+        role: r.try_get(2)?,
+        created_at: r.try_get(3)?,
+        revoked: r.try_get::<i64, _>(4)? != 0,
+        expires_ms: r.try_get(5)?,
+    })
+}
+
 impl TaskStore {
     /// Stores a new token's hash.
     pub async fn add_token(
@@ -53,18 +65,7 @@ impl TaskStore {
             .bind(hash)
             .fetch_optional(&self.pool)
             .await?;
-            Ok(row
-                .map(|r| -> Result<TokenRow, sqlx::Error> {
-                    Ok(TokenRow {
-                        hash: r.try_get(0)?,
-                        name: r.try_get(1)?,
-                        role: r.try_get(2)?,
-                        created_at: r.try_get(3)?,
-                        revoked: r.try_get::<i64, _>(4)? != 0,
-                        expires_ms: r.try_get(5)?,
-                    })
-                })
-                .transpose()?)
+            Ok(row.as_ref().map(token_row).transpose()?)
         })
         .await
     }
@@ -77,19 +78,7 @@ impl TaskStore {
             )
             .fetch_all(&self.pool)
             .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(TokenRow {
-                        hash: r.try_get(0)?,
-                        name: r.try_get(1)?,
-                        role: r.try_get(2)?,
-                        created_at: r.try_get(3)?,
-                        revoked: r.try_get::<i64, _>(4)? != 0,
-                        expires_ms: r.try_get(5)?,
-                    })
-                })
-                .collect::<Result<_, sqlx::Error>>()
-                .map_err(StoreError::Query)
+            rows.iter().map(token_row).collect::<Result<_, sqlx::Error>>().map_err(StoreError::Query)
         })
         .await
     }
