@@ -152,8 +152,9 @@ pub fn now() -> crate::time::Timestamp {
 /// slow handler does not hold connections for ever.
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Serves `router` on `listener` with client addresses (for the auth failure limit), every
-/// request bounded by [`REQUEST_TIMEOUT`], and with `hsts` the `Strict-Transport-Security`
+/// Serves `router` on `listener` (HTTP/1.1) with client addresses (for the auth failure limit),
+/// a request's header bounded by [`HEADER_READ_TIMEOUT`], every request bounded by
+/// [`REQUEST_TIMEOUT`], and with `hsts` the `Strict-Transport-Security`
 /// header on every answer (set it where TLS terminates in front of the service).
 pub async fn serve_http(
     listener: tokio::net::TcpListener,
@@ -162,8 +163,36 @@ pub async fn serve_http(
 ) -> std::io::Result<()> {
     let router = router
         .layer(axum::middleware::from_fn(move |request: Request, next: Next| guard(request, next, hsts)));
-    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors, a reset before accept: wait a moment, keep serving.
+                tracing::warn!(error = %e, "cannot accept a connection");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let app = router.clone();
+        let service =
+            hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                let app = app.clone();
+                async move {
+                    use tower::ServiceExt;
+                    app.oneshot(request.map(axum::body::Body::new)).await
+                }
+            });
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+            let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+        });
+    }
 }
+
+/// Longest a client may take to send a request's header (a slow-loris client is cut off).
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The request timeout and the HSTS header.
 async fn guard(request: Request, next: Next, hsts: bool) -> Response {

@@ -660,6 +660,24 @@ async fn customer_pages_have_a_listener_of_their_own() {
     let (status, _, body) = get(&service.http, "/r/k1.AAAA.BBBB");
     assert_eq!(status, 404);
     assert!(!body.contains("This link is not valid"), "no pages on the internal listener: {body}");
+
+    // A client that never finishes its request's header is cut off (slow loris), on both.
+    for address in [&public, &service.http] {
+        use std::io::{Read, Write};
+        let mut slow = std::net::TcpStream::connect(address.as_str()).unwrap();
+        slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
+        slow.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let started = Instant::now();
+        let mut answer = Vec::new();
+        let _ = slow.read_to_end(&mut answer);
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(9) && waited < Duration::from_secs(18),
+            "{address}: the connection ended after {waited:?}"
+        );
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
 }
 
 /// The task store's link to PostgreSQL is encrypted and the server verified: against a server
