@@ -468,9 +468,8 @@ impl Config {
         if !["starttls", "tls", "none"].contains(&o.smtp_tls.as_str()) {
             p.push(format!("outreach.smtp_tls: `{}` is not starttls, tls or none", o.smtp_tls));
         }
-        let loopback = o.smtp_host == "localhost"
-            || o.smtp_host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-        if o.smtp_tls == "none" && o.mail_dir.is_empty() && !loopback && !o.smtp_allow_plain {
+        if o.smtp_tls == "none" && o.mail_dir.is_empty() && !is_this_host(&o.smtp_host) && !o.smtp_allow_plain
+        {
             p.push(format!(
                 "outreach.smtp_tls: `none` to `{}`, which is not this host, would send customers' addresses \
                  and answer links in clear: use starttls or tls (or set outreach.smtp_allow_plain = true on purpose)",
@@ -529,6 +528,12 @@ impl Config {
         }
         p
     }
+}
+
+/// True if `host` names this machine (`localhost` or a loopback address): a link to it does not
+/// cross the network, so it may go without TLS.
+pub fn is_this_host(host: &str) -> bool {
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Applies `CALLAHEAD_<SECTION>_<KEY>` variables onto the table.

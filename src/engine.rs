@@ -233,10 +233,7 @@ impl Engine {
             state.apply_late(event, &self.state.interner, self.config.allowed_lateness);
             evaluate(rules, on, Phase::AfterApply, Some(event), event.ts, state, &mut firings, &mut out.hits);
             track_absences(rules, event, state);
-            if !firings.is_empty()
-                && firings.iter().any(|f| f.rule.queue == Queue::Fraud)
-                && customer_vouched(state, event)
-            {
+            if firings.iter().any(|f| f.rule.queue == Queue::Fraud) && customer_vouched(state, event) {
                 firings.retain(|f| f.rule.queue != Queue::Fraud);
             }
             if !firings.is_empty() {

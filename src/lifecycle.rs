@@ -550,40 +550,18 @@ mod tests {
     use super::*;
     use crate::command::Actor;
     use crate::incident::task_id;
-    use crate::task::{ContactChannel, Outcome, Workflow};
+    use crate::task::{ContactChannel, Outcome};
     use crate::time::{Timestamp, HOUR};
 
     fn task(queue: Queue, number: u32) -> Task {
-        Task {
-            id: task_id("c1", queue, number),
-            version: 1,
-            customer_id: "c1".into(),
-            queue,
-            rules: vec!["r".into()],
-            priority: 2,
-            status: TaskStatus::Open,
-            outcome: None,
-            opened_at: Timestamp(0),
-            updated_at: Timestamp(0),
-            due_at: Timestamp(2 * HOUR),
-            title: "t".into(),
-            explanation: "e".into(),
-            money_at_risk_eur: 0.0,
-            signals: Vec::new(),
-            context: crate::task::TaskContext {
-                profile_known: false,
-                profile: None,
-                language: "en".into(),
-                events: Vec::new(),
-                recent_history: Vec::new(),
-                earlier_tasks: Vec::new(),
-                actions: Vec::new(),
-                script: String::new(),
-                procedure: None,
-                open_in_other_queue: Vec::new(),
-            },
-            work: Workflow::default(),
-        }
+        let mut t = Task::blank(task_id("c1", queue, number), "c1", queue, Timestamp(0));
+        t.version = 1;
+        t.rules = vec!["r".into()];
+        t.priority = 2;
+        t.due_at = Timestamp(2 * HOUR);
+        t.title = "t".into();
+        t.explanation = "e".into();
+        t
     }
 
     fn incidents() -> CustomerIncidents {

@@ -276,7 +276,7 @@ impl Durable {
         self.publish_dead_letters(&batch.dead).await;
         if !batch.refused.is_empty() {
             let mut backoff = Backoff::new();
-            while let Err(e) = self.store.audit_refusals(&batch.refused).await {
+            while let Err(e) = self.store.append_audits(&batch.refused).await {
                 self.metrics.store_errors.inc();
                 warn!(error = %e, "cannot audit refused commands; retrying");
                 backoff.wait().await;

@@ -77,8 +77,9 @@ impl TaskStore {
         Ok(())
     }
 
-    /// Appends audit records that belong to no task (commands refused for their signature).
-    pub async fn audit_refusals(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+    /// Appends audit records that belong to no task version (commands refused for their
+    /// signature, access events).
+    pub async fn append_audits(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
         super::bounded("auditing refused commands", async {
             let mut tx = self.pool.begin().await?;
             self.insert_audits(&mut tx, &records.iter().collect::<Vec<_>>()).await?;
@@ -113,7 +114,7 @@ impl TaskStore {
             before: None,
             after: crate::task::AuditView::nothing(),
         };
-        self.audit_refusals(std::slice::from_ref(&record)).await
+        self.append_audits(std::slice::from_ref(&record)).await
     }
 
     /// The same, in the background: a failed write is logged, never in the caller's way.

@@ -111,6 +111,34 @@ struct Sealable {
     after: String,
 }
 
+impl Sealable {
+    /// The row's content hash, from what it holds now.
+    fn content_hash(&self) -> String {
+        content_hash(self.reason.as_deref(), self.before.as_deref(), &self.after)
+    }
+
+    /// The row's chain hash at place `seq` after `prev`, with content hash `content`.
+    fn chain_hash(&self, prev: &str, seq: i64, content: &str) -> String {
+        chain_hash(
+            prev,
+            seq,
+            &self.task_id,
+            self.version,
+            self.at_ms,
+            &self.actor,
+            &self.role,
+            &self.action,
+            self.command_id.as_deref(),
+            content,
+        )
+    }
+
+    /// True if an erasure replaced the row's content.
+    fn erased(&self) -> bool {
+        erased(self.reason.as_deref(), self.before.as_deref(), &self.after)
+    }
+}
+
 fn sealable(r: &AnyRow) -> Result<Sealable, sqlx::Error> {
     Ok(Sealable {
         task_id: r.try_get(0)?,
@@ -145,19 +173,8 @@ impl TaskStore {
             for r in &rows {
                 let r = sealable(r)?;
                 seq += 1;
-                let content = content_hash(r.reason.as_deref(), r.before.as_deref(), &r.after);
-                let hash = chain_hash(
-                    &prev,
-                    seq,
-                    &r.task_id,
-                    r.version,
-                    r.at_ms,
-                    &r.actor,
-                    &r.role,
-                    &r.action,
-                    r.command_id.as_deref(),
-                    &content,
-                );
+                let content = r.content_hash();
+                let hash = r.chain_hash(&prev, seq, &content);
                 sqlx::query(
                     "UPDATE audit SET chain_seq = $3, prev_hash = $4, content_hash = $5, chain_hash = $6
                      WHERE task_id = $1 AND version = $2",
@@ -216,25 +233,13 @@ impl TaskStore {
                 fail("the row does not link to the one before");
                 break;
             }
-            if erased(r.reason.as_deref(), r.before.as_deref(), &r.after) {
+            if r.erased() {
                 report.erased += 1;
-            } else if content_hash(r.reason.as_deref(), r.before.as_deref(), &r.after) != content {
+            } else if r.content_hash() != content {
                 fail("the row's reason, before or after was changed");
                 break;
             }
-            let again = chain_hash(
-                &prev,
-                seq,
-                &r.task_id,
-                r.version,
-                r.at_ms,
-                &r.actor,
-                &r.role,
-                &r.action,
-                r.command_id.as_deref(),
-                &content,
-            );
-            if again != hash {
+            if r.chain_hash(&prev, seq, &content) != hash {
                 fail("the row's identity fields (task, version, time, actor, role, action) were changed");
                 break;
             }

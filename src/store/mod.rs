@@ -356,10 +356,8 @@ pub fn with_tls_default(url: &str) -> String {
     } else {
         hostport.split(':').next().unwrap_or("")
     };
-    let local = host.is_empty()
-        || host == "localhost"
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    if local {
+    // An empty host is a Unix socket: this machine too.
+    if host.is_empty() || crate::config::is_this_host(host) {
         return url.to_string();
     }
     let separator = if url.contains('?') { '&' } else { '?' };
